@@ -1,0 +1,370 @@
+//! [`RunContext`]: the one handle a konnector run gets.
+//!
+//! It hands out the account's fields and secrets, the HTTP client (with the
+//! manifest's host allow-list), the konnector's saved state, and the
+//! staging area: [`RunContext::save`] and [`RunContext::save_bill`] validate
+//! and stage documents and files, and nothing reaches the store until the
+//! run returns `Ok` (see [`crate::runner`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::doctypes::{Bill, Doctype, FileDoc, FileMetadata};
+use crate::error::{ErrorCode, KonnectorError, Result};
+use crate::http::{HttpClient, display_url};
+use crate::manifest::Manifest;
+use crate::secret::Secret;
+use crate::store::{DocStore, FileStore, StagedDoc, StagedFile};
+
+/// Progress of a run, for a progress bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Items done.
+    pub done: u64,
+    /// Items in all, when known.
+    pub total: Option<u64>,
+    /// What is being done.
+    pub message: String,
+}
+
+/// Receives progress reports.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// A file to save with a bill: where to download it and what it is.
+#[derive(Debug, Clone)]
+pub struct BillFile {
+    /// The file name (sanitized when saved).
+    pub name: String,
+    /// Where to download it (an allowed host).
+    pub url: String,
+    /// The MIME type the file must have, such as `application/pdf`.
+    pub mime: &'static str,
+    /// Metadata for the `io.cozy.files` document.
+    pub metadata: FileMetadata,
+}
+
+/// What one run staged and did, handed to the runner at the end.
+pub(crate) struct Staged {
+    pub docs: Vec<StagedDoc>,
+    pub files: Vec<StagedFile>,
+    pub state: serde_json::Value,
+    pub warnings: Vec<String>,
+    pub files_downloaded: u64,
+    pub files_reused: u64,
+}
+
+/// The account a run is for, as the context needs it.
+pub struct RunAccount {
+    /// The account id.
+    pub id: String,
+    /// The account's label.
+    pub label: String,
+    /// The non-secret fields.
+    pub fields: BTreeMap<String, String>,
+    /// The secret fields, opened.
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+/// The handle a konnector run works through.
+pub struct RunContext {
+    run_id: String,
+    account: RunAccount,
+    identifier: Option<String>,
+    manifest: Arc<Manifest>,
+    base_url: Url,
+    http: HttpClient,
+    store: Arc<dyn DocStore>,
+    files: FileStore,
+    account_dir: String,
+    docs: Vec<StagedDoc>,
+    doc_index: HashMap<(&'static str, String), usize>,
+    staged_files: Vec<StagedFile>,
+    state: serde_json::Value,
+    warnings: Vec<String>,
+    progress: Option<ProgressFn>,
+    files_downloaded: u64,
+    files_reused: u64,
+}
+
+/// Everything [`RunContext::new`] needs.
+pub struct ContextParts {
+    /// The run's id.
+    pub run_id: String,
+    /// The account.
+    pub account: RunAccount,
+    /// The konnector's manifest.
+    pub manifest: Arc<Manifest>,
+    /// The base URL (the manifest's, or the account's endpoint).
+    pub base_url: Url,
+    /// The HTTP client.
+    pub http: HttpClient,
+    /// The document store, for lookups.
+    pub store: Arc<dyn DocStore>,
+    /// The file store.
+    pub files: FileStore,
+    /// The state the last successful run saved.
+    pub state: serde_json::Value,
+    /// Progress receiver.
+    pub progress: Option<ProgressFn>,
+}
+
+impl RunContext {
+    /// Builds a context (the runner does this; tests may too).
+    pub fn new(parts: ContextParts) -> Self {
+        let identifier = parts
+            .manifest
+            .identifier_field()
+            .and_then(|f| parts.account.fields.get(f).cloned());
+        let account_dir = format!(
+            "{}/{}",
+            crate::store::files::sanitize_name(&parts.manifest.name),
+            crate::store::files::sanitize_name(&parts.account.label)
+        );
+        Self {
+            run_id: parts.run_id,
+            account: parts.account,
+            identifier,
+            manifest: parts.manifest,
+            base_url: parts.base_url,
+            http: parts.http,
+            store: parts.store,
+            files: parts.files,
+            account_dir,
+            docs: Vec::new(),
+            doc_index: HashMap::new(),
+            staged_files: Vec::new(),
+            state: parts.state,
+            warnings: Vec::new(),
+            progress: parts.progress,
+            files_downloaded: 0,
+            files_reused: 0,
+        }
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The account's id.
+    pub fn account_id(&self) -> &str {
+        &self.account.id
+    }
+
+    /// The account's identifier (the login), if the manifest declares one.
+    pub fn identifier(&self) -> Option<&str> {
+        self.identifier.as_deref()
+    }
+
+    /// The konnector's manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// A non-secret field of the account.
+    pub fn field(&self, name: &str) -> Result<&str> {
+        self.account.fields.get(name).map(String::as_str).ok_or_else(|| {
+            KonnectorError::invalid_data(format!(
+                "account {} has no field `{name}`",
+                self.account.id
+            ))
+        })
+    }
+
+    /// A secret field of the account.
+    pub fn secret(&self, name: &str) -> Result<&Secret> {
+        self.account.secrets.get(name).ok_or_else(|| {
+            KonnectorError::new(
+                ErrorCode::LoginFailedNeedsSecret,
+                format!("account {} has no secret `{name}`", self.account.id),
+            )
+        })
+    }
+
+    /// The HTTP client.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// A URL relative to the base URL.
+    pub fn url(&self, path: &str) -> Result<String> {
+        self.base_url.join(path).map(String::from).map_err(|e| {
+            KonnectorError::new(
+                ErrorCode::UnknownError,
+                format!("cannot join `{path}` to {}: {e}", display_url(&self.base_url)),
+            )
+        })
+    }
+
+    /// The state the last successful run saved (`null` the first time).
+    pub fn state(&self) -> &serde_json::Value {
+        &self.state
+    }
+
+    /// Replaces the state; it is committed with the run's documents.
+    pub fn set_state(&mut self, state: serde_json::Value) {
+        self.state = state;
+    }
+
+    /// Records a warning for the run report.
+    pub fn warn(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        tracing::warn!(%message, "konnector warning");
+        self.warnings.push(message);
+    }
+
+    /// Reports progress.
+    pub fn progress(&self, done: u64, total: Option<u64>, message: impl Into<String>) {
+        if let Some(p) = &self.progress {
+            p(&Progress {
+                done,
+                total,
+                message: message.into(),
+            });
+        }
+    }
+
+    /// Whether a document with the same key is staged or stored already.
+    pub async fn known<D: Doctype>(&self, doc: &D) -> Result<bool> {
+        let key = doc.dedup_key();
+        if self.doc_index.contains_key(&(D::DOCTYPE, key.clone())) {
+            return Ok(true);
+        }
+        Ok(self
+            .store
+            .find_id(&self.account.id, D::DOCTYPE, &key)
+            .await?
+            .is_some())
+    }
+
+    /// Validates and stages a document. A document with the same key staged
+    /// earlier in the run is replaced.
+    pub fn save<D: Doctype>(&mut self, doc: &D) -> Result<()> {
+        self.stage(doc, None)
+    }
+
+    fn stage<D: Doctype>(&mut self, doc: &D, id: Option<String>) -> Result<()> {
+        doc.validate()?;
+        let data = serde_json::to_value(doc).map_err(|e| {
+            KonnectorError::invalid_data(format!("cannot encode a {} document: {e}", D::DOCTYPE))
+        })?;
+        let key = doc.dedup_key();
+        let staged = StagedDoc {
+            doctype: D::DOCTYPE,
+            key: key.clone(),
+            id,
+            data,
+        };
+        match self.doc_index.get(&(D::DOCTYPE, key.clone())) {
+            Some(&i) => self.docs[i] = staged,
+            None => {
+                self.doc_index.insert((D::DOCTYPE, key), self.docs.len());
+                self.docs.push(staged);
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves a bill and, when given, its file: Cozy's `saveBills`.
+    ///
+    /// The file is downloaded only if the account's folder does not already
+    /// hold it (same path, still on disk); it is checked (not empty, the
+    /// declared type, not truncated) and linked from the bill's `invoice`.
+    pub async fn save_bill(&mut self, mut bill: Bill, file: Option<BillFile>) -> Result<()> {
+        bill.validate()?;
+        if let Some(file) = file {
+            let name = crate::store::files::sanitize_name(&file.name);
+            let rel_path = format!("{}/{name}", self.account_dir);
+            let existing = self
+                .store
+                .find_id(&self.account.id, FileDoc::DOCTYPE, &rel_path)
+                .await?;
+            let on_disk = self.files.absolute(&rel_path).is_file();
+            let staged_id = self
+                .doc_index
+                .get(&(FileDoc::DOCTYPE, rel_path.clone()))
+                .and_then(|&i| self.docs[i].id.clone());
+            let id = match (existing, staged_id) {
+                (_, Some(id)) => id,
+                (Some(id), None) if on_disk => {
+                    self.files_reused += 1;
+                    id
+                }
+                (existing, None) => {
+                    let id = existing.unwrap_or_else(crate::store::sqlite::new_id);
+                    self.download_file(&file, &name, &id).await?;
+                    id
+                }
+            };
+            bill.filename = Some(name);
+            bill.invoice = Some(format!("io.cozy.files:{id}"));
+        }
+        self.save(&bill)
+    }
+
+    async fn download_file(&mut self, file: &BillFile, name: &str, id: &str) -> Result<()> {
+        let source = crate::http::strip_query(&file.url);
+        let resp = self.http.get(&file.url).await.map_err(|e| {
+            if e.code == ErrorCode::VendorDown {
+                KonnectorError::file_download_failed(e.message)
+            } else {
+                e
+            }
+        })?;
+        if !resp.status.is_success() {
+            return Err(KonnectorError::file_download_failed(format!(
+                "{source} answered {} for the file {name}",
+                resp.status
+            )));
+        }
+        let staged = self.files.stage(
+            &self.run_id,
+            &self.account_dir,
+            name,
+            &resp.body,
+            file.mime,
+            &source,
+        )?;
+        let doc = FileDoc {
+            kind: "file".into(),
+            name: name.to_owned(),
+            path: staged.rel_path.clone(),
+            mime: staged.mime.clone(),
+            class: mime_class(&staged.mime).into(),
+            size: staged.size,
+            sha256: staged.sha256.clone(),
+            metadata: file.metadata.clone(),
+        };
+        self.stage(&doc, Some(id.to_owned()))?;
+        self.staged_files.push(staged);
+        self.files_downloaded += 1;
+        Ok(())
+    }
+
+    pub(crate) fn into_staged(self) -> Staged {
+        Staged {
+            docs: self.docs,
+            files: self.staged_files,
+            state: self.state,
+            warnings: self.warnings,
+            files_downloaded: self.files_downloaded,
+            files_reused: self.files_reused,
+        }
+    }
+}
+
+fn mime_class(mime: &str) -> &'static str {
+    match mime {
+        "application/pdf" => "pdf",
+        m if m.starts_with("image/") => "image",
+        m if m.starts_with("text/") => "text",
+        _ => "files",
+    }
+}

@@ -1,0 +1,284 @@
+//! The one error type of a konnector run, with Cozy-style codes.
+//!
+//! Every failure a user or the scheduler can see is a [`KonnectorError`]: an
+//! [`ErrorCode`] from Cozy's list (so a Cozy app reads it as it reads its own
+//! konnectors' errors) plus a sentence that names the cause. The code alone
+//! decides what the scheduler does next: [`ErrorCode::is_retryable`].
+//!
+//! Gleaner adds a few sub-codes under Cozy's `UNKNOWN_ERROR` family (for
+//! example `UNKNOWN_ERROR.PAGE_CHANGED`), so a Cozy app that matches on the
+//! family still understands them.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A Cozy-style error code.
+///
+/// The string form (see [`ErrorCode::as_str`]) is the one Cozy writes into
+/// `io.cozy.jobs` and `io.cozy.triggers` documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Wrong or expired credentials.
+    LoginFailed,
+    /// The provider blocked logins after too many attempts.
+    LoginFailedTooManyAttempts,
+    /// A required secret (such as a second password) is missing.
+    LoginFailedNeedsSecret,
+    /// The user must do something at the provider before the next run.
+    UserActionNeeded,
+    /// The OAuth grant is no longer valid; the user must consent again.
+    UserActionNeededOauthOutdated,
+    /// The provider asks the user to change their password.
+    UserActionNeededChangePassword,
+    /// The provider asks the user to accept new terms.
+    UserActionNeededCguForm,
+    /// Strong customer authentication is required.
+    UserActionNeededScaRequired,
+    /// A two-factor code was asked but none came in time.
+    UserActionNeededTwofaExpired,
+    /// The two-factor code given was wrong.
+    UserActionNeededWrongTwofaCode,
+    /// The provider's account was closed.
+    UserActionNeededAccountRemoved,
+    /// The provider is down, answers with errors, or cannot be reached.
+    VendorDown,
+    /// The provider announces a maintenance.
+    Maintenance,
+    /// The provider asked for a challenge Gleaner cannot answer.
+    ChallengeAsked,
+    /// A captcha could not be solved.
+    CaptchaResolutionFailed,
+    /// A file could not be downloaded whole (empty, truncated, wrong type).
+    FileDownloadFailed,
+    /// A file could not be written to the file store.
+    SaveFileFailed,
+    /// The file store is out of space.
+    DiskQuotaExceeded,
+    /// The destination folder does not exist.
+    NotExistingDirectory,
+    /// Anything else.
+    UnknownError,
+    /// The provider's pages no longer have the expected structure.
+    PageChanged,
+    /// A konnector tried to reach a host its manifest does not list.
+    HostNotAllowed,
+    /// A konnector sent more requests to one host than its budget allows.
+    RequestBudgetExceeded,
+    /// A konnector produced a document that failed validation.
+    InvalidData,
+    /// The store is unreadable or its contents are corrupt.
+    StoreFailed,
+    /// No konnector with the given slug exists.
+    KonnectorNotFound,
+    /// A konnector manifest failed validation.
+    ManifestInvalid,
+    /// The run was stopped because it exceeded its time limit.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the enum (used by docs and tests).
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::LoginFailed,
+        Self::LoginFailedTooManyAttempts,
+        Self::LoginFailedNeedsSecret,
+        Self::UserActionNeeded,
+        Self::UserActionNeededOauthOutdated,
+        Self::UserActionNeededChangePassword,
+        Self::UserActionNeededCguForm,
+        Self::UserActionNeededScaRequired,
+        Self::UserActionNeededTwofaExpired,
+        Self::UserActionNeededWrongTwofaCode,
+        Self::UserActionNeededAccountRemoved,
+        Self::VendorDown,
+        Self::Maintenance,
+        Self::ChallengeAsked,
+        Self::CaptchaResolutionFailed,
+        Self::FileDownloadFailed,
+        Self::SaveFileFailed,
+        Self::DiskQuotaExceeded,
+        Self::NotExistingDirectory,
+        Self::UnknownError,
+        Self::PageChanged,
+        Self::HostNotAllowed,
+        Self::RequestBudgetExceeded,
+        Self::InvalidData,
+        Self::StoreFailed,
+        Self::KonnectorNotFound,
+        Self::ManifestInvalid,
+        Self::Timeout,
+    ];
+
+    /// The code as Cozy spells it, such as `LOGIN_FAILED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginFailed => "LOGIN_FAILED",
+            Self::LoginFailedTooManyAttempts => "LOGIN_FAILED.TOO_MANY_ATTEMPTS",
+            Self::LoginFailedNeedsSecret => "LOGIN_FAILED.NEEDS_SECRET",
+            Self::UserActionNeeded => "USER_ACTION_NEEDED",
+            Self::UserActionNeededOauthOutdated => "USER_ACTION_NEEDED.OAUTH_OUTDATED",
+            Self::UserActionNeededChangePassword => "USER_ACTION_NEEDED.CHANGE_PASSWORD",
+            Self::UserActionNeededCguForm => "USER_ACTION_NEEDED.CGU_FORM",
+            Self::UserActionNeededScaRequired => "USER_ACTION_NEEDED.SCA_REQUIRED",
+            Self::UserActionNeededTwofaExpired => "USER_ACTION_NEEDED.TWOFA_EXPIRED",
+            Self::UserActionNeededWrongTwofaCode => "USER_ACTION_NEEDED.WRONG_TWOFA_CODE",
+            Self::UserActionNeededAccountRemoved => "USER_ACTION_NEEDED.ACCOUNT_REMOVED",
+            Self::VendorDown => "VENDOR_DOWN",
+            Self::Maintenance => "MAINTENANCE",
+            Self::ChallengeAsked => "CHALLENGE_ASKED",
+            Self::CaptchaResolutionFailed => "CAPTCHA_RESOLUTION_FAILED",
+            Self::FileDownloadFailed => "FILE_DOWNLOAD_FAILED",
+            Self::SaveFileFailed => "SAVE_FILE_FAILED",
+            Self::DiskQuotaExceeded => "DISK_QUOTA_EXCEEDED",
+            Self::NotExistingDirectory => "NOT_EXISTING_DIRECTORY",
+            Self::UnknownError => "UNKNOWN_ERROR",
+            Self::PageChanged => "UNKNOWN_ERROR.PAGE_CHANGED",
+            Self::HostNotAllowed => "UNKNOWN_ERROR.HOST_NOT_ALLOWED",
+            Self::RequestBudgetExceeded => "UNKNOWN_ERROR.REQUEST_BUDGET_EXCEEDED",
+            Self::InvalidData => "UNKNOWN_ERROR.INVALID_DATA",
+            Self::StoreFailed => "UNKNOWN_ERROR.STORE_FAILED",
+            Self::KonnectorNotFound => "UNKNOWN_ERROR.KONNECTOR_NOT_FOUND",
+            Self::ManifestInvalid => "UNKNOWN_ERROR.MANIFEST_INVALID",
+            Self::Timeout => "VENDOR_DOWN.TIMEOUT",
+        }
+    }
+
+    /// Parses a code from its Cozy spelling.
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == code)
+    }
+
+    /// Whether an automatic retry may help.
+    ///
+    /// Only transient provider-side failures are retryable. Login and
+    /// user-action errors are never retried automatically, so a bad password
+    /// never locks the user out at the provider.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            Self::VendorDown | Self::Maintenance | Self::FileDownloadFailed | Self::Timeout
+        )
+    }
+
+    /// Whether the error needs the user to act (fix credentials, consent,
+    /// answer a challenge) before automatic runs may go on.
+    pub fn needs_user(self) -> bool {
+        let s = self.as_str();
+        s.starts_with("LOGIN_FAILED")
+            || s.starts_with("USER_ACTION_NEEDED")
+            || self == Self::ChallengeAsked
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of a konnector run, or of any framework call a konnector makes.
+///
+/// `message` is a sentence for a person that names the cause (the URL, the
+/// selector, the field). It never contains a secret: the framework builds it
+/// from URLs without query strings and from field names, never values.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct KonnectorError {
+    /// What kind of failure this is.
+    pub code: ErrorCode,
+    /// A sentence naming the cause.
+    pub message: String,
+    /// When the provider said to come back (from `Retry-After`), if it did.
+    pub retry_after: Option<Duration>,
+}
+
+impl KonnectorError {
+    /// Builds an error from a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// `LOGIN_FAILED`: the provider refused the credentials.
+    pub fn login_failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::LoginFailed, message)
+    }
+
+    /// `VENDOR_DOWN`: the provider is unreachable or failing.
+    pub fn vendor_down(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::VendorDown, message)
+    }
+
+    /// `MAINTENANCE`: the provider announces a maintenance.
+    pub fn maintenance(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Maintenance, message)
+    }
+
+    /// `UNKNOWN_ERROR.PAGE_CHANGED`: a page lost its expected structure.
+    pub fn page_changed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::PageChanged, message)
+    }
+
+    /// `FILE_DOWNLOAD_FAILED`: a file was empty, truncated or of the wrong type.
+    pub fn file_download_failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::FileDownloadFailed, message)
+    }
+
+    /// `UNKNOWN_ERROR.INVALID_DATA`: a document failed validation.
+    pub fn invalid_data(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidData, message)
+    }
+
+    /// `UNKNOWN_ERROR.STORE_FAILED`: the store failed or is corrupt.
+    pub fn store(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::StoreFailed, message)
+    }
+
+    /// Attaches the delay the provider asked for.
+    pub fn with_retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = Some(delay);
+        self
+    }
+}
+
+/// Shorthand for results whose error is a [`KonnectorError`].
+pub type Result<T, E = KonnectorError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(*code));
+        }
+        assert_eq!(ErrorCode::parse("NOPE"), None);
+    }
+
+    #[test]
+    fn login_errors_are_never_retried_and_need_the_user() {
+        for code in ErrorCode::ALL {
+            if code.as_str().starts_with("LOGIN_FAILED")
+                || code.as_str().starts_with("USER_ACTION_NEEDED")
+            {
+                assert!(!code.is_retryable(), "{code} must not be retried");
+                assert!(code.needs_user(), "{code} needs the user");
+            }
+        }
+        assert!(ErrorCode::VendorDown.is_retryable());
+        assert!(!ErrorCode::PageChanged.is_retryable());
+    }
+
+    #[test]
+    fn display_shows_code_then_cause() {
+        let e = KonnectorError::login_failed("the provider said: wrong password");
+        assert_eq!(e.to_string(), "LOGIN_FAILED: the provider said: wrong password");
+    }
+}

@@ -1,0 +1,477 @@
+//! The HTTP client every konnector uses, on reqwest.
+//!
+//! One [`HttpClient`] per run. It stacks, in this order, what no konnector
+//! should write again:
+//! - the **host allow-list** from the manifest: a request (or a redirect) to
+//!   any other host is refused with `UNKNOWN_ERROR.HOST_NOT_ALLOWED` before
+//!   a byte leaves the process;
+//! - a **per-host request budget**, so a pagination loop cannot hammer a
+//!   provider;
+//! - **retries** on network errors, 5xx and 429, with exponential backoff and
+//!   jitter, honouring `Retry-After` up to a cap (a longer `Retry-After` ends
+//!   the run with `VENDOR_DOWN` carrying the delay, for the scheduler);
+//! - a persistent **cookie jar**, a realistic User-Agent and timeouts.
+//!
+//! URLs in errors and logs are stripped of their query string, which can
+//! carry tokens.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use reqwest_cookie_store::CookieStoreMutex;
+use url::Url;
+
+use crate::error::{ErrorCode, KonnectorError, Result};
+
+/// A desktop browser's User-Agent: providers serve their normal pages to it.
+pub const USER_AGENT: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// The largest body the client reads into memory (64 MiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// When and how often to retry.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (so `max_retries + 1` attempts).
+    pub max_retries: u32,
+    /// The first backoff delay; it doubles each retry.
+    pub base_delay: Duration,
+    /// The longest backoff delay.
+    pub max_delay: Duration,
+    /// The longest `Retry-After` the client waits for inside a run. A longer
+    /// one ends the run with `VENDOR_DOWN` and the delay attached.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff before retry number `retry` (0-based): `base * 2^retry`,
+    /// capped, with "equal jitter" (half fixed, half random) so that many
+    /// clients retrying together spread out.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(self.max_delay);
+        let half = exp / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Settings of one client.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Hosts the client may contact, optionally with a port
+    /// (`mobile.free.fr`, `127.0.0.1:8080`).
+    pub allowed_hosts: Vec<String>,
+    /// The most requests sent to one host during the client's life.
+    pub request_budget: u32,
+    /// Retry settings.
+    pub retry: RetryPolicy,
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time for a whole request, body included.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: Vec::new(),
+            request_budget: 500,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a client did, for run reports and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    /// Requests sent (retries included).
+    pub requests: u32,
+    /// Retries made.
+    pub retries: u32,
+    /// The delays waited before each retry.
+    pub waits: Vec<Duration>,
+}
+
+/// A response read whole.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The final URL, after redirects.
+    pub url: Url,
+    /// The status code.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl Response {
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON; malformed JSON is `VENDOR_DOWN` naming the URL
+    /// and the parser's complaint.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            KonnectorError::vendor_down(format!(
+                "{} answered malformed JSON: {e}",
+                display_url(&self.url)
+            ))
+        })
+    }
+
+    /// The `Content-Type` without parameters, lowercased.
+    pub fn content_type(&self) -> Option<String> {
+        self.headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    }
+}
+
+/// The hosts a client may contact.
+#[derive(Debug, Clone)]
+struct AllowList(Vec<(String, Option<u16>)>);
+
+impl AllowList {
+    fn new(entries: &[String]) -> Self {
+        Self(
+            entries
+                .iter()
+                .map(|e| match e.rsplit_once(':') {
+                    Some((host, port)) if port.parse::<u16>().is_ok() => {
+                        (host.to_ascii_lowercase(), port.parse().ok())
+                    }
+                    _ => (e.to_ascii_lowercase(), None),
+                })
+                .collect(),
+        )
+    }
+
+    fn allows(&self, url: &Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        let port = url.port_or_known_default();
+        self.0
+            .iter()
+            .any(|(h, p)| *h == host && (p.is_none() || *p == port))
+    }
+}
+
+/// The konnector HTTP client. Cheap to clone (shares the connection pool,
+/// the cookie jar and the counters).
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    jar: Arc<CookieStoreMutex>,
+    allow: Arc<AllowList>,
+    config: Arc<HttpConfig>,
+    per_host: Arc<Mutex<HashMap<String, u32>>>,
+    stats: Arc<Mutex<HttpStats>>,
+}
+
+impl HttpClient {
+    /// Builds a client.
+    pub fn new(config: HttpConfig) -> Result<Self> {
+        let allow = Arc::new(AllowList::new(&config.allowed_hosts));
+        let jar = Arc::new(CookieStoreMutex::default());
+        let redirect_allow = Arc::clone(&allow);
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 10 {
+                attempt.error("too many redirects")
+            } else if redirect_allow.allows(attempt.url()) {
+                attempt.follow()
+            } else {
+                let msg = format!("redirect to a host outside the manifest: {}", display_url(attempt.url()));
+                attempt.error(msg)
+            }
+        });
+        let inner = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .cookie_provider(Arc::clone(&jar))
+            .redirect(policy)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| KonnectorError::new(ErrorCode::UnknownError, format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            inner,
+            jar,
+            allow,
+            config: Arc::new(config),
+            per_host: Arc::default(),
+            stats: Arc::default(),
+        })
+    }
+
+    /// The cookie jar, shared with every request of this client.
+    pub fn cookie_jar(&self) -> &Arc<CookieStoreMutex> {
+        &self.jar
+    }
+
+    /// What the client did so far.
+    pub fn stats(&self) -> HttpStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// `GET url`.
+    pub async fn get(&self, url: &str) -> Result<Response> {
+        self.send(Method::GET, url, None).await
+    }
+
+    /// `POST url` with an `application/x-www-form-urlencoded` body. Values
+    /// may be secrets: they are never logged.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Response> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.send(Method::POST, url, Some(body)).await
+    }
+
+    /// Sends a request with retries and returns the response read whole.
+    ///
+    /// 2xx, 3xx (not followed) and 4xx other than 429 are returned for the
+    /// konnector to judge. Network errors, 5xx and 429 are retried; when
+    /// retries run out the error is `VENDOR_DOWN` naming the URL and the last
+    /// status.
+    pub async fn send(&self, method: Method, url: &str, form_body: Option<String>) -> Result<Response> {
+        let url = Url::parse(url).map_err(|e| {
+            KonnectorError::new(ErrorCode::UnknownError, format!("`{}` is not a URL: {e}", strip_query(url)))
+        })?;
+        if !self.allow.allows(&url) {
+            return Err(KonnectorError::new(
+                ErrorCode::HostNotAllowed,
+                format!(
+                    "refused a request to {}: the host is not in the konnector's manifest",
+                    display_url(&url)
+                ),
+            ));
+        }
+        let policy = &self.config.retry;
+        let mut retry = 0u32;
+        loop {
+            self.take_budget(&url)?;
+            let mut req = self.inner.request(method.clone(), url.clone());
+            if let Some(body) = &form_body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body.clone());
+            }
+            let started = std::time::Instant::now();
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    tracing::debug!(%method, url = %display_url(&url), status = status.as_u16(),
+                        elapsed_ms = started.elapsed().as_millis() as u64, "http");
+                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                        let after = retry_after(resp.headers());
+                        Attempt::Retry(format!("{} answered {status}", display_url(&url)), after)
+                    } else {
+                        let final_url = resp.url().clone();
+                        let headers = resp.headers().clone();
+                        match read_body(resp).await {
+                            Ok(body) => {
+                                return Ok(Response { url: final_url, status, headers, body });
+                            }
+                            Err(e) => Attempt::Retry(
+                                format!("the body from {} was cut off: {}", display_url(&url), e.without_url()),
+                                None,
+                            ),
+                        }
+                    }
+                }
+                Err(e) if e.is_redirect() => {
+                    return Err(KonnectorError::new(
+                        ErrorCode::HostNotAllowed,
+                        format!("refused a redirect from {}: {}", display_url(&url), error_chain(&e)),
+                    ));
+                }
+                Err(e) => Attempt::Retry(
+                    format!("could not reach {}: {}", display_url(&url), error_chain(&e)),
+                    None,
+                ),
+            };
+            let Attempt::Retry(cause, after) = outcome;
+            if retry >= policy.max_retries {
+                return Err(KonnectorError::vendor_down(format!("{cause} (gave up after {} attempts)", retry + 1)));
+            }
+            let wait = match after {
+                Some(after) if after > policy.max_retry_after => {
+                    return Err(KonnectorError::vendor_down(format!(
+                        "{cause} and asked to come back in {} s, longer than the {} s a run waits",
+                        after.as_secs(),
+                        policy.max_retry_after.as_secs()
+                    ))
+                    .with_retry_after(after));
+                }
+                Some(after) => after,
+                None => policy.backoff(retry),
+            };
+            tracing::info!(url = %display_url(&url), wait_ms = wait.as_millis() as u64, retry = retry + 1, %cause, "retrying");
+            if let Ok(mut stats) = self.stats.lock() {
+                stats.retries += 1;
+                stats.waits.push(wait);
+            }
+            tokio::time::sleep(wait).await;
+            retry += 1;
+        }
+    }
+
+    fn take_budget(&self, url: &Url) -> Result<()> {
+        let host = url.host_str().unwrap_or("").to_owned();
+        let mut per_host = self
+            .per_host
+            .lock()
+            .map_err(|_| KonnectorError::new(ErrorCode::UnknownError, "the request counter is poisoned"))?;
+        let used = per_host.entry(host.clone()).or_insert(0);
+        if *used >= self.config.request_budget {
+            return Err(KonnectorError::new(
+                ErrorCode::RequestBudgetExceeded,
+                format!(
+                    "the run sent {} requests to {host}, its budget; is a pagination loop stuck?",
+                    self.config.request_budget
+                ),
+            ));
+        }
+        *used += 1;
+        if let Ok(mut stats) = self.stats.lock() {
+            stats.requests += 1;
+        }
+        Ok(())
+    }
+}
+
+enum Attempt {
+    Retry(String, Option<Duration>),
+}
+
+async fn read_body(mut resp: reqwest::Response) -> std::result::Result<Bytes, reqwest::Error> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if buf.len() + chunk.len() > MAX_BODY_BYTES {
+            // Keep what fits: the caller's checks (size, type) will refuse it.
+            break;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Parses `Retry-After` as seconds or as an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    // reqwest's Display includes the URL (with its query); print the causes only.
+    let mut parts = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.is_empty() {
+        "request failed".to_owned()
+    } else {
+        parts.join(": ")
+    }
+}
+
+/// A URL for messages: scheme, host, port and path, never the query string
+/// or the fragment (they can carry tokens).
+pub fn display_url(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+/// Like [`display_url`] for a string that may not parse.
+pub fn strip_query(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(u) => display_url(&u),
+        Err(_) => url.split(['?', '#']).next().unwrap_or("").to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_matches_host_and_optional_port() {
+        let allow = AllowList::new(&["mobile.free.fr".into(), "127.0.0.1:8080".into()]);
+        assert!(allow.allows(&Url::parse("https://mobile.free.fr/account/").unwrap()));
+        assert!(allow.allows(&Url::parse("https://MOBILE.free.fr/").unwrap()));
+        assert!(!allow.allows(&Url::parse("https://evil.example/").unwrap()));
+        assert!(!allow.allows(&Url::parse("https://free.fr.evil.example/").unwrap()));
+        assert!(allow.allows(&Url::parse("http://127.0.0.1:8080/x").unwrap()));
+        assert!(!allow.allows(&Url::parse("http://127.0.0.1:8081/x").unwrap()));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let p = RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            max_retry_after: Duration::from_secs(5),
+        };
+        for retry in 0..8 {
+            let full = (100u64 << retry).min(1000);
+            let d = p.backoff(retry).as_millis() as u64;
+            assert!(d >= full / 2 && d <= full, "retry {retry}: {d} not in [{}, {full}]", full / 2);
+        }
+    }
+
+    #[test]
+    fn urls_in_messages_lose_their_secrets() {
+        let u = Url::parse("https://user:pw@bank.example/a?token=abc#frag").unwrap();
+        assert_eq!(display_url(&u), "https://bank.example/a");
+        assert_eq!(strip_query("not a url?token=abc"), "not a url");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+}

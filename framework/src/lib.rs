@@ -1,0 +1,44 @@
+//! The konnector SDK: everything a Gleaner konnector builds on.
+//!
+//! A konnector implements [`Konnector`]: a validated [`Manifest`] and an
+//! async `run` that works through a [`RunContext`]. The context gives it
+//! the account's fields and [`Secret`]s, an [`HttpClient`] that only talks
+//! to the manifest's hosts (with retries, cookies and a request budget),
+//! and a staging area for typed [`doctypes`]. [`run_konnector`] runs it and
+//! commits what it staged to a [`store::DocStore`] in one transaction, or
+//! nothing at all.
+//!
+//! Pages are parsed with [`scrape::HtmlPage`], whose selectors fail loudly
+//! naming the selector and URL, and values with [`filters`] (amounts into
+//! exact decimals, French and English dates, ISO 4217 currencies).
+//!
+//! Every error is a [`KonnectorError`] with a Cozy-style [`ErrorCode`].
+//!
+//! Architecture invariant: this crate knows no provider. Konnectors depend
+//! on it, never the other way round.
+
+#![deny(missing_docs)]
+
+pub mod context;
+pub mod doctypes;
+pub mod error;
+pub mod filters;
+pub mod http;
+pub mod konnector;
+pub mod manifest;
+pub mod runner;
+pub mod scrape;
+pub mod secret;
+pub mod store;
+pub mod vault;
+
+pub use context::{BillFile, Progress, ProgressFn, RunContext};
+pub use error::{ErrorCode, KonnectorError, Result};
+pub use http::HttpClient;
+pub use konnector::Konnector;
+pub use manifest::Manifest;
+pub use runner::{RunEnv, RunReport, run_konnector};
+pub use secret::Secret;
+
+/// Re-exported so konnectors need no direct dependency for trait impls.
+pub use async_trait::async_trait;

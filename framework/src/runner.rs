@@ -1,0 +1,199 @@
+//! Runs one konnector for one account: the unit of work the CLI and the
+//! scheduler share.
+//!
+//! [`run_konnector`] builds the [`RunContext`] (HTTP client limited to the
+//! manifest's hosts, the account's state), runs the konnector under the
+//! manifest's time limit inside a `konnector_run` tracing span, and then
+//! either **commits everything** (files moved into place, then documents and
+//! state in one store transaction) or **discards everything**.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+use url::Url;
+
+use crate::context::{ContextParts, ProgressFn, RunAccount, RunContext};
+use crate::error::{ErrorCode, KonnectorError, Result};
+use crate::http::{HttpClient, HttpConfig, RetryPolicy};
+use crate::konnector::Konnector;
+use crate::secret::Secret;
+use crate::store::{Account, CommitCounts, DocStore, FileStore, RunCommit};
+
+/// What a successful run did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The run's id.
+    pub run_id: String,
+    /// The account.
+    pub account_id: String,
+    /// The konnector slug.
+    pub konnector: String,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// When it committed.
+    pub finished_at: DateTime<Utc>,
+    /// Created, updated and skipped documents by doctype.
+    pub counts: CommitCounts,
+    /// Files downloaded and saved.
+    pub files_downloaded: u64,
+    /// Files already in the account's folder, not downloaded again.
+    pub files_reused: u64,
+    /// HTTP requests sent (retries included).
+    pub requests: u32,
+    /// HTTP retries.
+    pub retries: u32,
+    /// Warnings the konnector recorded.
+    pub warnings: Vec<String>,
+}
+
+impl RunReport {
+    /// Documents created, all doctypes together.
+    pub fn created(&self) -> u64 {
+        self.counts.values().map(|c| c.created).sum()
+    }
+}
+
+/// What every run of one installation shares.
+#[derive(Clone)]
+pub struct RunEnv {
+    /// The document store.
+    pub store: Arc<dyn DocStore>,
+    /// The file store.
+    pub files: FileStore,
+    /// Retry settings for the HTTP clients.
+    pub retry: RetryPolicy,
+}
+
+/// Runs `konnector` for `account` and commits the result, or returns the
+/// error with nothing saved.
+pub async fn run_konnector(
+    konnector: &dyn Konnector,
+    account: &Account,
+    secrets: BTreeMap<String, Secret>,
+    env: &RunEnv,
+    progress: Option<ProgressFn>,
+) -> Result<RunReport> {
+    let manifest = konnector.manifest();
+    let run_id = crate::store::sqlite::new_id();
+    let span = tracing::info_span!("konnector_run", konnector = %manifest.slug, account = %account.id, run = %run_id);
+    async move {
+        tracing::info!("run started");
+        let result = run_inner(konnector, account, secrets, env, progress, run_id.clone()).await;
+        match &result {
+            Ok(r) => tracing::info!(created = r.created(), files = r.files_downloaded, "run committed"),
+            Err(e) => tracing::warn!(code = %e.code, error = %e.message, "run failed, nothing saved"),
+        }
+        env.files.discard(&run_id);
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn run_inner(
+    konnector: &dyn Konnector,
+    account: &Account,
+    secrets: BTreeMap<String, Secret>,
+    env: &RunEnv,
+    progress: Option<ProgressFn>,
+    run_id: String,
+) -> Result<RunReport> {
+    let manifest = Arc::new(konnector.manifest().clone());
+    if account.konnector != manifest.slug {
+        return Err(KonnectorError::new(
+            ErrorCode::KonnectorNotFound,
+            format!(
+                "account {} belongs to konnector `{}`, not `{}`",
+                account.id, account.konnector, manifest.slug
+            ),
+        ));
+    }
+    let started_at = Utc::now();
+    let mut allowed_hosts = manifest.hosts.clone();
+    let base = account.endpoint.as_deref().unwrap_or(&manifest.base_url);
+    let base_url = Url::parse(base).map_err(|e| {
+        KonnectorError::new(ErrorCode::UnknownError, format!("the base URL `{base}` is not a URL: {e}"))
+    })?;
+    if account.endpoint.is_some()
+        && let Some(host) = base_url.host_str()
+    {
+        allowed_hosts.push(match base_url.port_or_known_default() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        });
+    }
+    let http = HttpClient::new(HttpConfig {
+        allowed_hosts,
+        request_budget: manifest.request_budget,
+        retry: env.retry.clone(),
+        ..HttpConfig::default()
+    })?;
+    let previous = env.store.state(&account.id).await?;
+    let mut ctx = RunContext::new(ContextParts {
+        run_id: run_id.clone(),
+        account: RunAccount {
+            id: account.id.clone(),
+            label: account.label.clone(),
+            fields: account.fields.clone(),
+            secrets,
+        },
+        manifest: Arc::clone(&manifest),
+        base_url,
+        http: http.clone(),
+        store: Arc::clone(&env.store),
+        files: env.files.clone(),
+        state: previous.map(|s| s.state).unwrap_or(serde_json::Value::Null),
+        progress,
+    });
+    let limit = Duration::from_secs(manifest.timeout_secs);
+    match tokio::time::timeout(limit, konnector.run(&mut ctx)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(KonnectorError::new(
+                ErrorCode::Timeout,
+                format!("the run took longer than its {} s limit", limit.as_secs()),
+            ));
+        }
+    }
+    let identifier = ctx.identifier().map(str::to_owned);
+    let staged = ctx.into_staged();
+    let finished_at = Utc::now();
+    // Files first: a crash after this leaves files no document points to,
+    // which the next run overwrites; never a document without its file.
+    let moved = env.files.promote(&staged.files)?;
+    let commit = RunCommit {
+        account_id: account.id.clone(),
+        account_identifier: identifier,
+        run_id: run_id.clone(),
+        konnector: manifest.slug.clone(),
+        docs: staged.docs,
+        state: staged.state,
+        finished_at,
+    };
+    let counts = match env.store.commit_run(commit).await {
+        Ok(c) => c,
+        Err(e) => {
+            env.files.unpromote(&moved);
+            return Err(e);
+        }
+    };
+    let stats = http.stats();
+    Ok(RunReport {
+        run_id,
+        account_id: account.id.clone(),
+        konnector: manifest.slug.clone(),
+        started_at,
+        finished_at,
+        counts,
+        files_downloaded: staged.files_downloaded,
+        files_reused: staged.files_reused,
+        requests: stats.requests,
+        retries: stats.retries,
+        warnings: staged.warnings,
+    })
+}

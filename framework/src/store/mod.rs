@@ -1,0 +1,157 @@
+//! Where documents, accounts and konnector state live.
+//!
+//! Two traits: [`DocStore`] (documents and per-account konnector state) and
+//! [`AccountStore`] (configured accounts, secrets sealed). The embedded
+//! implementation of both is [`SqliteStore`]; files go to the
+//! [`FileStore`], a directory tree per account.
+//!
+//! The central call is [`DocStore::commit_run`]: every document a run
+//! produced, deduplicated on its [`crate::doctypes::Doctype::dedup_key`]
+//! through a unique index, is written in **one transaction together with the
+//! account's konnector state**. A crash leaves the old state or the new one,
+//! never half of one.
+
+pub mod files;
+pub mod sqlite;
+
+pub use files::{FileStore, StagedFile};
+pub use sqlite::SqliteStore;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::KonnectorError;
+
+/// A document staged by a run, waiting for the commit.
+#[derive(Debug, Clone)]
+pub struct StagedDoc {
+    /// Its doctype.
+    pub doctype: &'static str,
+    /// Its deduplication key.
+    pub key: String,
+    /// The id to use if the document is new (files are linked from bills
+    /// before the commit, so their ids are chosen early).
+    pub id: Option<String>,
+    /// The document, without `_id`, `_rev` or `cozyMetadata`.
+    pub data: serde_json::Value,
+}
+
+/// Everything one run writes.
+#[derive(Debug, Clone)]
+pub struct RunCommit {
+    /// The account.
+    pub account_id: String,
+    /// The account's identifier (login), for `cozyMetadata`.
+    pub account_identifier: Option<String>,
+    /// The run's id.
+    pub run_id: String,
+    /// The konnector slug, for `cozyMetadata`.
+    pub konnector: String,
+    /// The documents.
+    pub docs: Vec<StagedDoc>,
+    /// The konnector's new state (cursor and anything it keeps).
+    pub state: serde_json::Value,
+    /// When the run finished.
+    pub finished_at: DateTime<Utc>,
+}
+
+/// What a commit did per doctype.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// New documents.
+    pub created: u64,
+    /// Existing documents whose content changed.
+    pub updated: u64,
+    /// Existing documents with the same content.
+    pub skipped: u64,
+}
+
+/// Counts by doctype.
+pub type CommitCounts = BTreeMap<String, Counts>;
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDoc {
+    /// The doctype.
+    pub doctype: String,
+    /// The id.
+    pub id: String,
+    /// The revision, CouchDB style (`3-ab12cd34`).
+    pub rev: String,
+    /// The account that produced it.
+    pub account_id: String,
+    /// The document with `_id`, `_rev` and `cozyMetadata`.
+    pub data: serde_json::Value,
+}
+
+/// The konnector state kept per account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KonnectorState {
+    /// The state the konnector saved.
+    pub state: serde_json::Value,
+    /// When the last successful run committed.
+    pub last_sync: DateTime<Utc>,
+    /// The id of that run.
+    pub last_run_id: String,
+}
+
+/// A configured account. Secret fields are sealed by the vault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    /// Unique id.
+    pub id: String,
+    /// The konnector slug.
+    pub konnector: String,
+    /// A name the user picks (default: the identifier).
+    pub label: String,
+    /// The non-secret fields.
+    pub fields: BTreeMap<String, String>,
+    /// The secret fields, sealed by [`crate::vault::Vault`].
+    pub sealed_secrets: Vec<u8>,
+    /// A base URL that replaces the manifest's (sandboxes).
+    pub endpoint: Option<String>,
+    /// When the account was added.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Documents and konnector state.
+#[async_trait]
+pub trait DocStore: Send + Sync {
+    /// The id of the document with this key, if one exists.
+    async fn find_id(&self, account_id: &str, doctype: &str, key: &str) -> Result<Option<String>, KonnectorError>;
+
+    /// Writes a run's documents and the account's state in one transaction.
+    async fn commit_run(&self, commit: RunCommit) -> Result<CommitCounts, KonnectorError>;
+
+    /// Documents of a doctype, in id order, after `after` (for paging).
+    async fn list(
+        &self,
+        doctype: &str,
+        account_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredDoc>, KonnectorError>;
+
+    /// How many documents there are, by doctype.
+    async fn count_by_doctype(&self) -> Result<BTreeMap<String, u64>, KonnectorError>;
+
+    /// The account's konnector state, if a run ever committed.
+    async fn state(&self, account_id: &str) -> Result<Option<KonnectorState>, KonnectorError>;
+}
+
+/// Configured accounts.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Inserts or replaces an account.
+    async fn put_account(&self, account: &Account) -> Result<(), KonnectorError>;
+    /// An account by id.
+    async fn get_account(&self, id: &str) -> Result<Option<Account>, KonnectorError>;
+    /// Every account, oldest first.
+    async fn list_accounts(&self) -> Result<Vec<Account>, KonnectorError>;
+    /// Removes an account and its state; with `purge`, its documents too.
+    /// Returns whether it existed.
+    async fn remove_account(&self, id: &str, purge: bool) -> Result<bool, KonnectorError>;
+}

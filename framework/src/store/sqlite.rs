@@ -1,0 +1,544 @@
+//! The embedded store: one SQLite file, through sqlx.
+//!
+//! sqlx was picked over rusqlite because the same async API also speaks
+//! PostgreSQL, which the scheduler's queue uses past one machine; the two
+//! SQLite crates cannot live in one workspace (they clash over
+//! `libsqlite3-sys`).
+//!
+//! Tables:
+//! - `documents(doctype, id, account_id, dedup_key, rev, content_hash, data, ...)`
+//!   with a **unique index on `(doctype, account_id, dedup_key)`**: finding
+//!   whether a document exists is one index probe, never a scan of the
+//!   doctype (Cozy's `hydrateAndFilter` loads them all);
+//! - `konnector_state(account_id, state, last_sync, last_run_id)`;
+//! - `accounts(id, konnector, label, fields, sealed_secrets, endpoint, ...)`.
+//!
+//! The database runs in WAL mode with `synchronous = NORMAL`: a process
+//! crash never loses a committed run, and a power cut may lose the last
+//! commit but never corrupts the file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use super::{Account, AccountStore, CommitCounts, DocStore, KonnectorState, RunCommit, StagedDoc, StoredDoc};
+use crate::error::KonnectorError;
+
+/// The schema version this code writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// How many documents one statement looks up or inserts.
+const CHUNK: usize = 400;
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS documents (
+        doctype TEXT NOT NULL,
+        id TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        rev INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (doctype, id)
+    ) WITHOUT ROWID",
+    "CREATE UNIQUE INDEX IF NOT EXISTS documents_dedup ON documents (doctype, account_id, dedup_key)",
+    "CREATE TABLE IF NOT EXISTS konnector_state (
+        account_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        last_sync TEXT NOT NULL,
+        last_run_id TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS accounts (
+        id TEXT PRIMARY KEY,
+        konnector TEXT NOT NULL,
+        label TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        sealed_secrets BLOB NOT NULL,
+        endpoint TEXT,
+        created_at TEXT NOT NULL
+    )",
+];
+
+/// The embedded [`DocStore`] and [`AccountStore`].
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`.
+    ///
+    /// A file that is not a SQLite database, or one written by a newer
+    /// Gleaner, is refused with `UNKNOWN_ERROR.STORE_FAILED` naming the path.
+    pub async fn open(path: &Path) -> Result<Self, KonnectorError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                KonnectorError::store(format!("cannot create the data directory {}: {e}", dir.display()))
+            })?;
+        }
+        let corrupt = |e: sqlx::Error| {
+            KonnectorError::store(format!(
+                "the store {} cannot be opened ({e}); it is corrupt or not a Gleaner store: move it away or restore a backup",
+                path.display()
+            ))
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(corrupt)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(corrupt)?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&pool)
+            .await
+            .map_err(corrupt)?;
+        if version > SCHEMA_VERSION {
+            return Err(KonnectorError::store(format!(
+                "the store {} has schema version {version}, newer than this Gleaner's {SCHEMA_VERSION}: upgrade Gleaner",
+                path.display()
+            )));
+        }
+        let mut tx = pool.begin().await.map_err(corrupt)?;
+        for stmt in SCHEMA {
+            sqlx::query(*stmt).execute(&mut *tx).await.map_err(corrupt)?;
+        }
+        sqlx::query("PRAGMA user_version = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(corrupt)?;
+        tx.commit().await.map_err(corrupt)?;
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection pool, for crates that keep their own tables in the
+    /// same file (the scheduler's queue).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn err(&self, what: &str) -> impl Fn(sqlx::Error) -> KonnectorError + '_ {
+        let what = what.to_owned();
+        move |e| KonnectorError::store(format!("{what} failed in {}: {e}", self.path.display()))
+    }
+}
+
+/// The hash that decides whether a re-saved document changed.
+fn content_hash(data: &serde_json::Value) -> String {
+    // serde_json's map is ordered by key here, so serialization is canonical.
+    let digest = Sha256::digest(data.to_string().as_bytes());
+    hex::encode(&digest[..16])
+}
+
+fn cozy_metadata(commit: &RunCommit, created_at: &str, updated_at: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadataVersion": 1,
+        "doctypeVersion": 1,
+        "createdAt": created_at,
+        "createdByApp": "gleaner",
+        "createdByAppVersion": env!("CARGO_PKG_VERSION"),
+        "updatedAt": updated_at,
+        "updatedByApps": [{"slug": "gleaner", "date": updated_at, "version": env!("CARGO_PKG_VERSION")}],
+        "sourceAccount": commit.account_id,
+        "sourceAccountIdentifier": commit.account_identifier,
+        "importedFrom": commit.konnector,
+    })
+}
+
+fn with_metadata(data: &serde_json::Value, meta: serde_json::Value) -> String {
+    let mut data = data.clone();
+    if let Some(obj) = data.as_object_mut() {
+        obj.insert("cozyMetadata".to_owned(), meta);
+    }
+    data.to_string()
+}
+
+struct Existing {
+    id: String,
+    rev: i64,
+    hash: String,
+    created_at: String,
+}
+
+#[async_trait]
+impl DocStore for SqliteStore {
+    async fn find_id(&self, account_id: &str, doctype: &str, key: &str) -> Result<Option<String>, KonnectorError> {
+        sqlx::query_scalar("SELECT id FROM documents WHERE doctype = ? AND account_id = ? AND dedup_key = ?")
+            .bind(doctype)
+            .bind(account_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("looking up a document"))
+    }
+
+    async fn commit_run(&self, commit: RunCommit) -> Result<CommitCounts, KonnectorError> {
+        let now = commit.finished_at.to_rfc3339();
+        let err = self.err("committing the run");
+        let mut counts = CommitCounts::new();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
+
+        let mut by_doctype: BTreeMap<&'static str, Vec<&StagedDoc>> = BTreeMap::new();
+        for doc in &commit.docs {
+            by_doctype.entry(doc.doctype).or_default().push(doc);
+        }
+        for (doctype, docs) in by_doctype {
+            let c = counts.entry(doctype.to_owned()).or_default();
+            for chunk in docs.chunks(CHUNK) {
+                // 1. One indexed lookup for the whole chunk.
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "SELECT dedup_key, id, rev, content_hash, created_at FROM documents WHERE doctype = ",
+                );
+                q.push_bind(doctype).push(" AND account_id = ").push_bind(commit.account_id.as_str());
+                q.push(" AND dedup_key IN (");
+                let mut sep = q.separated(", ");
+                for doc in chunk {
+                    sep.push_bind(doc.key.as_str());
+                }
+                q.push(")");
+                let rows = q.build().fetch_all(&mut *tx).await.map_err(&err)?;
+                let mut existing: HashMap<String, Existing> = HashMap::with_capacity(rows.len());
+                for row in rows {
+                    existing.insert(
+                        row.try_get("dedup_key").map_err(&err)?,
+                        Existing {
+                            id: row.try_get("id").map_err(&err)?,
+                            rev: row.try_get("rev").map_err(&err)?,
+                            hash: row.try_get("content_hash").map_err(&err)?,
+                            created_at: row.try_get("created_at").map_err(&err)?,
+                        },
+                    );
+                }
+                // 2. New documents in one multi-row insert; changed ones updated.
+                let mut inserts = Vec::new();
+                for doc in chunk {
+                    let hash = content_hash(&doc.data);
+                    match existing.get(&doc.key) {
+                        Some(old) if old.hash == hash => c.skipped += 1,
+                        Some(old) => {
+                            let data = with_metadata(&doc.data, cozy_metadata(&commit, &old.created_at, &now));
+                            sqlx::query(
+                                "UPDATE documents SET rev = ?, content_hash = ?, data = ?, updated_at = ? WHERE doctype = ? AND id = ?",
+                            )
+                            .bind(old.rev + 1)
+                            .bind(&hash)
+                            .bind(data)
+                            .bind(&now)
+                            .bind(doctype)
+                            .bind(&old.id)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(&err)?;
+                            c.updated += 1;
+                        }
+                        None => {
+                            let id = doc.id.clone().unwrap_or_else(new_id);
+                            let data = with_metadata(&doc.data, cozy_metadata(&commit, &now, &now));
+                            inserts.push((id, doc.key.as_str(), hash, data));
+                            c.created += 1;
+                        }
+                    }
+                }
+                if !inserts.is_empty() {
+                    let mut q = QueryBuilder::<Sqlite>::new(
+                        "INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data, created_at, updated_at) ",
+                    );
+                    q.push_values(inserts, |mut b, (id, key, hash, data)| {
+                        b.push_bind(doctype)
+                            .push_bind(id)
+                            .push_bind(commit.account_id.as_str())
+                            .push_bind(key)
+                            .push_bind(1i64)
+                            .push_bind(hash)
+                            .push_bind(data)
+                            .push_bind(now.as_str())
+                            .push_bind(now.as_str());
+                    });
+                    q.build().execute(&mut *tx).await.map_err(&err)?;
+                }
+            }
+        }
+        sqlx::query(
+            "INSERT INTO konnector_state (account_id, state, last_sync, last_run_id) VALUES (?, ?, ?, ?)
+             ON CONFLICT (account_id) DO UPDATE SET state = excluded.state, last_sync = excluded.last_sync, last_run_id = excluded.last_run_id",
+        )
+        .bind(&commit.account_id)
+        .bind(commit.state.to_string())
+        .bind(&now)
+        .bind(&commit.run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        Ok(counts)
+    }
+
+    async fn list(
+        &self,
+        doctype: &str,
+        account_id: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<StoredDoc>, KonnectorError> {
+        let err = self.err("listing documents");
+        let rows = sqlx::query(
+            "SELECT id, rev, content_hash, account_id, data FROM documents
+             WHERE doctype = ?1 AND (?2 IS NULL OR account_id = ?2) AND (?3 IS NULL OR id > ?3)
+             ORDER BY id LIMIT ?4",
+        )
+        .bind(doctype)
+        .bind(account_id)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(&err)?;
+        rows.into_iter()
+            .map(|row| {
+                let id: String = row.try_get("id").map_err(&err)?;
+                let rev: i64 = row.try_get("rev").map_err(&err)?;
+                let hash: String = row.try_get("content_hash").map_err(&err)?;
+                let text: String = row.try_get("data").map_err(&err)?;
+                let mut data: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    KonnectorError::store(format!(
+                        "document {doctype}/{id} in {} is corrupt: {e}",
+                        self.path.display()
+                    ))
+                })?;
+                let rev = format!("{rev}-{}", &hash[..hash.len().min(8)]);
+                if let Some(obj) = data.as_object_mut() {
+                    obj.insert("_id".into(), id.clone().into());
+                    obj.insert("_rev".into(), rev.clone().into());
+                }
+                Ok(StoredDoc {
+                    doctype: doctype.to_owned(),
+                    id,
+                    rev,
+                    account_id: row.try_get("account_id").map_err(&err)?,
+                    data,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_by_doctype(&self) -> Result<BTreeMap<String, u64>, KonnectorError> {
+        let rows = sqlx::query("SELECT doctype, COUNT(*) AS n FROM documents GROUP BY doctype")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("counting documents"))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let n: i64 = row.try_get("n").map_err(self.err("counting documents"))?;
+            out.insert(
+                row.try_get("doctype").map_err(self.err("counting documents"))?,
+                u64::try_from(n).unwrap_or(0),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn state(&self, account_id: &str) -> Result<Option<KonnectorState>, KonnectorError> {
+        let err = self.err("reading the konnector state");
+        let Some(row) = sqlx::query("SELECT state, last_sync, last_run_id FROM konnector_state WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(&err)?
+        else {
+            return Ok(None);
+        };
+        let state: String = row.try_get("state").map_err(&err)?;
+        let last_sync: String = row.try_get("last_sync").map_err(&err)?;
+        let corrupt = |what: String| KonnectorError::store(format!("the state of account {account_id} is corrupt: {what}"));
+        Ok(Some(KonnectorState {
+            state: serde_json::from_str(&state).map_err(|e| corrupt(e.to_string()))?,
+            last_sync: parse_time(&last_sync).map_err(corrupt)?,
+            last_run_id: row.try_get("last_run_id").map_err(&err)?,
+        }))
+    }
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn put_account(&self, a: &Account) -> Result<(), KonnectorError> {
+        let fields = serde_json::to_string(&a.fields)
+            .map_err(|e| KonnectorError::store(format!("cannot encode the account's fields: {e}")))?;
+        sqlx::query(
+            "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, endpoint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET konnector = excluded.konnector, label = excluded.label, fields = excluded.fields,
+               sealed_secrets = excluded.sealed_secrets, endpoint = excluded.endpoint",
+        )
+        .bind(&a.id)
+        .bind(&a.konnector)
+        .bind(&a.label)
+        .bind(fields)
+        .bind(&a.sealed_secrets)
+        .bind(&a.endpoint)
+        .bind(a.created_at.to_rfc3339())
+        .execute(&self.pool)
+        .await
+        .map_err(self.err("saving the account"))?;
+        Ok(())
+    }
+
+    async fn get_account(&self, id: &str) -> Result<Option<Account>, KonnectorError> {
+        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.err("reading the account"))?;
+        row.map(|r| self.account_from_row(&r)).transpose()
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<Account>, KonnectorError> {
+        let rows = sqlx::query("SELECT * FROM accounts ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("listing accounts"))?;
+        rows.iter().map(|r| self.account_from_row(r)).collect()
+    }
+
+    async fn remove_account(&self, id: &str, purge: bool) -> Result<bool, KonnectorError> {
+        let err = self.err("removing the account");
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(&err)?;
+        let n = sqlx::query("DELETE FROM accounts WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?
+            .rows_affected();
+        sqlx::query("DELETE FROM konnector_state WHERE account_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+        if purge {
+            sqlx::query("DELETE FROM documents WHERE account_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(&err)?;
+        }
+        tx.commit().await.map_err(&err)?;
+        Ok(n > 0)
+    }
+}
+
+impl SqliteStore {
+    fn account_from_row(&self, r: &sqlx::sqlite::SqliteRow) -> Result<Account, KonnectorError> {
+        let err = self.err("reading an account");
+        let id: String = r.try_get("id").map_err(&err)?;
+        let corrupt = |what: String| KonnectorError::store(format!("account {id} is corrupt in the store: {what}"));
+        let fields: String = r.try_get("fields").map_err(&err)?;
+        let created: String = r.try_get("created_at").map_err(&err)?;
+        Ok(Account {
+            konnector: r.try_get("konnector").map_err(&err)?,
+            label: r.try_get("label").map_err(&err)?,
+            fields: serde_json::from_str(&fields).map_err(|e| corrupt(e.to_string()))?,
+            sealed_secrets: r.try_get("sealed_secrets").map_err(&err)?,
+            endpoint: r.try_get("endpoint").map_err(&err)?,
+            created_at: parse_time(&created).map_err(corrupt)?,
+            id,
+        })
+    }
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| format!("bad time `{s}`: {e}"))
+}
+
+/// A new random document id (32 hex digits, like Cozy's).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn commit(docs: Vec<StagedDoc>, state: serde_json::Value) -> RunCommit {
+        RunCommit {
+            account_id: "acc".into(),
+            account_identifier: Some("12345678".into()),
+            run_id: new_id(),
+            konnector: "test".into(),
+            docs,
+            state,
+            finished_at: Utc::now(),
+        }
+    }
+
+    fn doc(key: &str, amount: u32) -> StagedDoc {
+        StagedDoc {
+            doctype: "io.cozy.bills",
+            key: key.into(),
+            id: None,
+            data: json!({"vendor": "V", "amount": amount}),
+        }
+    }
+
+    #[tokio::test]
+    async fn saving_twice_creates_nothing_and_changes_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+        let c = store
+            .commit_run(commit(vec![doc("a", 1), doc("b", 2)], json!({"cursor": 1})))
+            .await
+            .unwrap();
+        assert_eq!(c["io.cozy.bills"].created, 2);
+        let c = store
+            .commit_run(commit(vec![doc("a", 1), doc("b", 3), doc("c", 4)], json!({"cursor": 2})))
+            .await
+            .unwrap();
+        assert_eq!(
+            c["io.cozy.bills"],
+            super::super::Counts { created: 1, updated: 1, skipped: 1 }
+        );
+        let docs = store.list("io.cozy.bills", None, None, 100).await.unwrap();
+        assert_eq!(docs.len(), 3);
+        let b = docs.iter().find(|d| d.data["amount"] == json!(3)).unwrap();
+        assert!(b.rev.starts_with("2-"));
+        assert_eq!(b.data["cozyMetadata"]["sourceAccount"], "acc");
+        assert_eq!(store.state("acc").await.unwrap().unwrap().state, json!({"cursor": 2}));
+        assert!(store.find_id("acc", "io.cozy.bills", "c").await.unwrap().is_some());
+        assert!(store.find_id("other", "io.cozy.bills", "c").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_file_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let err = SqliteStore::open(&path).await.err().unwrap();
+        assert_eq!(err.code, crate::error::ErrorCode::StoreFailed);
+        assert!(err.message.contains("g.db"), "{}", err.message);
+    }
+}
