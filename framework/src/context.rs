@@ -165,12 +165,16 @@ impl RunContext {
 
     /// A non-secret field of the account.
     pub fn field(&self, name: &str) -> Result<&str> {
-        self.account.fields.get(name).map(String::as_str).ok_or_else(|| {
-            KonnectorError::invalid_data(format!(
-                "account {} has no field `{name}`",
-                self.account.id
-            ))
-        })
+        self.account
+            .fields
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| {
+                KonnectorError::invalid_data(format!(
+                    "account {} has no field `{name}`",
+                    self.account.id
+                ))
+            })
     }
 
     /// A secret field of the account.
@@ -198,7 +202,10 @@ impl RunContext {
         self.base_url.join(path).map(String::from).map_err(|e| {
             KonnectorError::new(
                 ErrorCode::UnknownError,
-                format!("cannot join `{path}` to {}: {e}", display_url(&self.base_url)),
+                format!(
+                    "cannot join `{path}` to {}: {e}",
+                    display_url(&self.base_url)
+                ),
             )
         })
     }

@@ -279,6 +279,9 @@ mod tests {
     #[test]
     fn display_shows_code_then_cause() {
         let e = KonnectorError::login_failed("the provider said: wrong password");
-        assert_eq!(e.to_string(), "LOGIN_FAILED: the provider said: wrong password");
+        assert_eq!(
+            e.to_string(),
+            "LOGIN_FAILED: the provider said: wrong password"
+        );
     }
 }

@@ -147,7 +147,13 @@ impl Response {
         self.headers
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
     }
 }
 
@@ -206,7 +212,10 @@ impl HttpClient {
             } else if redirect_allow.allows(attempt.url()) {
                 attempt.follow()
             } else {
-                let msg = format!("redirect to a host outside the manifest: {}", display_url(attempt.url()));
+                let msg = format!(
+                    "redirect to a host outside the manifest: {}",
+                    display_url(attempt.url())
+                );
                 attempt.error(msg)
             }
         });
@@ -217,7 +226,12 @@ impl HttpClient {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .build()
-            .map_err(|e| KonnectorError::new(ErrorCode::UnknownError, format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                KonnectorError::new(
+                    ErrorCode::UnknownError,
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
         Ok(Self {
             inner,
             jar,
@@ -257,10 +271,19 @@ impl HttpClient {
     /// 2xx, 3xx (not followed) and 4xx other than 429 are returned for the
     /// konnector to judge. Network errors, 5xx and 429 are retried; when
     /// retries run out the error is `VENDOR_DOWN` naming the URL and the last
-    /// status.
-    pub async fn send(&self, method: Method, url: &str, form_body: Option<String>) -> Result<Response> {
+    /// status. POST and PATCH are retried only on 429, 503 and connection
+    /// failures, where the server cannot have processed them.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        form_body: Option<String>,
+    ) -> Result<Response> {
         let url = Url::parse(url).map_err(|e| {
-            KonnectorError::new(ErrorCode::UnknownError, format!("`{}` is not a URL: {e}", strip_query(url)))
+            KonnectorError::new(
+                ErrorCode::UnknownError,
+                format!("`{}` is not a URL: {e}", strip_query(url)),
+            )
         })?;
         if !self.allow.allows(&url) {
             return Err(KonnectorError::new(
@@ -272,13 +295,17 @@ impl HttpClient {
             ));
         }
         let policy = &self.config.retry;
+        let idempotent = method != Method::POST && method != Method::PATCH;
         let mut retry = 0u32;
         loop {
             self.take_budget(&url)?;
             let mut req = self.inner.request(method.clone(), url.clone());
             if let Some(body) = &form_body {
                 req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
                     .body(body.clone());
             }
             let started = std::time::Instant::now();
@@ -287,7 +314,19 @@ impl HttpClient {
                     let status = resp.status();
                     tracing::debug!(%method, url = %display_url(&url), status = status.as_u16(),
                         elapsed_ms = started.elapsed().as_millis() as u64, "http");
-                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                    // A POST is retried only when the server says it did not
+                    // process it (429, 503): a login must not be replayed
+                    // after a 500 that may have counted it as an attempt.
+                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::SERVICE_UNAVAILABLE
+                        || (idempotent && status.is_server_error());
+                    if !retryable && status.is_server_error() {
+                        return Err(KonnectorError::vendor_down(format!(
+                            "{method} {} answered {status}; not retried, since the server may have processed it",
+                            display_url(&url)
+                        )));
+                    }
+                    if retryable {
                         let after = retry_after(resp.headers());
                         Attempt::Retry(format!("{} answered {status}", display_url(&url)), after)
                     } else {
@@ -295,29 +334,56 @@ impl HttpClient {
                         let headers = resp.headers().clone();
                         match read_body(resp).await {
                             Ok(body) => {
-                                return Ok(Response { url: final_url, status, headers, body });
+                                return Ok(Response {
+                                    url: final_url,
+                                    status,
+                                    headers,
+                                    body,
+                                });
                             }
-                            Err(e) => Attempt::Retry(
-                                format!("the body from {} was cut off: {}", display_url(&url), e.without_url()),
-                                None,
-                            ),
+                            Err(e) => {
+                                let cause = format!(
+                                    "the body from {} was cut off: {}",
+                                    display_url(&url),
+                                    e.without_url()
+                                );
+                                if !idempotent {
+                                    return Err(KonnectorError::vendor_down(cause));
+                                }
+                                Attempt::Retry(cause, None)
+                            }
                         }
                     }
                 }
                 Err(e) if e.is_redirect() => {
                     return Err(KonnectorError::new(
                         ErrorCode::HostNotAllowed,
-                        format!("refused a redirect from {}: {}", display_url(&url), error_chain(&e)),
+                        format!(
+                            "refused a redirect from {}: {}",
+                            display_url(&url),
+                            error_chain(&e)
+                        ),
                     ));
                 }
-                Err(e) => Attempt::Retry(
+                Err(e) if idempotent || e.is_connect() => Attempt::Retry(
                     format!("could not reach {}: {}", display_url(&url), error_chain(&e)),
                     None,
                 ),
+                Err(e) => {
+                    return Err(KonnectorError::vendor_down(format!(
+                        "{} {} failed and is not retried, since the server may have processed it: {}",
+                        method,
+                        display_url(&url),
+                        error_chain(&e)
+                    )));
+                }
             };
             let Attempt::Retry(cause, after) = outcome;
             if retry >= policy.max_retries {
-                return Err(KonnectorError::vendor_down(format!("{cause} (gave up after {} attempts)", retry + 1)));
+                return Err(KonnectorError::vendor_down(format!(
+                    "{cause} (gave up after {} attempts)",
+                    retry + 1
+                )));
             }
             let wait = match after {
                 Some(after) if after > policy.max_retry_after => {
@@ -343,10 +409,9 @@ impl HttpClient {
 
     fn take_budget(&self, url: &Url) -> Result<()> {
         let host = url.host_str().unwrap_or("").to_owned();
-        let mut per_host = self
-            .per_host
-            .lock()
-            .map_err(|_| KonnectorError::new(ErrorCode::UnknownError, "the request counter is poisoned"))?;
+        let mut per_host = self.per_host.lock().map_err(|_| {
+            KonnectorError::new(ErrorCode::UnknownError, "the request counter is poisoned")
+        })?;
         let used = per_host.entry(host.clone()).or_insert(0);
         if *used >= self.config.request_budget {
             return Err(KonnectorError::new(
@@ -453,7 +518,11 @@ mod tests {
         for retry in 0..8 {
             let full = (100u64 << retry).min(1000);
             let d = p.backoff(retry).as_millis() as u64;
-            assert!(d >= full / 2 && d <= full, "retry {retry}: {d} not in [{}, {full}]", full / 2);
+            assert!(
+                d >= full / 2 && d <= full,
+                "retry {retry}: {d} not in [{}, {full}]",
+                full / 2
+            );
         }
     }
 
@@ -469,7 +538,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);

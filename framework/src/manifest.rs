@@ -242,10 +242,7 @@ impl Manifest {
     /// `source` names the file in error messages.
     pub fn from_toml(source: &str, text: &str) -> Result<Self, KonnectorError> {
         let manifest: Manifest = toml::from_str(text).map_err(|e| {
-            let place = e
-                .span()
-                .map(|s| locate(text, s.start))
-                .unwrap_or_default();
+            let place = e.span().map(|s| locate(text, s.start)).unwrap_or_default();
             invalid(source, &format!("{place}{}", e.message()), "")
         })?;
         manifest.validate(source)?;
@@ -275,7 +272,10 @@ impl Manifest {
                 format!("`{}` is not a MAJOR.MINOR.PATCH version", self.version),
             ));
         }
-        for (field, link) in [("vendor_link", &self.vendor_link), ("base_url", &self.base_url)] {
+        for (field, link) in [
+            ("vendor_link", &self.vendor_link),
+            ("base_url", &self.base_url),
+        ] {
             let url = url::Url::parse(link)
                 .map_err(|e| bad(field, format!("`{link}` is not a URL ({e})")))?;
             if url.scheme() != "https" {
@@ -311,7 +311,10 @@ impl Manifest {
                 ));
             }
             if spec.label.trim().is_empty() {
-                return Err(bad(&format!("fields.{name}.label"), "must not be empty".into()));
+                return Err(bad(
+                    &format!("fields.{name}.label"),
+                    "must not be empty".into(),
+                ));
             }
             if let Some(p) = &spec.pattern
                 && PatternRule::parse(p).is_none()
@@ -323,7 +326,10 @@ impl Manifest {
             }
         }
         if self.fields.values().filter(|f| f.identifier).count() > 1 {
-            return Err(bad("fields", "at most one field may be the identifier".into()));
+            return Err(bad(
+                "fields",
+                "at most one field may be the identifier".into(),
+            ));
         }
         let [start, end] = self.time_interval;
         if start > 23 || end > 24 || start >= end {
@@ -444,7 +450,9 @@ label = "Password"
     }
 
     fn err_of(text: &str) -> String {
-        Manifest::from_toml("acme.toml", text).unwrap_err().to_string()
+        Manifest::from_toml("acme.toml", text)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -458,14 +466,26 @@ label = "Password"
                 "hosts = [\"evil.example\"]",
                 "hosts",
             ),
-            ("time_interval = [1, 6]", "time_interval = [6, 1]", "time_interval"),
+            (
+                "time_interval = [1, 6]",
+                "time_interval = [6, 1]",
+                "time_interval",
+            ),
             (
                 "data_types = [\"io.cozy.bills\", \"io.cozy.files\"]",
                 "data_types = [\"io.cozy.nope\"]",
                 "data_types",
             ),
-            (r"pattern = '^\d{8}$'", "pattern = '[a-z]+'", "fields.login.pattern"),
-            ("label = \"Password\"", "label = \"\"", "fields.password.label"),
+            (
+                r"pattern = '^\d{8}$'",
+                "pattern = '[a-z]+'",
+                "fields.login.pattern",
+            ),
+            (
+                "label = \"Password\"",
+                "label = \"\"",
+                "fields.password.label",
+            ),
             (
                 "vendor_link = \"https://acme.example\"",
                 "vendor_link = \"http://acme.example\"",

@@ -84,8 +84,14 @@ pub async fn run_konnector(
         tracing::info!("run started");
         let result = run_inner(konnector, account, secrets, env, progress, run_id.clone()).await;
         match &result {
-            Ok(r) => tracing::info!(created = r.created(), files = r.files_downloaded, "run committed"),
-            Err(e) => tracing::warn!(code = %e.code, error = %e.message, "run failed, nothing saved"),
+            Ok(r) => tracing::info!(
+                created = r.created(),
+                files = r.files_downloaded,
+                "run committed"
+            ),
+            Err(e) => {
+                tracing::warn!(code = %e.code, error = %e.message, "run failed, nothing saved")
+            }
         }
         env.files.discard(&run_id);
         result
@@ -116,7 +122,10 @@ async fn run_inner(
     let mut allowed_hosts = manifest.hosts.clone();
     let base = account.endpoint.as_deref().unwrap_or(&manifest.base_url);
     let base_url = Url::parse(base).map_err(|e| {
-        KonnectorError::new(ErrorCode::UnknownError, format!("the base URL `{base}` is not a URL: {e}"))
+        KonnectorError::new(
+            ErrorCode::UnknownError,
+            format!("the base URL `{base}` is not a URL: {e}"),
+        )
     })?;
     if account.endpoint.is_some()
         && let Some(host) = base_url.host_str()

@@ -37,7 +37,12 @@ impl Vault {
         let key_bytes = match std::fs::read(key_path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key_file(key_path)?,
-            Err(e) => return Err(vault_error(format!("cannot read the key file {}: {e}", key_path.display()))),
+            Err(e) => {
+                return Err(vault_error(format!(
+                    "cannot read the key file {}: {e}",
+                    key_path.display()
+                )));
+            }
         };
         if key_bytes.len() != 32 {
             return Err(vault_error(format!(
@@ -58,13 +63,18 @@ impl Vault {
     }
 
     /// Seals named secrets for one account.
-    pub fn seal(&self, account_id: &str, secrets: &BTreeMap<String, Secret>) -> Result<Vec<u8>, KonnectorError> {
+    pub fn seal(
+        &self,
+        account_id: &str,
+        secrets: &BTreeMap<String, Secret>,
+    ) -> Result<Vec<u8>, KonnectorError> {
         // The plaintext is a tiny length-prefixed encoding, built in a buffer
         // that is dropped right after encryption.
         let mut plain = Vec::new();
         for (name, value) in secrets {
             for part in [name.as_bytes(), value.expose().as_bytes()] {
-                let len = u32::try_from(part.len()).map_err(|_| vault_error("a secret is too long".into()))?;
+                let len = u32::try_from(part.len())
+                    .map_err(|_| vault_error("a secret is too long".into()))?;
                 plain.extend_from_slice(&len.to_le_bytes());
                 plain.extend_from_slice(part);
             }
@@ -72,7 +82,13 @@ impl Vault {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         let sealed = self
             .cipher
-            .encrypt(&nonce, Payload { msg: &plain, aad: account_id.as_bytes() })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &plain,
+                    aad: account_id.as_bytes(),
+                },
+            )
             .map_err(|_| vault_error("encryption failed".into()));
         plain.iter_mut().for_each(|b| *b = 0);
         let sealed = sealed?;
@@ -84,9 +100,15 @@ impl Vault {
     }
 
     /// Opens what [`Vault::seal`] sealed for the same account.
-    pub fn open(&self, account_id: &str, blob: &[u8]) -> Result<BTreeMap<String, Secret>, KonnectorError> {
+    pub fn open(
+        &self,
+        account_id: &str,
+        blob: &[u8],
+    ) -> Result<BTreeMap<String, Secret>, KonnectorError> {
         if blob.len() < MAGIC.len() + NONCE_LEN || &blob[..MAGIC.len()] != MAGIC {
-            return Err(vault_error(format!("the credentials of account {account_id} are not a Gleaner vault record")));
+            return Err(vault_error(format!(
+                "the credentials of account {account_id} are not a Gleaner vault record"
+            )));
         }
         let nonce = XNonce::from_slice(&blob[MAGIC.len()..MAGIC.len() + NONCE_LEN]);
         let mut plain = self
@@ -100,7 +122,11 @@ impl Vault {
             })?;
         let parsed = decode(&plain);
         plain.iter_mut().for_each(|b| *b = 0);
-        parsed.ok_or_else(|| vault_error(format!("the credentials of account {account_id} are malformed")))
+        parsed.ok_or_else(|| {
+            vault_error(format!(
+                "the credentials of account {account_id} are malformed"
+            ))
+        })
     }
 }
 
@@ -123,7 +149,8 @@ fn decode(mut rest: &[u8]) -> Option<BTreeMap<String, Secret>> {
 fn create_key_file(path: &Path) -> Result<Vec<u8>, KonnectorError> {
     let key = XChaCha20Poly1305::generate_key(&mut OsRng).to_vec();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| vault_error(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| vault_error(format!("cannot create {}: {e}", dir.display())))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -132,9 +159,12 @@ fn create_key_file(path: &Path) -> Result<Vec<u8>, KonnectorError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| vault_error(format!("cannot create the key file {}: {e}", path.display())))?;
+    let mut file = options.open(path).map_err(|e| {
+        vault_error(format!(
+            "cannot create the key file {}: {e}",
+            path.display()
+        ))
+    })?;
     file.write_all(&key)
         .and_then(|()| file.sync_all())
         .map_err(|e| vault_error(format!("cannot write the key file {}: {e}", path.display())))?;
@@ -167,7 +197,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(vault.key_path()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(vault.key_path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -80,7 +80,12 @@ pub struct Bill {
 
 impl Bill {
     /// A bill with the required fields; the rest are `None`.
-    pub fn new(vendor: impl Into<String>, date: DateTime<Utc>, amount: Decimal, currency: Currency) -> Self {
+    pub fn new(
+        vendor: impl Into<String>,
+        date: DateTime<Utc>,
+        amount: Decimal,
+        currency: Currency,
+    ) -> Self {
         Self {
             vendor: vendor.into(),
             date,
@@ -183,7 +188,9 @@ mod tests {
         let mut b = bill();
         b.amount = Decimal::new(-5, 0);
         assert!(b.validate().unwrap_err().message.contains("negative"));
-        let json = serde_json::to_string(&bill()).unwrap().replace("\"EUR\"", "\"EURO\"");
+        let json = serde_json::to_string(&bill())
+            .unwrap()
+            .replace("\"EUR\"", "\"EURO\"");
         let err = serde_json::from_str::<Bill>(&json).unwrap_err().to_string();
         assert!(err.contains("EURO"), "{err}");
         assert!(bill().validate().is_ok());

@@ -153,7 +153,11 @@ fn save_failed(path: &Path, e: &std::io::Error) -> KonnectorError {
 
 /// Refuses downloads that are empty, of another type than announced, or
 /// visibly truncated (a PDF without its `%%EOF` trailer).
-pub fn check_download(bytes: &[u8], expected_mime: &str, source: &str) -> Result<(), KonnectorError> {
+pub fn check_download(
+    bytes: &[u8],
+    expected_mime: &str,
+    source: &str,
+) -> Result<(), KonnectorError> {
     if bytes.is_empty() {
         return Err(KonnectorError::file_download_failed(format!(
             "{source} sent an empty file"
@@ -178,7 +182,11 @@ pub fn check_download(bytes: &[u8], expected_mime: &str, source: &str) -> Result
             .collect::<Vec<_>>()
             .windows(5)
             .any(|w| w == b"<html" || w == b"<!doc");
-        let what = if looks_html { "an HTML page" } else { "unrecognised content" };
+        let what = if looks_html {
+            "an HTML page"
+        } else {
+            "unrecognised content"
+        };
         return Err(KonnectorError::file_download_failed(format!(
             "{source} sent {what} where a {expected_mime} was expected"
         )));
@@ -216,7 +224,11 @@ pub fn sanitize_name(name: &str) -> String {
         }
         out.truncate(cut);
     }
-    if out.is_empty() { "unnamed".to_owned() } else { out }
+    if out.is_empty() {
+        "unnamed".to_owned()
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -239,7 +251,12 @@ mod tests {
     fn bad_downloads_are_refused() {
         let e = check_download(b"", "application/pdf", "https://x/f").unwrap_err();
         assert!(e.message.contains("empty"));
-        let e = check_download(b"<!DOCTYPE html><html>login</html>", "application/pdf", "https://x/f").unwrap_err();
+        let e = check_download(
+            b"<!DOCTYPE html><html>login</html>",
+            "application/pdf",
+            "https://x/f",
+        )
+        .unwrap_err();
         assert!(e.message.contains("HTML page"), "{}", e.message);
         let e = check_download(&PDF[..20], "application/pdf", "https://x/f").unwrap_err();
         assert!(e.message.contains("truncated"));
@@ -255,7 +272,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(dir.path()).unwrap();
         let f = store
-            .stage("run1", "Free Mobile/12345678", "a/b.pdf", PDF, "application/pdf", "https://x/f")
+            .stage(
+                "run1",
+                "Free Mobile/12345678",
+                "a/b.pdf",
+                PDF,
+                "application/pdf",
+                "https://x/f",
+            )
             .unwrap();
         assert_eq!(f.rel_path, "Free Mobile/12345678/a_b.pdf");
         let target = store.absolute(&f.rel_path);

@@ -121,7 +121,12 @@ pub struct Account {
 #[async_trait]
 pub trait DocStore: Send + Sync {
     /// The id of the document with this key, if one exists.
-    async fn find_id(&self, account_id: &str, doctype: &str, key: &str) -> Result<Option<String>, KonnectorError>;
+    async fn find_id(
+        &self,
+        account_id: &str,
+        doctype: &str,
+        key: &str,
+    ) -> Result<Option<String>, KonnectorError>;
 
     /// Writes a run's documents and the account's state in one transaction.
     async fn commit_run(&self, commit: RunCommit) -> Result<CommitCounts, KonnectorError>;

@@ -1,0 +1,26 @@
+//! The Free Mobile site map: every URL the konnector visits, in one place.
+//!
+//! All paths are relative to the base URL (`https://mobile.free.fr`, or a
+//! sandbox on loopback).
+
+/// The customer area: the login form when logged out, the home page (with
+/// the current line's invoices) when logged in. The login form posts here.
+pub const ACCOUNT: &str = "/account/";
+
+/// Ends the session.
+pub const LOGOUT: &str = "/account/?logout";
+
+/// Makes another line of the account current and shows its home page.
+pub fn switch_user(line_id: &str) -> String {
+    format!("/account/?switch-user={line_id}")
+}
+
+/// The login form's field names.
+pub mod form {
+    /// The 8-digit customer id.
+    pub const LOGIN: &str = "login-ident";
+    /// The password.
+    pub const PASSWORD: &str = "login-pwd";
+    /// The submit button, sent as the browser does.
+    pub const SUBMIT: (&str, &str) = ("bt-login", "1");
+}

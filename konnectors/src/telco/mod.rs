@@ -1,0 +1,3 @@
+//! Telcos: phone and internet invoices.
+
+pub mod free_mobile;

@@ -1,0 +1,88 @@
+//! The opened installation: data directory, store, files, vault and the
+//! konnector registry.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use gleaner_framework::http::RetryPolicy;
+use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, SqliteStore};
+use gleaner_framework::vault::Vault;
+use gleaner_framework::{RunEnv, Secret};
+use gleaner_konnectors::Registry;
+
+/// Everything a command needs.
+pub struct App {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The store.
+    pub store: SqliteStore,
+    /// The files tree.
+    pub files: FileStore,
+    /// The credentials vault.
+    pub vault: Vault,
+    /// The konnectors.
+    pub registry: Registry,
+}
+
+impl App {
+    /// Opens (creating if needed) the installation in `data_dir`.
+    pub async fn open(data_dir: Option<PathBuf>) -> Result<Self> {
+        let data_dir = match data_dir {
+            Some(d) => d,
+            None => directories::ProjectDirs::from("", "", "gleaner")
+                .map(|p| p.data_dir().to_owned())
+                .context("no home directory: give --data-dir or set GLEANER_HOME")?,
+        };
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let store = SqliteStore::open(&data_dir.join("gleaner.db")).await?;
+        let files = FileStore::open(&data_dir.join("files"))?;
+        let vault = Vault::open_or_create(&data_dir.join("vault.key"))?;
+        let registry = Registry::builtin()?;
+        Ok(Self {
+            data_dir,
+            store,
+            files,
+            vault,
+            registry,
+        })
+    }
+
+    /// The run environment shared by runs.
+    pub fn run_env(&self) -> RunEnv {
+        RunEnv {
+            store: Arc::new(self.store.clone()) as Arc<dyn DocStore>,
+            files: self.files.clone(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Finds an account by id, unique id prefix, or label.
+    pub async fn find_account(&self, what: &str) -> Result<Account> {
+        let accounts = self.store.list_accounts().await?;
+        if let Some(a) = accounts.iter().find(|a| a.id == what || a.label == what) {
+            return Ok(a.clone());
+        }
+        let matches: Vec<_> = accounts.iter().filter(|a| a.id.starts_with(what)).collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => bail!("no account `{what}`; `gleaner accounts list` shows them"),
+            _ => bail!(
+                "`{what}` matches {} accounts; give more of the id",
+                matches.len()
+            ),
+        }
+    }
+
+    /// Opens an account's secrets.
+    pub fn secrets(&self, account: &Account) -> Result<BTreeMap<String, Secret>> {
+        Ok(self.vault.open(&account.id, &account.sealed_secrets)?)
+    }
+
+    /// The absolute path of the files tree.
+    pub fn files_root(&self) -> &Path {
+        self.files.root()
+    }
+}

@@ -1,0 +1,412 @@
+//! One function per command.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use gleaner_framework::manifest::FieldSpec;
+use gleaner_framework::store::{Account, AccountStore, DocStore};
+use gleaner_framework::{Progress, ProgressFn, RunReport, Secret, run_konnector};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::app::App;
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    t
+}
+
+/// `gleaner konnectors`
+pub fn konnectors(app: &App) {
+    let mut t = table(&["slug", "name", "category", "frequency", "produces", "hosts"]);
+    for e in app.registry.entries() {
+        let m = e.konnector.manifest();
+        t.add_row(vec![
+            m.slug.clone(),
+            m.name.clone(),
+            m.category.to_string(),
+            format!("{:?}", m.frequency).to_lowercase(),
+            m.data_types.join(", "),
+            m.hosts.join(", "),
+        ]);
+    }
+    println!("{t}");
+}
+
+/// `gleaner accounts add`
+pub async fn accounts_add(
+    app: &App,
+    slug: &str,
+    given: Vec<(String, String)>,
+    label: Option<String>,
+    endpoint: Option<String>,
+) -> Result<Account> {
+    let manifest = app.registry.get(slug)?.konnector.manifest().clone();
+    let mut given: BTreeMap<String, String> = given.into_iter().collect();
+    if let Some(unknown) = given.keys().find(|k| !manifest.fields.contains_key(*k)) {
+        bail!(
+            "konnector `{slug}` has no field `{unknown}`; its fields are: {}",
+            manifest
+                .fields
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(url) = &endpoint {
+        url::Url::parse(url).with_context(|| format!("--endpoint `{url}` is not a URL"))?;
+    }
+    let mut fields = BTreeMap::new();
+    let mut secrets = BTreeMap::new();
+    for (name, spec) in &manifest.fields {
+        let value = match given.remove(name) {
+            Some(v) => v,
+            None => prompt(name, spec)?,
+        };
+        spec.check(name, &value).map_err(anyhow::Error::msg)?;
+        if spec.kind.is_secret() {
+            secrets.insert(name.clone(), Secret::new(value));
+        } else {
+            fields.insert(name.clone(), value);
+        }
+    }
+    let id = gleaner_framework::store::sqlite::new_id()[..12].to_owned();
+    let identifier = manifest
+        .identifier_field()
+        .and_then(|f| fields.get(f).cloned());
+    let label = label
+        .or(identifier)
+        .unwrap_or_else(|| format!("{slug}-{}", &id[..6]));
+    if app
+        .store
+        .list_accounts()
+        .await?
+        .iter()
+        .any(|a| a.label == label)
+    {
+        bail!("an account labelled `{label}` exists already; pick another with --label");
+    }
+    let account = Account {
+        sealed_secrets: app.vault.seal(&id, &secrets)?,
+        id,
+        konnector: slug.to_owned(),
+        label,
+        fields,
+        endpoint,
+        created_at: Utc::now(),
+    };
+    app.store.put_account(&account).await?;
+    Ok(account)
+}
+
+fn prompt(name: &str, spec: &FieldSpec) -> Result<String> {
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "field `{name}` ({}) is missing: give it with --field {name}=...",
+            spec.label
+        );
+    }
+    let question = format!(
+        "{}{}: ",
+        spec.label,
+        if spec.required { "" } else { " (optional)" }
+    );
+    if spec.kind.is_secret() {
+        Ok(rpassword::prompt_password(question)?)
+    } else {
+        eprint!("{question}");
+        std::io::stderr().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok(line.trim().to_owned())
+    }
+}
+
+/// `gleaner accounts list`
+pub async fn accounts_list(app: &App) -> Result<()> {
+    let mut t = table(&["id", "konnector", "label", "endpoint", "last sync"]);
+    for a in app.store.list_accounts().await? {
+        let last = app
+            .store
+            .state(&a.id)
+            .await?
+            .map(|s| s.last_sync.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_else(|| "never".into());
+        t.add_row(vec![
+            a.id.clone(),
+            a.konnector.clone(),
+            a.label.clone(),
+            a.endpoint.clone().unwrap_or_default(),
+            last,
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+/// `gleaner accounts remove`
+pub async fn accounts_remove(app: &App, what: &str, purge: bool) -> Result<()> {
+    let account = app.find_account(what).await?;
+    app.store.remove_account(&account.id, purge).await?;
+    if purge {
+        let manifest = app.registry.get(&account.konnector)?.konnector.manifest();
+        let dir = app
+            .files
+            .root()
+            .join(gleaner_framework::store::files::sanitize_name(
+                &manifest.name,
+            ))
+            .join(gleaner_framework::store::files::sanitize_name(
+                &account.label,
+            ));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot remove {}", dir.display()))?;
+        }
+        println!(
+            "removed account {} ({}) with its documents and files",
+            account.label, account.id
+        );
+    } else {
+        println!(
+            "removed account {} ({}); its documents and files are kept",
+            account.label, account.id
+        );
+    }
+    Ok(())
+}
+
+/// Runs one account with a progress bar; returns the report.
+pub async fn run_account(app: &App, account: &Account) -> Result<RunReport> {
+    let entry = app.registry.get(&account.konnector)?;
+    let secrets = app.secrets(account)?;
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(account.label.clone());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let b = bar.clone();
+    let progress: ProgressFn = Arc::new(move |p: &Progress| {
+        if let Some(total) = p.total {
+            b.set_length(total);
+        }
+        b.set_position(p.done);
+        b.set_message(p.message.clone());
+    });
+    let result = run_konnector(
+        entry.konnector.as_ref(),
+        account,
+        secrets,
+        &app.run_env(),
+        Some(progress),
+    )
+    .await;
+    bar.finish_and_clear();
+    Ok(result?)
+}
+
+/// Prints a run's summary table.
+pub fn print_report(label: &str, report: &RunReport) {
+    let mut t = table(&["doctype", "created", "updated", "skipped"]);
+    for (doctype, c) in &report.counts {
+        t.add_row(vec![
+            doctype.clone(),
+            c.created.to_string(),
+            c.updated.to_string(),
+            c.skipped.to_string(),
+        ]);
+    }
+    println!(
+        "{label}: run {} finished in {:.1} s ({} requests, {} retries, {} files downloaded, {} already there)",
+        &report.run_id[..8],
+        (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0,
+        report.requests,
+        report.retries,
+        report.files_downloaded,
+        report.files_reused
+    );
+    println!("{t}");
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+}
+
+/// `gleaner run`
+pub async fn run(app: &App, what: &str) -> Result<()> {
+    let account = app.find_account(what).await?;
+    let report = run_account(app, &account).await?;
+    print_report(&account.label, &report);
+    Ok(())
+}
+
+/// `gleaner docs`
+pub async fn docs(
+    app: &App,
+    doctype: &str,
+    account: Option<&str>,
+    json: bool,
+    limit: u32,
+) -> Result<()> {
+    let account_id = match account {
+        Some(a) => Some(app.find_account(a).await?.id),
+        None => None,
+    };
+    let docs = app
+        .store
+        .list(doctype, account_id.as_deref(), None, limit)
+        .await?;
+    if json {
+        for d in &docs {
+            println!("{}", d.data);
+        }
+        return Ok(());
+    }
+    let s = |v: &serde_json::Value, k: &str| match &v[k] {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut t = match doctype {
+        "io.cozy.bills" => table(&["date", "vendor", "amount", "contract", "file"]),
+        "io.cozy.files" => table(&["path", "size", "sha256"]),
+        _ => table(&["id", "document"]),
+    };
+    for d in &docs {
+        let v = &d.data;
+        t.add_row(match doctype {
+            "io.cozy.bills" => vec![
+                s(v, "date").get(..10).unwrap_or_default().to_owned(),
+                s(v, "vendor"),
+                format!("{} {}", s(v, "amount"), s(v, "currency")),
+                s(v, "contractLabel"),
+                s(v, "filename"),
+            ],
+            "io.cozy.files" => vec![
+                s(v, "path"),
+                s(v, "size"),
+                s(v, "sha256").chars().take(16).collect(),
+            ],
+            _ => vec![d.id.clone(), v.to_string().chars().take(120).collect()],
+        });
+    }
+    println!("{t}");
+    println!("{} document(s) of {doctype}", docs.len());
+    Ok(())
+}
+
+/// `gleaner export`
+pub async fn export(
+    app: &App,
+    doctypes: Vec<String>,
+    out: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let doctypes = if doctypes.is_empty() {
+        app.store.count_by_doctype().await?.into_keys().collect()
+    } else {
+        doctypes
+    };
+    let mut sink: Box<dyn Write> = match &out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut n = 0u64;
+    for doctype in &doctypes {
+        let mut after: Option<String> = None;
+        loop {
+            let page = app
+                .store
+                .list(doctype, None, after.as_deref(), 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for d in &page {
+                let line = serde_json::json!({"doctype": doctype, "doc": d.data});
+                writeln!(sink, "{line}")?;
+                n += 1;
+            }
+        }
+    }
+    sink.flush()?;
+    if let Some(path) = out {
+        eprintln!("exported {n} document(s) to {}", path.display());
+    }
+    Ok(())
+}
+
+/// `gleaner demo`
+pub async fn demo(app: &App) -> Result<()> {
+    println!("Gleaner demo: data in {}", app.data_dir.display());
+    let mut failures = 0;
+    for entry in app.registry.entries() {
+        let Some(start) = entry.sandbox else { continue };
+        let manifest = entry.konnector.manifest();
+        let sandbox = start()
+            .await
+            .with_context(|| format!("cannot start the {} sandbox", manifest.name))?;
+        println!(
+            "started the {} sandbox at {}",
+            manifest.name, sandbox.base_url
+        );
+        let label = format!("demo-{}", manifest.slug);
+        let existing = app
+            .store
+            .list_accounts()
+            .await?
+            .into_iter()
+            .find(|a| a.label == label);
+        let account = match existing {
+            Some(mut a) => {
+                // The sandbox listens on a new port each time.
+                a.endpoint = Some(sandbox.base_url.clone());
+                app.store.put_account(&a).await?;
+                a
+            }
+            None => {
+                let mut fields = sandbox.fields.clone();
+                fields.extend(sandbox.secrets.clone());
+                accounts_add(
+                    app,
+                    &manifest.slug,
+                    fields,
+                    Some(label.clone()),
+                    Some(sandbox.base_url.clone()),
+                )
+                .await?
+            }
+        };
+        match run_account(app, &account).await {
+            Ok(report) => print_report(&label, &report),
+            Err(e) => {
+                failures += 1;
+                eprintln!("{label}: {}", crate::describe(&e, 0));
+            }
+        }
+        drop(sandbox);
+    }
+    let counts = app.store.count_by_doctype().await?;
+    let mut t = table(&["doctype", "documents in store"]);
+    for (doctype, n) in &counts {
+        t.add_row(vec![doctype.clone(), n.to_string()]);
+    }
+    println!("{t}");
+    println!("store: {}", app.store.path().display());
+    println!("files: {}", app.files_root().display());
+    println!("see them with `gleaner docs io.cozy.bills` or `gleaner export`");
+    if failures > 0 {
+        bail!("{failures} demo run(s) failed");
+    }
+    Ok(())
+}
