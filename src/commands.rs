@@ -7,6 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use gleaner_framework::doctypes::AccountDoc;
+use gleaner_framework::doctypes::accounts::AccountAuth;
 use gleaner_framework::manifest::FieldSpec;
 use gleaner_framework::store::{Account, AccountStore, DocStore};
 use gleaner_framework::{Progress, ProgressFn, RunReport, Secret, run_konnector};
@@ -310,10 +312,15 @@ pub async fn export(
     doctypes: Vec<String>,
     out: Option<std::path::PathBuf>,
 ) -> Result<()> {
-    let doctypes = if doctypes.is_empty() {
+    let all = doctypes.is_empty();
+    let with_accounts = all || doctypes.iter().any(|d| d == "io.cozy.accounts");
+    let doctypes: Vec<String> = if all {
         app.store.count_by_doctype().await?.into_keys().collect()
     } else {
         doctypes
+            .into_iter()
+            .filter(|d| d != "io.cozy.accounts")
+            .collect()
     };
     let mut sink: Box<dyn Write> = match &out {
         Some(path) => Box::new(std::io::BufWriter::new(
@@ -337,6 +344,28 @@ pub async fn export(
                 writeln!(sink, "{line}")?;
                 n += 1;
             }
+        }
+    }
+    if with_accounts {
+        for a in app.store.list_accounts().await? {
+            let manifest = app.registry.get(&a.konnector)?.konnector.manifest();
+            let login = manifest
+                .identifier_field()
+                .and_then(|f| a.fields.get(f).cloned());
+            let state = app.store.state(&a.id).await?;
+            let doc = AccountDoc {
+                id: a.id.clone(),
+                account_type: a.konnector.clone(),
+                auth: AccountAuth { login },
+                data: state.map(|s| s.state).unwrap_or_default(),
+                state: None,
+            };
+            writeln!(
+                sink,
+                "{}",
+                serde_json::json!({"doctype": "io.cozy.accounts", "doc": doc})
+            )?;
+            n += 1;
         }
     }
     sink.flush()?;
