@@ -45,6 +45,23 @@ impl Home {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// Adds a Free Mobile account pointing at a sandbox; returns stdout.
+    fn add_free_mobile(&self, endpoint: &str, password: &str, label: &str) -> String {
+        self.ok(&[
+            "accounts",
+            "add",
+            "free-mobile",
+            "--field",
+            &format!("login={LOGIN}"),
+            "--field",
+            &format!("password={password}"),
+            "--label",
+            label,
+            "--endpoint",
+            endpoint,
+        ])
+    }
+
     fn files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             for e in std::fs::read_dir(dir).unwrap() {
@@ -181,19 +198,7 @@ async fn a_wrong_password_gives_login_failed_and_saves_nothing() {
     let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
     let home = Home::new();
     let endpoint = sandbox.base_url();
-    let out = home.ok(&[
-        "accounts",
-        "add",
-        "free-mobile",
-        "--field",
-        &format!("login={LOGIN}"),
-        "--field",
-        "password=not-the-password",
-        "--label",
-        "mine",
-        "--endpoint",
-        &endpoint,
-    ]);
+    let out = home.add_free_mobile(&endpoint, "not-the-password", "mine");
     assert!(out.contains("added account mine"), "{out}");
     let err = home.fails(&["run", "mine"]);
     assert!(err.contains("error: LOGIN_FAILED:"), "{err}");
@@ -214,17 +219,7 @@ async fn provider_failures_print_their_code_and_leave_the_store_empty() {
     for (scenario, expected) in cases {
         let sandbox = Sandbox::start(scenario).await.unwrap();
         let home = Home::new();
-        home.ok(&[
-            "accounts",
-            "add",
-            "free-mobile",
-            "--field",
-            &format!("login={LOGIN}"),
-            "--field",
-            &format!("password={PASSWORD}"),
-            "--endpoint",
-            &sandbox.base_url(),
-        ]);
+        home.add_free_mobile(&sandbox.base_url(), PASSWORD, LOGIN);
         let err = home.fails(&["run", LOGIN]);
         assert!(err.contains(expected), "{scenario:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
@@ -311,17 +306,7 @@ async fn a_run_killed_at_any_moment_leaves_the_old_or_the_new_state() {
     let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
     for delay_ms in [30u64, 90, 150, 210, 270, 330, 400, 600] {
         let home = Home::new();
-        home.ok(&[
-            "accounts",
-            "add",
-            "free-mobile",
-            "--field",
-            &format!("login={LOGIN}"),
-            "--field",
-            &format!("password={PASSWORD}"),
-            "--endpoint",
-            &sandbox.base_url(),
-        ]);
+        home.add_free_mobile(&sandbox.base_url(), PASSWORD, LOGIN);
         let mut child = Command::new(env!("CARGO_BIN_EXE_gleaner"))
             .args(["run", LOGIN])
             .env("GLEANER_HOME", home.path())
