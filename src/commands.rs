@@ -11,7 +11,7 @@ use gleaner_framework::doctypes::AccountDoc;
 use gleaner_framework::doctypes::accounts::AccountAuth;
 use gleaner_framework::manifest::FieldSpec;
 use gleaner_framework::store::{Account, AccountStore, DocStore};
-use gleaner_framework::{Progress, ProgressFn, RunReport, Secret, run_konnector};
+use gleaner_framework::{Progress, ProgressFn, RunOptions, RunReport, Secret, run_konnector};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::App;
@@ -210,7 +210,10 @@ pub async fn run_account(app: &App, account: &Account) -> Result<RunReport> {
         account,
         secrets,
         &app.run_env(),
-        Some(progress),
+        RunOptions {
+            progress: Some(progress),
+            ..RunOptions::default()
+        },
     )
     .await;
     bar.finish_and_clear();

@@ -17,6 +17,11 @@ use crate::http::{HttpClient, display_url};
 use crate::manifest::Manifest;
 use crate::secret::Secret;
 use crate::store::{DocStore, FileStore, StagedDoc, StagedFile};
+use crate::twofa::{TwoFactorChannel, TwoFactorKind, TwoFactorRequest};
+
+/// How many codes a run may submit before it gives up with
+/// `USER_ACTION_NEEDED.WRONG_TWOFA_CODE`.
+pub const MAX_TWO_FACTOR_ATTEMPTS: u32 = 3;
 
 /// Progress of a run, for a progress bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +89,8 @@ pub struct RunContext {
     state: serde_json::Value,
     warnings: Vec<String>,
     progress: Option<ProgressFn>,
+    two_factor: Arc<dyn TwoFactorChannel>,
+    two_factor_attempts: u32,
     files_downloaded: u64,
     files_reused: u64,
 }
@@ -108,6 +115,8 @@ pub struct ContextParts {
     pub state: serde_json::Value,
     /// Progress receiver.
     pub progress: Option<ProgressFn>,
+    /// Where second-factor questions go.
+    pub two_factor: Arc<dyn TwoFactorChannel>,
 }
 
 impl RunContext {
@@ -138,6 +147,8 @@ impl RunContext {
             state: parts.state,
             warnings: Vec::new(),
             progress: parts.progress,
+            two_factor: parts.two_factor,
+            two_factor_attempts: 0,
             files_downloaded: 0,
             files_reused: 0,
         }
@@ -236,6 +247,35 @@ impl RunContext {
                 message: message.into(),
             });
         }
+    }
+
+    /// Asks the person for a second-factor code through the run's channel
+    /// (a terminal prompt, `gleaner 2fa`, or nobody: see [`crate::twofa`]).
+    ///
+    /// Call it again after the provider refused a code: the attempt number
+    /// goes up, and after [`MAX_TWO_FACTOR_ATTEMPTS`] the run fails with
+    /// `USER_ACTION_NEEDED.WRONG_TWOFA_CODE`.
+    pub async fn two_factor(&mut self, kind: TwoFactorKind, hint: Option<&str>) -> Result<Secret> {
+        if self.two_factor_attempts >= MAX_TWO_FACTOR_ATTEMPTS {
+            return Err(KonnectorError::new(
+                ErrorCode::UserActionNeededWrongTwofaCode,
+                format!(
+                    "{} refused {} {kind} codes in a row for account {}",
+                    self.manifest.slug, self.two_factor_attempts, self.account.label
+                ),
+            ));
+        }
+        self.two_factor_attempts += 1;
+        let request = TwoFactorRequest {
+            account_id: self.account.id.clone(),
+            account_label: self.account.label.clone(),
+            konnector: self.manifest.slug.clone(),
+            kind,
+            hint: hint.map(str::to_owned),
+            attempt: self.two_factor_attempts,
+        };
+        tracing::info!(kind = %kind, attempt = request.attempt, "second factor asked");
+        self.two_factor.ask(&request).await
     }
 
     /// Whether a document with the same key is staged or stored already.

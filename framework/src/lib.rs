@@ -26,10 +26,12 @@ pub mod filters;
 pub mod http;
 pub mod konnector;
 pub mod manifest;
+pub mod redact;
 pub mod runner;
 pub mod scrape;
 pub mod secret;
 pub mod store;
+pub mod twofa;
 pub mod vault;
 
 pub use context::{BillFile, Progress, ProgressFn, RunContext};
@@ -37,8 +39,9 @@ pub use error::{ErrorCode, KonnectorError, Result};
 pub use http::HttpClient;
 pub use konnector::Konnector;
 pub use manifest::Manifest;
-pub use runner::{RunEnv, RunReport, run_konnector};
+pub use runner::{RunEnv, RunOptions, RunReport, run_konnector};
 pub use secret::Secret;
+pub use twofa::{TwoFactorChannel, TwoFactorKind, TwoFactorRequest};
 
 /// Re-exported so konnectors need no direct dependency for trait impls.
 pub use async_trait::async_trait;

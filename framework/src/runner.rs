@@ -22,6 +22,7 @@ use crate::http::{HttpClient, HttpConfig, RetryPolicy};
 use crate::konnector::Konnector;
 use crate::secret::Secret;
 use crate::store::{Account, CommitCounts, DocStore, FileStore, RunCommit};
+use crate::twofa::{TwoFactorChannel, Unattended};
 
 /// What a successful run did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,21 +69,57 @@ pub struct RunEnv {
     pub retry: RetryPolicy,
 }
 
+/// What differs between two runs of the same installation.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Receives progress reports (a terminal progress bar).
+    pub progress: Option<ProgressFn>,
+    /// Where second-factor questions go ([`Unattended`] by default).
+    pub two_factor: Arc<dyn TwoFactorChannel>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            progress: None,
+            two_factor: Arc::new(Unattended),
+        }
+    }
+}
+
+/// Removes a run's staging directory however the run ends, including when
+/// its future is dropped (timeout, shutdown).
+struct DiscardStaging<'a> {
+    files: &'a FileStore,
+    run_id: &'a str,
+}
+
+impl Drop for DiscardStaging<'_> {
+    fn drop(&mut self) {
+        self.files.discard(self.run_id);
+    }
+}
+
 /// Runs `konnector` for `account` and commits the result, or returns the
-/// error with nothing saved.
+/// error with nothing saved. Dropping the returned future (a timeout, a
+/// shutdown) also leaves nothing saved.
 pub async fn run_konnector(
     konnector: &dyn Konnector,
     account: &Account,
     secrets: BTreeMap<String, Secret>,
     env: &RunEnv,
-    progress: Option<ProgressFn>,
+    options: RunOptions,
 ) -> Result<RunReport> {
     let manifest = konnector.manifest();
     let run_id = crate::store::sqlite::new_id();
     let span = tracing::info_span!("konnector_run", konnector = %manifest.slug, account = %account.id, run = %run_id);
     async move {
         tracing::info!("run started");
-        let result = run_inner(konnector, account, secrets, env, progress, run_id.clone()).await;
+        let _discard = DiscardStaging {
+            files: &env.files,
+            run_id: &run_id,
+        };
+        let result = run_inner(konnector, account, secrets, env, options, run_id.clone()).await;
         match &result {
             Ok(r) => tracing::info!(
                 created = r.created(),
@@ -93,7 +130,6 @@ pub async fn run_konnector(
                 tracing::warn!(code = %e.code, error = %e.message, "run failed, nothing saved")
             }
         }
-        env.files.discard(&run_id);
         result
     }
     .instrument(span)
@@ -105,7 +141,7 @@ async fn run_inner(
     account: &Account,
     secrets: BTreeMap<String, Secret>,
     env: &RunEnv,
-    progress: Option<ProgressFn>,
+    options: RunOptions,
     run_id: String,
 ) -> Result<RunReport> {
     let manifest = Arc::new(konnector.manifest().clone());
@@ -156,7 +192,8 @@ async fn run_inner(
         store: Arc::clone(&env.store),
         files: env.files.clone(),
         state: previous.map(|s| s.state).unwrap_or(serde_json::Value::Null),
-        progress,
+        progress: options.progress,
+        two_factor: options.two_factor,
     });
     let limit = Duration::from_secs(manifest.timeout_secs);
     match tokio::time::timeout(limit, konnector.run(&mut ctx)).await {

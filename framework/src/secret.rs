@@ -13,9 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 pub struct Secret(SecretString);
 
 impl Secret {
-    /// Wraps a value.
+    /// Wraps a value and registers it with [`crate::redact`], so it is
+    /// masked in every log line and error message from now on.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(SecretString::from(value.into()))
+        let value = value.into();
+        crate::redact::register(&value);
+        Self(SecretString::from(value))
     }
 
     /// Reads the value. Every call site is a place where a secret leaves its

@@ -17,8 +17,8 @@ use chrono::Utc;
 use gleaner_framework::http::{HttpClient, HttpConfig, RetryPolicy};
 use gleaner_framework::store::{Account, DocStore, FileStore, SqliteStore, StoredDoc};
 use gleaner_framework::{
-    ErrorCode, Konnector, KonnectorError, Manifest, RunContext, RunEnv, RunReport, Secret,
-    async_trait, run_konnector,
+    ErrorCode, Konnector, KonnectorError, Manifest, RunContext, RunEnv, RunOptions, RunReport,
+    Secret, async_trait, run_konnector,
 };
 use gleaner_konnectors::telco::free_mobile::FreeMobile;
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
@@ -76,7 +76,14 @@ impl Harness {
         password: &str,
     ) -> Result<RunReport, KonnectorError> {
         let secrets = BTreeMap::from([("password".to_owned(), Secret::new(password))]);
-        run_konnector(konnector, &self.account, secrets, &self.env, None).await
+        run_konnector(
+            konnector,
+            &self.account,
+            secrets,
+            &self.env,
+            RunOptions::default(),
+        )
+        .await
     }
 
     fn store(&self) -> &dyn DocStore {
