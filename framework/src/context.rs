@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use url::Url;
 
@@ -22,6 +23,38 @@ use crate::twofa::{TwoFactorChannel, TwoFactorKind, TwoFactorRequest};
 /// How many codes a run may submit before it gives up with
 /// `USER_ACTION_NEEDED.WRONG_TWOFA_CODE`.
 pub const MAX_TWO_FACTOR_ATTEMPTS: u32 = 3;
+
+/// Time a run spent waiting for a person's second-factor answer, shared
+/// with the runner so the run's time limit does not count it.
+#[derive(Debug, Clone, Default)]
+pub struct TwoFactorWaits(Arc<TwoFactorWaitsInner>);
+
+#[derive(Debug, Default)]
+struct TwoFactorWaitsInner {
+    asking: AtomicBool,
+    waited_ms: AtomicU64,
+}
+
+impl TwoFactorWaits {
+    /// Whether a question is waiting for an answer now.
+    pub fn asking(&self) -> bool {
+        self.0.asking.load(Ordering::SeqCst)
+    }
+
+    /// Total time spent waiting for answers so far.
+    pub fn waited(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.waited_ms.load(Ordering::SeqCst))
+    }
+
+    fn set_asking(&self, asking: bool) {
+        self.0.asking.store(asking, Ordering::SeqCst);
+    }
+
+    fn add(&self, d: std::time::Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.0.waited_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+}
 
 /// Progress of a run, for a progress bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +124,7 @@ pub struct RunContext {
     progress: Option<ProgressFn>,
     two_factor: Arc<dyn TwoFactorChannel>,
     two_factor_attempts: u32,
+    two_factor_waits: TwoFactorWaits,
     files_downloaded: u64,
     files_reused: u64,
 }
@@ -149,6 +183,7 @@ impl RunContext {
             progress: parts.progress,
             two_factor: parts.two_factor,
             two_factor_attempts: 0,
+            two_factor_waits: TwoFactorWaits::default(),
             files_downloaded: 0,
             files_reused: 0,
         }
@@ -275,7 +310,18 @@ impl RunContext {
             attempt: self.two_factor_attempts,
         };
         tracing::info!(kind = %kind, attempt = request.attempt, "second factor asked");
-        self.two_factor.ask(&request).await
+        let asked_at = tokio::time::Instant::now();
+        self.two_factor_waits.set_asking(true);
+        let answer = self.two_factor.ask(&request).await;
+        self.two_factor_waits.set_asking(false);
+        self.two_factor_waits.add(asked_at.elapsed());
+        answer
+    }
+
+    /// Time spent waiting for second-factor answers (the runner adds it to
+    /// the run's time limit).
+    pub fn two_factor_waits(&self) -> TwoFactorWaits {
+        self.two_factor_waits.clone()
     }
 
     /// Whether a document with the same key is staged or stored already.

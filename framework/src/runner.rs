@@ -76,6 +76,10 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// Where second-factor questions go ([`Unattended`] by default).
     pub two_factor: Arc<dyn TwoFactorChannel>,
+    /// The run id to use (the scheduler passes its job's, so that after a
+    /// crash it can tell from the account's state whether the run
+    /// committed); a fresh one when `None`.
+    pub run_id: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -83,6 +87,7 @@ impl Default for RunOptions {
         Self {
             progress: None,
             two_factor: Arc::new(Unattended),
+            run_id: None,
         }
     }
 }
@@ -111,7 +116,10 @@ pub async fn run_konnector(
     options: RunOptions,
 ) -> Result<RunReport> {
     let manifest = konnector.manifest();
-    let run_id = crate::store::sqlite::new_id();
+    let run_id = options
+        .run_id
+        .clone()
+        .unwrap_or_else(crate::store::sqlite::new_id);
     let span = tracing::info_span!("konnector_run", konnector = %manifest.slug, account = %account.id, run = %run_id);
     async move {
         tracing::info!("run started");
@@ -196,10 +204,34 @@ async fn run_inner(
         two_factor: options.two_factor,
     });
     let limit = Duration::from_secs(manifest.timeout_secs);
-    match tokio::time::timeout(limit, konnector.run(&mut ctx)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(_) => {
+    let waits = ctx.two_factor_waits();
+    let started = tokio::time::Instant::now();
+    // The time limit counts the konnector's own work: time spent waiting
+    // for a person to give a second-factor code is added back.
+    let mut deadline = started + limit;
+    let outcome = {
+        let run = konnector.run(&mut ctx);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                r = &mut run => break Some(r),
+                () = tokio::time::sleep_until(deadline) => {
+                    let extended = started + limit + waits.waited();
+                    if waits.asking() {
+                        deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+                    } else if extended > deadline {
+                        deadline = extended;
+                    } else {
+                        break None;
+                    }
+                }
+            }
+        }
+    };
+    match outcome {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Err(e),
+        None => {
             return Err(KonnectorError::new(
                 ErrorCode::Timeout,
                 format!("the run took longer than its {} s limit", limit.as_secs()),
