@@ -1,18 +1,43 @@
-//! The scheduler: triggers, the durable job queue, workers and the daemon.
+//! The scheduler: nightly imports for every enabled account, with no run
+//! lost or doubled.
 //!
-//! This crate is a skeleton. The scheduler issue fills it: one trigger per
-//! account with a stable pseudo-random slot, a job queue in the store's
-//! database (SQLite, or PostgreSQL past one machine), workers with global
-//! and per-provider limits, leases with heartbeats, and retries decided by
-//! [`gleaner_framework::ErrorCode::is_retryable`] and
-//! [`gleaner_framework::ErrorCode::needs_user`].
+//! - [`plan`]: when each account runs: a stable per-account slot inside its
+//!   konnector's window, or a person's 5-field cron expression;
+//! - [`queue`]: the durable job queue and triggers' state in the store's
+//!   SQLite file, with leases, and the database invariants that keep one
+//!   run per account and the per-provider limits across processes;
+//! - [`retry`]: what follows a failure, by error code;
+//! - [`scheduler`]: the [`Scheduler`] that executes jobs and drives the
+//!   daemon loop (limits, heartbeats, graceful shutdown, catch-up);
+//! - [`twofa`]: the `awaiting_user` channel answered by `gleaner 2fa`;
+//! - [`clock`]: the time source, injectable so tests never sleep;
+//! - [`config`]: the installation's settings (`gleaner.toml`).
 //!
-//! Architecture invariant: the scheduler knows no provider; it runs
-//! whatever the registry hands it through
-//! [`gleaner_framework::run_konnector`].
+//! Architecture invariant: the scheduler knows no provider. It gets
+//! konnectors through [`KonnectorSource`].
 
 #![deny(missing_docs)]
 
-/// The default time limit of a run when the manifest sets none, in seconds
-/// (Cozy's worker default).
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod plan;
+pub mod queue;
+pub mod retry;
+pub mod scheduler;
+pub mod twofa;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::SchedulerConfig;
+pub use error::{Result, SchedulerError};
+pub use queue::{Job, JobFilter, JobState, Outcome, Queue, TriggerKind, TriggerState};
+pub use scheduler::{Attended, DaemonSummary, Executed, KonnectorSource, Scheduler};
+
+/// The default per-job time limit, in seconds, when a manifest sets none
+/// (the manifest's `timeout_secs` defaults to it).
 pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 300;
+
+/// A short random suffix for run ids and worker names.
+pub(crate) fn new_run_suffix() -> String {
+    gleaner_framework::store::sqlite::new_id()
+}

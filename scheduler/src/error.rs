@@ -1,0 +1,51 @@
+//! The scheduler's error type.
+
+use gleaner_framework::KonnectorError;
+
+/// What can go wrong in the scheduler itself (not in a konnector run: a
+/// run's failure is recorded on its job, it is not an error of the
+/// scheduler).
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The store failed (the message names the file and the statement).
+    #[error("{0}")]
+    Store(#[from] KonnectorError),
+    /// A cron expression did not parse.
+    #[error(
+        "bad cron expression `{expr}`: {reason} (give 5 fields: minute hour day-of-month month day-of-week, e.g. `30 2 * * *`)"
+    )]
+    Cron {
+        /// The expression.
+        expr: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The scheduler's configuration is invalid.
+    #[error("scheduler configuration: {0}")]
+    Config(String),
+    /// A job, account or answer the caller named does not exist or is in
+    /// the wrong state.
+    #[error("{0}")]
+    NotFound(String),
+    /// Another run of the same account holds the account.
+    #[error(
+        "account {account} is being imported by job #{job} ({state}); wait for it or see `gleaner jobs --account {account}`"
+    )]
+    Busy {
+        /// The account.
+        account: String,
+        /// The job holding it.
+        job: i64,
+        /// That job's state.
+        state: String,
+    },
+}
+
+impl SchedulerError {
+    pub(crate) fn sql(what: &str) -> impl Fn(sqlx::Error) -> SchedulerError + '_ {
+        move |e| SchedulerError::Store(KonnectorError::store(format!("job queue: {what}: {e}")))
+    }
+}
+
+/// The scheduler's result type.
+pub type Result<T, E = SchedulerError> = std::result::Result<T, E>;

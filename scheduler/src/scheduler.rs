@@ -1,0 +1,439 @@
+//! [`Scheduler`]: plans triggers, runs jobs, and drives the daemon loop.
+//!
+//! One value holds everything a worker needs (queue, run environment,
+//! accounts, vault, konnectors, settings). The daemon ([`Scheduler::run_daemon`])
+//! and a one-off `gleaner run` both execute jobs through
+//! [`Scheduler::execute`], so a manual run from a terminal is recorded,
+//! leased and retried like a nightly one.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use gleaner_framework::store::{Account, AccountStore};
+use gleaner_framework::vault::Vault;
+use gleaner_framework::{
+    ErrorCode, Konnector, KonnectorError, ProgressFn, RunEnv, RunOptions, RunReport,
+    TwoFactorChannel, redact, run_konnector,
+};
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::config::SchedulerConfig;
+use crate::error::{Result, SchedulerError};
+use crate::plan::Schedule;
+use crate::queue::{Job, Outcome, Queue, TriggerState};
+use crate::retry::{AfterFailure, after_failure};
+use crate::twofa::QueueTwoFactor;
+
+/// Where the scheduler finds konnectors (the binary passes its registry;
+/// the scheduler knows no provider).
+pub trait KonnectorSource: Send + Sync {
+    /// The konnector with this slug.
+    fn konnector(&self, slug: &str) -> Option<Arc<dyn Konnector>>;
+}
+
+impl<F> KonnectorSource for F
+where
+    F: Fn(&str) -> Option<Arc<dyn Konnector>> + Send + Sync,
+{
+    fn konnector(&self, slug: &str) -> Option<Arc<dyn Konnector>> {
+        self(slug)
+    }
+}
+
+/// How a job ended, for the caller.
+pub struct Executed {
+    /// The job as it was claimed.
+    pub job: Job,
+    /// The run's report or error.
+    pub result: std::result::Result<RunReport, KonnectorError>,
+    /// What the scheduler decided after a failure.
+    pub after: Option<AfterFailure>,
+    /// The retry's job id, when one was queued.
+    pub retry: Option<i64>,
+}
+
+/// What a daemon did, for its last log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonSummary {
+    /// Jobs it ran to the end.
+    pub finished: u64,
+    /// Jobs it put back in the queue at shutdown.
+    pub requeued: Vec<i64>,
+}
+
+/// A run from a terminal: its prompt and progress bar.
+pub struct Attended {
+    /// The prompt for second factors.
+    pub two_factor: Arc<dyn TwoFactorChannel>,
+    /// The progress bar.
+    pub progress: Option<ProgressFn>,
+}
+
+/// The scheduler of one installation.
+pub struct Scheduler {
+    /// The job queue.
+    pub queue: Queue,
+    /// What runs share.
+    pub env: RunEnv,
+    /// The accounts.
+    pub accounts: Arc<dyn AccountStore>,
+    /// The vault that opens credentials.
+    pub vault: Arc<Vault>,
+    /// The konnectors.
+    pub konnectors: Arc<dyn KonnectorSource>,
+    /// The settings.
+    pub config: SchedulerConfig,
+    /// This process's name on leases.
+    pub owner: String,
+}
+
+impl Scheduler {
+    /// A worker name unique to this process.
+    pub fn new_owner(role: &str) -> String {
+        format!("{role}-{}-{}", std::process::id(), crate::new_run_suffix())
+    }
+
+    /// The schedule of a trigger: its cron override, or the automatic slot
+    /// from its konnector's manifest and the installation's window.
+    pub fn schedule_of(
+        &self,
+        account_id: &str,
+        konnector: &str,
+        cron: Option<&str>,
+    ) -> Option<Schedule> {
+        if let Some(expr) = cron {
+            return Schedule::cron(expr).ok();
+        }
+        let k = self.konnectors.konnector(konnector)?;
+        let m = k.manifest();
+        Some(Schedule::auto(
+            account_id,
+            m.frequency,
+            self.config.window.unwrap_or(m.time_interval),
+        ))
+    }
+
+    /// The next run of a trigger after `after`.
+    pub fn next_run(&self, t: &TriggerState, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.schedule_of(&t.account_id, &t.konnector, t.cron.as_deref())?
+            .next_after(after, self.config.timezone)
+    }
+
+    /// Creates triggers for new accounts and drops those of removed ones.
+    pub async fn sync_triggers(&self) -> Result<()> {
+        let now = self.queue.now();
+        let accounts = self.accounts.list_accounts().await?;
+        let rows: Vec<(String, String, DateTime<Utc>)> = accounts
+            .iter()
+            .map(|a| {
+                let first = self
+                    .schedule_of(&a.id, &a.konnector, None)
+                    .and_then(|s| s.next_after(now, self.config.timezone))
+                    .unwrap_or(now + chrono::Duration::days(1));
+                (a.id.clone(), a.konnector.clone(), first)
+            })
+            .collect();
+        self.queue.sync_triggers(&rows).await
+    }
+
+    /// Sets (or with `None` removes) an account's cron override.
+    pub async fn set_cron(&self, account: &Account, cron: Option<&str>) -> Result<DateTime<Utc>> {
+        self.sync_triggers().await?;
+        let schedule = match cron {
+            Some(expr) => Schedule::cron(expr)?,
+            None => self
+                .schedule_of(&account.id, &account.konnector, None)
+                .ok_or_else(|| {
+                    SchedulerError::NotFound(format!("no konnector `{}`", account.konnector))
+                })?,
+        };
+        let next = schedule
+            .next_after(self.queue.now(), self.config.timezone)
+            .ok_or_else(|| SchedulerError::Config("the schedule never runs".into()))?;
+        self.queue
+            .set_cron(&account.id, cron.map(str::trim), next)
+            .await?;
+        Ok(next)
+    }
+
+    /// Takes back dead workers' jobs and queues due triggers.
+    pub async fn tick(&self) -> Result<Vec<i64>> {
+        self.queue.recover().await?;
+        let catch_up_after =
+            crate::queue::to_chrono(self.config.poll * 2) + chrono::Duration::seconds(60);
+        self.queue
+            .enqueue_due(&|t, now| self.next_run(t, now), catch_up_after)
+            .await
+    }
+
+    /// Claims the next runnable job for this worker.
+    pub async fn claim(&self) -> Result<Option<Job>> {
+        let config = &self.config;
+        self.queue
+            .claim(&self.owner, config.lease, &|k| config.limit_for(k))
+            .await
+    }
+
+    /// Runs a claimed job to its end and records the outcome: the run
+    /// itself (with lease renewal), then [`Queue::finish`] with the retry
+    /// policy's decision.
+    pub async fn execute(&self, job: Job, attended: Option<Attended>) -> Executed {
+        let span = tracing::info_span!(
+            "job",
+            job = job.id,
+            account = %job.account_id,
+            konnector = %job.konnector,
+            attempt = job.attempt,
+            trigger = job.trigger.as_str()
+        );
+        async move {
+            let result = self.run_job(&job, attended).await;
+            let (outcome, after) = match &result {
+                Ok(report) => (
+                    Outcome::Done(serde_json::to_value(report).unwrap_or_default()),
+                    None,
+                ),
+                Err(e) => {
+                    let jitter: f64 = rand::rng().random();
+                    let next =
+                        after_failure(e.code, job.attempt, e.retry_after, &self.config, jitter);
+                    (
+                        Outcome::Failed {
+                            code: e.code.as_str().to_owned(),
+                            message: redact::scrub(&e.message).into_owned(),
+                            next,
+                        },
+                        Some(next),
+                    )
+                }
+            };
+            let retry = match self.queue.finish(&job, &self.owner, &outcome).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // The lease runs out and recovery decides from the
+                    // account's state whether the run committed.
+                    tracing::error!(error = %e, "cannot record the job's outcome");
+                    None
+                }
+            };
+            match &result {
+                Ok(r) => tracing::info!(created = r.created(), "job done"),
+                Err(e) => tracing::warn!(code = %e.code, ?after, retry, "job errored"),
+            }
+            Executed {
+                job,
+                result,
+                after,
+                retry,
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_job(
+        &self,
+        job: &Job,
+        attended: Option<Attended>,
+    ) -> std::result::Result<RunReport, KonnectorError> {
+        let account = self
+            .accounts
+            .get_account(&job.account_id)
+            .await?
+            .ok_or_else(|| {
+                KonnectorError::new(
+                    ErrorCode::UserActionNeededAccountRemoved,
+                    format!("account {} was removed", job.account_id),
+                )
+            })?;
+        let konnector = self.konnectors.konnector(&job.konnector).ok_or_else(|| {
+            KonnectorError::new(
+                ErrorCode::KonnectorNotFound,
+                format!("no konnector `{}` in this build", job.konnector),
+            )
+        })?;
+        let secrets = self.vault.open(&account.id, &account.sealed_secrets)?;
+        let (two_factor, progress): (Arc<dyn TwoFactorChannel>, _) = match attended {
+            Some(a) => (a.two_factor, a.progress),
+            None => (
+                Arc::new(QueueTwoFactor {
+                    queue: self.queue.clone(),
+                    job_id: job.id,
+                    vault: Arc::clone(&self.vault),
+                    wait: if job.manual {
+                        self.config.twofa_wait
+                    } else {
+                        self.config.twofa_wait_automatic
+                    },
+                    poll: Duration::from_millis(500).min(self.config.poll),
+                }),
+                None,
+            ),
+        };
+        let options = RunOptions {
+            progress,
+            two_factor,
+            run_id: Some(job.run_id.clone()),
+        };
+        let lost = Arc::new(Notify::new());
+        let heartbeat = {
+            let queue = self.queue.clone();
+            let owner = self.owner.clone();
+            let lease = self.config.lease;
+            let every = self.config.heartbeat;
+            let lost = Arc::clone(&lost);
+            let id = job.id;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match queue.heartbeat(id, &owner, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            lost.notify_one();
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+                    }
+                }
+            })
+        };
+        let result = tokio::select! {
+            r = run_konnector(konnector.as_ref(), &account, secrets, &self.env, options) => r,
+            () = lost.notified() => Err(KonnectorError::new(
+                ErrorCode::UnknownError,
+                "the job's lease was lost (the worker stalled longer than its lease); the run was stopped and nothing saved",
+            )),
+        };
+        heartbeat.abort();
+        result
+    }
+
+    /// Runs the daemon until `shutdown` completes: every `poll`, it takes
+    /// back dead workers' jobs, queues due triggers and starts jobs up to
+    /// the limits. On shutdown it takes no new job, gives running ones the
+    /// grace period, then stops the rest (nothing of theirs is saved) and
+    /// queues them again.
+    pub async fn run_daemon(
+        self: Arc<Self>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<DaemonSummary> {
+        tokio::pin!(shutdown);
+        let slots = Arc::new(Semaphore::new(self.config.concurrency));
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut summary = DaemonSummary::default();
+        let mut last_sync: Option<tokio::time::Instant> = None;
+        let mut last_prune: Option<tokio::time::Instant> = None;
+        tracing::info!(owner = %self.owner, concurrency = self.config.concurrency, per_konnector = self.config.per_konnector, "daemon started");
+        loop {
+            if last_sync.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                if let Err(e) = self.sync_triggers().await {
+                    tracing::error!(error = %e, "cannot sync triggers");
+                }
+                last_sync = Some(tokio::time::Instant::now());
+            }
+            if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                match self.queue.prune(self.config.retention).await {
+                    Ok(n) if n > 0 => tracing::info!(pruned = n, "old job history pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot prune history"),
+                }
+                last_prune = Some(tokio::time::Instant::now());
+            }
+            if let Err(e) = self.tick().await {
+                tracing::error!(error = %e, "cannot queue due runs");
+            }
+            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                match self.claim().await {
+                    Ok(Some(job)) => {
+                        let me = Arc::clone(&self);
+                        tasks.spawn(async move {
+                            let _permit = permit;
+                            me.execute(job, None).await;
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim a job");
+                        break;
+                    }
+                }
+            }
+            while let Some(done) = tasks.try_join_next() {
+                summary.finished += 1;
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a job task panicked");
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(self.config.poll) => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    summary.finished += 1;
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "a job task panicked");
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            running = tasks.len(),
+            grace_secs = self.config.grace.as_secs(),
+            "stopping: no new jobs"
+        );
+        let grace = tokio::time::sleep(self.config.grace);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                next = tasks.join_next() => match next {
+                    Some(_) => summary.finished += 1,
+                    None => break,
+                },
+                () = &mut grace => {
+                    tracing::warn!(running = tasks.len(), "grace period over: stopping the remaining runs");
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        summary.requeued = self.queue.requeue_owned(&self.owner).await?;
+        if !summary.requeued.is_empty() {
+            tracing::warn!(jobs = ?summary.requeued, "queued again for the next start");
+        }
+        tracing::info!(finished = summary.finished, "daemon stopped");
+        Ok(summary)
+    }
+
+    /// Each account's trigger with its schedule description, for
+    /// `gleaner schedule` and `gleaner status`.
+    pub async fn overview(&self) -> Result<Vec<(TriggerState, String)>> {
+        self.sync_triggers().await?;
+        let triggers = self.queue.triggers().await?;
+        Ok(triggers
+            .into_iter()
+            .map(|t| {
+                let d = self
+                    .schedule_of(&t.account_id, &t.konnector, t.cron.as_deref())
+                    .map_or_else(|| "unknown konnector".to_owned(), |s| s.describe());
+                (t, d)
+            })
+            .collect())
+    }
+
+    /// The account labels by id (for tables).
+    pub async fn labels(&self) -> Result<HashMap<String, String>> {
+        Ok(self
+            .accounts
+            .list_accounts()
+            .await?
+            .into_iter()
+            .map(|a| (a.id, a.label))
+            .collect())
+    }
+}

@@ -1,0 +1,118 @@
+//! The second-factor channel of runs that no terminal watches: the job
+//! enters `awaiting_user` and the run waits, up to a timeout, for a code
+//! given with `gleaner 2fa <account> <code>` (from any process on the same
+//! store). The code travels sealed by the vault, bound to the account.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gleaner_framework::twofa::Unattended;
+use gleaner_framework::vault::Vault;
+use gleaner_framework::{
+    ErrorCode, KonnectorError, Secret, TwoFactorChannel, TwoFactorKind, TwoFactorRequest,
+};
+
+use crate::queue::{Queue, to_chrono};
+
+/// The associated data that binds a sealed code to its account.
+fn aad(account_id: &str) -> String {
+    format!("{account_id}/2fa")
+}
+
+/// Seals a code for [`Queue::give_answer`].
+pub fn seal_code(vault: &Vault, account_id: &str, code: &str) -> Result<Vec<u8>, KonnectorError> {
+    let mut m = BTreeMap::new();
+    m.insert("code".to_owned(), Secret::new(code.trim()));
+    vault.seal(&aad(account_id), &m)
+}
+
+/// Waits for `gleaner 2fa` through the job queue.
+pub struct QueueTwoFactor {
+    /// The queue.
+    pub queue: Queue,
+    /// The job that asks.
+    pub job_id: i64,
+    /// The vault that opens the code.
+    pub vault: Arc<Vault>,
+    /// How long to wait (zero: do not wait, fail as unattended).
+    pub wait: Duration,
+    /// How often to look for the answer.
+    pub poll: Duration,
+}
+
+#[async_trait]
+impl TwoFactorChannel for QueueTwoFactor {
+    async fn ask(&self, request: &TwoFactorRequest) -> gleaner_framework::Result<Secret> {
+        if self.wait.is_zero() {
+            return Unattended.ask(request).await;
+        }
+        let deadline = self.queue.now() + to_chrono(self.wait);
+        self.queue
+            .set_awaiting(
+                self.job_id,
+                request.kind.as_str(),
+                request.hint.as_deref(),
+                deadline,
+            )
+            .await
+            .map_err(store_err)?;
+        tracing::warn!(
+            job = self.job_id,
+            kind = %request.kind,
+            attempt = request.attempt,
+            "waiting for a code: gleaner 2fa {} <code>",
+            request.account_label
+        );
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(sealed) = self
+                .queue
+                .take_answer(self.job_id)
+                .await
+                .map_err(store_err)?
+            {
+                self.queue
+                    .set_running(self.job_id)
+                    .await
+                    .map_err(store_err)?;
+                let mut opened = self.vault.open(&aad(&request.account_id), &sealed)?;
+                return opened.remove("code").ok_or_else(|| {
+                    KonnectorError::new(
+                        ErrorCode::UserActionNeededWrongTwofaCode,
+                        "the code given was empty",
+                    )
+                });
+            }
+            if started.elapsed() >= self.wait {
+                self.queue
+                    .set_running(self.job_id)
+                    .await
+                    .map_err(store_err)?;
+                let what = match request.kind {
+                    TwoFactorKind::App => "approval in the provider's app",
+                    _ => "code",
+                };
+                return Err(KonnectorError::new(
+                    ErrorCode::UserActionNeededTwofaExpired,
+                    format!(
+                        "{} asked for a {} {what} and none came within {} s (give it with `gleaner 2fa {} <code>`)",
+                        request.konnector,
+                        request.kind,
+                        self.wait.as_secs(),
+                        request.account_label
+                    ),
+                ));
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+    }
+}
+
+fn store_err(e: crate::SchedulerError) -> KonnectorError {
+    match e {
+        crate::SchedulerError::Store(k) => k,
+        other => KonnectorError::store(other.to_string()),
+    }
+}

@@ -1,0 +1,806 @@
+//! The scheduler against the Free Mobile sandbox, with a manual clock: no
+//! test sleeps to make time pass. Runs are real konnector runs on loopback.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use gleaner_framework::http::RetryPolicy;
+use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, SqliteStore};
+use gleaner_framework::vault::Vault;
+use gleaner_framework::{
+    ErrorCode, Konnector, KonnectorError, Manifest, RunContext, RunEnv, Secret, TwoFactorKind,
+    async_trait,
+};
+use gleaner_konnectors::telco::free_mobile::FreeMobile;
+use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
+use gleaner_scheduler::queue::JobFilter;
+use gleaner_scheduler::retry::AfterFailure;
+use gleaner_scheduler::twofa::seal_code;
+use gleaner_scheduler::{
+    JobState, KonnectorSource, ManualClock, Queue, Scheduler, SchedulerConfig, TriggerKind,
+};
+use tempfile::TempDir;
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+struct Harness {
+    dir: TempDir,
+    sandbox: Sandbox,
+    store: SqliteStore,
+    clock: ManualClock,
+    vault: Arc<Vault>,
+    sched: Arc<Scheduler>,
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 1,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(2),
+        max_retry_after: Duration::from_secs(1),
+    }
+}
+
+fn konnectors(extra: Vec<Arc<dyn Konnector>>) -> Arc<dyn KonnectorSource> {
+    let mut all: Vec<Arc<dyn Konnector>> = vec![Arc::new(FreeMobile::new().unwrap())];
+    all.extend(extra);
+    Arc::new(move |slug: &str| all.iter().find(|k| k.manifest().slug == slug).cloned())
+}
+
+impl Harness {
+    async fn start(config: SchedulerConfig) -> Self {
+        Self::start_with(config, Vec::new()).await
+    }
+
+    async fn start_with(config: SchedulerConfig, extra: Vec<Arc<dyn Konnector>>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("gleaner.db"))
+            .await
+            .unwrap();
+        let clock = ManualClock::new(at("2026-11-23T12:00:00Z"));
+        let vault = Arc::new(Vault::open_or_create(&dir.path().join("vault.key")).unwrap());
+        let sched = Self::scheduler(&dir, &store, &clock, &vault, config, "test", extra).await;
+        Self {
+            dir,
+            sandbox,
+            store,
+            clock,
+            vault,
+            sched,
+        }
+    }
+
+    async fn scheduler(
+        dir: &TempDir,
+        store: &SqliteStore,
+        clock: &ManualClock,
+        vault: &Arc<Vault>,
+        config: SchedulerConfig,
+        role: &str,
+        extra: Vec<Arc<dyn Konnector>>,
+    ) -> Arc<Scheduler> {
+        let queue = Queue::open(store.pool().clone(), Arc::new(clock.clone()))
+            .await
+            .unwrap();
+        Arc::new(Scheduler {
+            queue,
+            env: RunEnv {
+                store: Arc::new(store.clone()),
+                files: FileStore::open(&dir.path().join("files")).unwrap(),
+                retry: fast_retry(),
+            },
+            accounts: Arc::new(store.clone()),
+            vault: Arc::clone(vault),
+            konnectors: konnectors(extra),
+            config,
+            owner: Scheduler::new_owner(role),
+        })
+    }
+
+    async fn add(&self, id: &str, konnector: &str, password: &str) -> Account {
+        let secrets = BTreeMap::from([("password".to_owned(), Secret::new(password))]);
+        let account = Account {
+            id: id.into(),
+            konnector: konnector.into(),
+            label: id.into(),
+            fields: BTreeMap::from([("login".to_owned(), LOGIN.to_owned())]),
+            sealed_secrets: self.vault.seal(id, &secrets).unwrap(),
+            endpoint: Some(self.sandbox.base_url()),
+            created_at: Utc::now(),
+        };
+        self.store.put_account(&account).await.unwrap();
+        account
+    }
+
+    /// Moves the clock to the account's next automatic run and ticks.
+    async fn to_next_slot(&self, id: &str) -> Vec<i64> {
+        self.sched.sync_triggers().await.unwrap();
+        let t = self.sched.queue.trigger(id).await.unwrap().unwrap();
+        self.clock.set(t.next_run_at);
+        self.sched.tick().await.unwrap()
+    }
+
+    /// Claims and executes every job that is due now, one at a time.
+    async fn run_due(&self) -> Vec<gleaner_scheduler::Executed> {
+        let mut out = Vec::new();
+        while let Some(job) = self.sched.claim().await.unwrap() {
+            out.push(self.sched.execute(job, None).await);
+        }
+        out
+    }
+
+    async fn jobs(&self, id: &str) -> Vec<gleaner_scheduler::Job> {
+        let mut jobs = self
+            .sched
+            .queue
+            .jobs(&JobFilter {
+                account_id: Some(id.into()),
+                limit: 100,
+                ..JobFilter::default()
+            })
+            .await
+            .unwrap();
+        jobs.reverse();
+        jobs
+    }
+}
+
+fn config() -> SchedulerConfig {
+    SchedulerConfig {
+        max_attempts: 3,
+        retry_base: Duration::from_secs(60),
+        retry_max: Duration::from_secs(3600),
+        ..SchedulerConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_slot_runs_the_account_and_records_the_job_and_trigger_state() {
+    let h = Harness::start(config()).await;
+    h.add("acc-1", "free-mobile", PASSWORD).await;
+    assert!(
+        h.sched.tick().await.unwrap().is_empty(),
+        "nothing due at noon"
+    );
+    let queued = h.to_next_slot("acc-1").await;
+    assert_eq!(queued.len(), 1);
+    let ran = h.run_due().await;
+    assert_eq!(ran.len(), 1);
+    assert!(ran[0].result.is_ok(), "{:?}", ran[0].result.as_ref().err());
+    let jobs = h.jobs("acc-1").await;
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(job.state, JobState::Done);
+    assert_eq!(job.trigger, TriggerKind::Slot);
+    assert_eq!(job.attempt, 1);
+    assert!(!job.manual);
+    let report = job.report.as_ref().unwrap();
+    assert_eq!(report["counts"]["io.cozy.bills"]["created"], 20);
+    let t = h.sched.queue.trigger("acc-1").await.unwrap().unwrap();
+    assert_eq!(t.status, "done");
+    assert_eq!(t.last_success, Some(h.clock.now_for_test()));
+    assert!(
+        t.next_run_at > h.clock.now_for_test(),
+        "moved to the next week"
+    );
+    assert_eq!(
+        h.store.count_by_doctype().await.unwrap()["io.cozy.bills"],
+        20
+    );
+}
+
+trait NowForTest {
+    fn now_for_test(&self) -> DateTime<Utc>;
+}
+
+impl NowForTest for ManualClock {
+    fn now_for_test(&self) -> DateTime<Utc> {
+        gleaner_scheduler::Clock::now(self)
+    }
+}
+
+#[tokio::test]
+async fn transient_errors_retry_with_backoff_until_the_cap() {
+    let h = Harness::start(config()).await;
+    h.add("acc-r", "free-mobile", PASSWORD).await;
+    h.sandbox.set_scenario(Scenario::Unavailable);
+    h.to_next_slot("acc-r").await;
+    let start = h.clock.now_for_test();
+    let mut delays = Vec::new();
+    for attempt in 1..=3u32 {
+        let ran = h.run_due().await;
+        assert_eq!(ran.len(), 1, "attempt {attempt}");
+        let e = ran[0].result.as_ref().err().unwrap();
+        assert_eq!(e.code, ErrorCode::VendorDown);
+        assert_eq!(ran[0].job.attempt, attempt);
+        match ran[0].after {
+            Some(AfterFailure::Retry(d)) => {
+                assert!(attempt < 3);
+                delays.push(d);
+                let retry = h
+                    .sched
+                    .queue
+                    .job(ran[0].retry.unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(retry.state, JobState::Queued);
+                assert_eq!(retry.trigger, TriggerKind::Retry);
+                assert_eq!(retry.attempt, attempt + 1);
+                // Not due before its delay: nothing to claim a second early.
+                h.clock
+                    .advance(chrono::Duration::from_std(d).unwrap() - chrono::Duration::seconds(1));
+                assert!(h.sched.claim().await.unwrap().is_none());
+                h.clock.advance(chrono::Duration::seconds(1));
+            }
+            other => {
+                assert_eq!(attempt, 3, "gave up early: {other:?}");
+                assert_eq!(other, Some(AfterFailure::GiveUp));
+                assert!(ran[0].retry.is_none());
+            }
+        }
+    }
+    // 60 s then 120 s, each with equal jitter: [30, 60] and [60, 120].
+    assert!((30..=60).contains(&delays[0].as_secs()), "{delays:?}");
+    assert!((60..=120).contains(&delays[1].as_secs()), "{delays:?}");
+    assert!(h.clock.now_for_test() - start <= chrono::Duration::seconds(180));
+    let jobs = h.jobs("acc-r").await;
+    let states: Vec<_> = jobs
+        .iter()
+        .map(|j| (j.attempt, j.state, j.error_code.clone()))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (1, JobState::Errored, Some("VENDOR_DOWN".into())),
+            (2, JobState::Errored, Some("VENDOR_DOWN".into())),
+            (3, JobState::Errored, Some("VENDOR_DOWN".into())),
+        ]
+    );
+    // The provider is back: the next slot runs normally.
+    h.sandbox.set_scenario(Scenario::Normal);
+    h.to_next_slot("acc-r").await;
+    assert!(h.run_due().await[0].result.is_ok());
+    assert_eq!(
+        h.sched
+            .queue
+            .trigger("acc-r")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "done"
+    );
+}
+
+#[tokio::test]
+async fn login_failed_skips_automatic_runs_until_credentials_change() {
+    let h = Harness::start(config()).await;
+    let account = h.add("acc-pw", "free-mobile", "wrong-password").await;
+    h.to_next_slot("acc-pw").await;
+    let ran = h.run_due().await;
+    assert_eq!(
+        ran[0].result.as_ref().err().unwrap().code,
+        ErrorCode::LoginFailed
+    );
+    assert_eq!(ran[0].after, Some(AfterFailure::BlockAccount));
+    assert!(ran[0].retry.is_none(), "LOGIN_FAILED is never retried");
+    let posts = h.sandbox.login_posts();
+    assert_eq!(posts, 1);
+
+    // Two more nights (weeks): skipped, recorded, and no login attempt.
+    for _ in 0..2 {
+        assert!(h.to_next_slot("acc-pw").await.is_empty());
+        assert!(h.run_due().await.is_empty());
+    }
+    assert_eq!(
+        h.sandbox.login_posts(),
+        posts,
+        "a blocked account never logs in"
+    );
+    let jobs = h.jobs("acc-pw").await;
+    let skipped: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Skipped)
+        .collect();
+    assert_eq!(skipped.len(), 2);
+    assert_eq!(skipped[0].error_code.as_deref(), Some("SKIPPED.NEEDS_USER"));
+    assert!(
+        skipped[0]
+            .error_message
+            .as_ref()
+            .unwrap()
+            .contains("LOGIN_FAILED")
+    );
+    let t = h.sched.queue.trigger("acc-pw").await.unwrap().unwrap();
+    assert_eq!(t.blocked_code.as_deref(), Some("LOGIN_FAILED"));
+
+    // The person fixes the password: the block lifts and the next slot runs.
+    let mut fixed = account.clone();
+    let secrets = BTreeMap::from([("password".to_owned(), Secret::new(PASSWORD))]);
+    fixed.sealed_secrets = h.vault.seal(&fixed.id, &secrets).unwrap();
+    h.store.put_account(&fixed).await.unwrap();
+    h.sched.queue.credentials_changed("acc-pw").await.unwrap();
+    assert_eq!(h.to_next_slot("acc-pw").await.len(), 1);
+    assert!(h.run_due().await[0].result.is_ok());
+    assert_eq!(
+        h.sched
+            .queue
+            .trigger("acc-pw")
+            .await
+            .unwrap()
+            .unwrap()
+            .blocked_code,
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_successful_manual_run_lifts_the_block() {
+    let h = Harness::start(config()).await;
+    let account = h.add("acc-m", "free-mobile", "wrong-password").await;
+    h.to_next_slot("acc-m").await;
+    h.run_due().await;
+    assert!(
+        h.sched
+            .queue
+            .trigger("acc-m")
+            .await
+            .unwrap()
+            .unwrap()
+            .blocked_code
+            .is_some()
+    );
+    // A manual run still goes while blocked; with a wrong password it
+    // fails again and the block stays.
+    let job = h
+        .sched
+        .queue
+        .start_manual(
+            "acc-m",
+            "free-mobile",
+            &h.sched.owner,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert!(job.manual);
+    let ran = h.sched.execute(job, None).await;
+    assert_eq!(ran.result.err().unwrap().code, ErrorCode::LoginFailed);
+    assert!(
+        h.sched
+            .queue
+            .trigger("acc-m")
+            .await
+            .unwrap()
+            .unwrap()
+            .blocked_code
+            .is_some()
+    );
+    // Fixed credentials (without telling the scheduler) and a manual run.
+    let mut fixed = account;
+    fixed.sealed_secrets = h
+        .vault
+        .seal(
+            &fixed.id,
+            &BTreeMap::from([("password".to_owned(), Secret::new(PASSWORD))]),
+        )
+        .unwrap();
+    h.store.put_account(&fixed).await.unwrap();
+    let job = h
+        .sched
+        .queue
+        .start_manual(
+            "acc-m",
+            "free-mobile",
+            &h.sched.owner,
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert!(h.sched.execute(job, None).await.result.is_ok());
+    let t = h.sched.queue.trigger("acc-m").await.unwrap().unwrap();
+    assert_eq!(t.blocked_code, None);
+    assert!(t.last_manual_execution.is_some());
+    assert_eq!(
+        h.to_next_slot("acc-m").await.len(),
+        1,
+        "automatic runs resume"
+    );
+}
+
+#[tokio::test]
+async fn a_missed_slot_runs_once_after_downtime() {
+    let h = Harness::start(config()).await;
+    h.add("acc-c", "free-mobile", PASSWORD).await;
+    h.sched.sync_triggers().await.unwrap();
+    let t = h.sched.queue.trigger("acc-c").await.unwrap().unwrap();
+    // The daemon was down for five weeks: five slots missed.
+    h.clock
+        .set(t.next_run_at + chrono::Duration::weeks(5) - chrono::Duration::hours(1));
+    let queued = h.sched.tick().await.unwrap();
+    assert_eq!(queued.len(), 1, "one catch-up run, not one per missed slot");
+    assert!(h.sched.tick().await.unwrap().is_empty());
+    let job = h.sched.queue.job(queued[0]).await.unwrap().unwrap();
+    assert_eq!(job.trigger, TriggerKind::CatchUp);
+    let t2 = h.sched.queue.trigger("acc-c").await.unwrap().unwrap();
+    assert!(t2.next_run_at > h.clock.now_for_test());
+    assert!(t2.next_run_at - h.clock.now_for_test() <= chrono::Duration::weeks(1));
+    assert!(h.run_due().await[0].result.is_ok());
+}
+
+#[tokio::test]
+async fn a_slot_due_while_a_run_is_active_is_skipped_with_its_reason() {
+    let h = Harness::start(config()).await;
+    h.add("acc-busy", "free-mobile", PASSWORD).await;
+    h.sched.sync_triggers().await.unwrap();
+    let month = Duration::from_secs(31 * 86400);
+    let job = h
+        .sched
+        .queue
+        .start_manual("acc-busy", "free-mobile", &h.sched.owner, month)
+        .await
+        .unwrap();
+    assert!(h.to_next_slot("acc-busy").await.is_empty());
+    let jobs = h.jobs("acc-busy").await;
+    assert_eq!(jobs[1].state, JobState::Skipped);
+    assert_eq!(
+        jobs[1].error_code.as_deref(),
+        Some("SKIPPED.ALREADY_ACTIVE")
+    );
+    // And a second manual start is refused while the first holds the account.
+    let busy = h
+        .sched
+        .queue
+        .start_manual("acc-busy", "free-mobile", "other", Duration::from_secs(60))
+        .await;
+    assert!(
+        busy.unwrap_err()
+            .to_string()
+            .contains(&format!("job #{}", job.id))
+    );
+}
+
+#[tokio::test]
+async fn the_per_provider_limit_holds_across_two_daemons_on_one_store() {
+    // 12 accounts of one provider, two daemons each allowed 8 runs at once,
+    // and a limit of 3 sessions against the provider: the sandbox counts
+    // concurrent sessions.
+    let mut cfg = config();
+    cfg.concurrency = 8;
+    cfg.per_konnector = 3;
+    cfg.poll = Duration::from_millis(20);
+    let h = Harness::start(cfg.clone()).await;
+    let ids: Vec<String> = (0..12).map(|i| format!("acc-{i:02}")).collect();
+    for id in &ids {
+        h.add(id, "free-mobile", PASSWORD).await;
+        let k = "free-mobile";
+        h.sched.queue.enqueue_manual(id, k).await.unwrap();
+    }
+    let store2 = SqliteStore::open(&h.dir.path().join("gleaner.db"))
+        .await
+        .unwrap();
+    let other = Harness::scheduler(
+        &h.dir,
+        &store2,
+        &h.clock,
+        &h.vault,
+        cfg,
+        "second",
+        Vec::new(),
+    )
+    .await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopper = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let d1 = tokio::spawn(Arc::clone(&h.sched).run_daemon(stopper(stop_rx.clone())));
+    let d2 = tokio::spawn(Arc::clone(&other).run_daemon(stopper(stop_rx)));
+    loop {
+        let counts = h.sched.queue.counts().await.unwrap();
+        if counts.get("done").copied().unwrap_or(0) == 12 {
+            break;
+        }
+        assert_eq!(counts.get("errored"), None, "{counts:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(true).unwrap();
+    let s1 = d1.await.unwrap().unwrap();
+    let s2 = d2.await.unwrap().unwrap();
+    assert_eq!(s1.finished + s2.finished, 12, "each job ran exactly once");
+    let max = h.sandbox.max_concurrent_sessions();
+    assert!(max <= 3, "{max} sessions at once against one provider");
+    assert_eq!(max, 3, "the limit was reached, so the test shows it holds");
+    assert_eq!(h.sandbox.login_posts(), 12);
+    for id in &ids {
+        let jobs = h.jobs(id).await;
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].state, JobState::Done);
+    }
+}
+
+#[tokio::test]
+async fn a_dead_workers_job_is_done_if_it_committed_and_queued_again_if_not() {
+    let mut cfg = config();
+    cfg.lease = Duration::from_secs(30);
+    let h = Harness::start(cfg).await;
+    h.add("acc-a", "free-mobile", PASSWORD).await;
+    h.add("acc-b", "free-mobile", PASSWORD).await;
+    let a = h
+        .sched
+        .queue
+        .start_manual(
+            "acc-a",
+            "free-mobile",
+            "dead-worker",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    let b = h
+        .sched
+        .queue
+        .start_manual(
+            "acc-b",
+            "free-mobile",
+            "dead-worker",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    // Worker "dead-worker" committed a's run, then died before recording it;
+    // it died during b's run.
+    let account_a = h.store.get_account("acc-a").await.unwrap().unwrap();
+    let secrets = h.vault.open("acc-a", &account_a.sealed_secrets).unwrap();
+    let konnector = FreeMobile::new().unwrap();
+    gleaner_framework::run_konnector(
+        &konnector,
+        &account_a,
+        secrets,
+        &h.sched.env,
+        gleaner_framework::RunOptions {
+            run_id: Some(a.run_id.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        h.sched.queue.recover().await.unwrap().completed.is_empty(),
+        "leases still valid"
+    );
+    h.clock.advance(chrono::Duration::seconds(31));
+    let rec = h.sched.queue.recover().await.unwrap();
+    assert_eq!(rec.completed, vec![a.id]);
+    assert_eq!(rec.requeued, vec![b.id]);
+    assert_eq!(
+        h.sched.queue.job(a.id).await.unwrap().unwrap().state,
+        JobState::Done
+    );
+    let b2 = h.sched.queue.job(b.id).await.unwrap().unwrap();
+    assert_eq!((b2.state, b2.recoveries), (JobState::Queued, 1));
+    let ran = h.run_due().await;
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0].job.id, b.id);
+    assert!(ran[0].result.is_ok());
+    assert_eq!(
+        h.store.count_by_doctype().await.unwrap()["io.cozy.bills"],
+        40
+    );
+}
+
+/// A konnector that asks for an emailed code and accepts only "424242".
+struct AsksForACode;
+
+static ASKS_MANIFEST: std::sync::OnceLock<Manifest> = std::sync::OnceLock::new();
+
+#[async_trait]
+impl Konnector for AsksForACode {
+    fn manifest(&self) -> &Manifest {
+        ASKS_MANIFEST.get_or_init(|| {
+            Manifest::from_toml(
+                "test",
+                r#"
+slug = "asks-code"
+name = "Asks Code"
+version = "1.0.0"
+category = "insurance"
+vendor_link = "https://example.org"
+base_url = "https://example.org/"
+hosts = ["example.org"]
+frequency = "daily"
+data_types = ["io.cozy.bills"]
+
+[fields.login]
+type = "text"
+label = "Login"
+identifier = true
+
+[fields.password]
+type = "password"
+label = "Password"
+"#,
+            )
+            .unwrap()
+        })
+    }
+
+    async fn run(&self, ctx: &mut RunContext) -> Result<(), KonnectorError> {
+        loop {
+            let code = ctx
+                .two_factor(TwoFactorKind::Email, Some("j***@example.org"))
+                .await?;
+            if code.expose() == "424242" {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_manual_job_waits_in_awaiting_user_for_gleaner_2fa() {
+    let mut cfg = config();
+    cfg.twofa_wait = Duration::from_secs(30);
+    cfg.poll = Duration::from_millis(20);
+    let h = Harness::start_with(cfg, vec![Arc::new(AsksForACode)]).await;
+    h.add("acc-2fa", "asks-code", PASSWORD).await;
+    let id = h
+        .sched
+        .queue
+        .enqueue_manual("acc-2fa", "asks-code")
+        .await
+        .unwrap();
+    let job = h.sched.claim().await.unwrap().unwrap();
+    let sched = Arc::clone(&h.sched);
+    let run = tokio::spawn(async move { sched.execute(job, None).await });
+    let wait_state = |state: JobState| {
+        let q = h.sched.queue.clone();
+        async move {
+            for _ in 0..500 {
+                if q.job(id).await.unwrap().unwrap().state == state {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("job never reached {state:?}");
+        }
+    };
+    wait_state(JobState::AwaitingUser).await;
+    let job = h.sched.queue.job(id).await.unwrap().unwrap();
+    assert_eq!(job.twofa_kind.as_deref(), Some("email"));
+    assert_eq!(job.twofa_hint.as_deref(), Some("j***@example.org"));
+    // A wrong code: the konnector asks again (attempt 2).
+    h.sched
+        .queue
+        .give_answer(
+            "acc-2fa",
+            &seal_code(&h.vault, "acc-2fa", "111111").unwrap(),
+        )
+        .await
+        .unwrap();
+    // The run takes the code, finds it wrong and asks again.
+    for _ in 0..500 {
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sched_twofa_answers")
+            .fetch_one(h.store.pool())
+            .await
+            .unwrap();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    wait_state(JobState::AwaitingUser).await;
+    h.sched
+        .queue
+        .give_answer(
+            "acc-2fa",
+            &seal_code(&h.vault, "acc-2fa", "424242").unwrap(),
+        )
+        .await
+        .unwrap();
+    let done = run.await.unwrap();
+    assert!(
+        done.result.is_ok(),
+        "{:?}",
+        done.result.err().map(|e| e.message)
+    );
+    let job = h.sched.queue.job(id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Done);
+    // The sealed code never sits in the job table in clear.
+    let raw: Vec<(String,)> = sqlx::query_as(
+        "SELECT COALESCE(error_message, '') || COALESCE(report, '') FROM sched_jobs",
+    )
+    .fetch_all(h.store.pool())
+    .await
+    .unwrap();
+    assert!(raw.iter().all(|(r,)| !r.contains("424242")));
+}
+
+#[tokio::test]
+async fn an_unattended_run_asking_for_a_code_ends_twofa_expired_and_blocks() {
+    let h = Harness::start_with(config(), vec![Arc::new(AsksForACode)]).await;
+    h.add("acc-night", "asks-code", PASSWORD).await;
+    h.to_next_slot("acc-night").await;
+    let ran = h.run_due().await;
+    let e = ran[0].result.as_ref().err().unwrap();
+    assert_eq!(e.code, ErrorCode::UserActionNeededTwofaExpired);
+    assert!(e.message.contains("gleaner run acc-night"), "{}", e.message);
+    let t = h.sched.queue.trigger("acc-night").await.unwrap().unwrap();
+    assert_eq!(
+        t.blocked_code.as_deref(),
+        Some("USER_ACTION_NEEDED.TWOFA_EXPIRED")
+    );
+    // No one gives a code: gleaner 2fa has nothing to answer.
+    let none = h.sched.queue.give_answer("acc-night", b"x").await;
+    assert!(
+        none.unwrap_err()
+            .to_string()
+            .contains("no run of account acc-night is waiting")
+    );
+}
+
+#[tokio::test]
+async fn shutdown_lets_runs_finish_within_grace_then_requeues_the_rest() {
+    let mut cfg = config();
+    cfg.grace = Duration::from_millis(200);
+    cfg.poll = Duration::from_millis(20);
+    cfg.twofa_wait = Duration::from_secs(3600);
+    let h = Harness::start_with(cfg, vec![Arc::new(AsksForACode)]).await;
+    h.add("acc-slow", "asks-code", PASSWORD).await;
+    let id = h
+        .sched
+        .queue
+        .enqueue_manual("acc-slow", "asks-code")
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(Arc::clone(&h.sched).run_daemon(async move {
+        let _ = rx.await;
+    }));
+    for _ in 0..500 {
+        if h.sched.queue.job(id).await.unwrap().unwrap().state == JobState::AwaitingUser {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tx.send(()).unwrap();
+    let summary = daemon.await.unwrap().unwrap();
+    assert_eq!(summary.requeued, vec![id]);
+    let job = h.sched.queue.job(id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Queued);
+    assert!(job.lease_owner.is_none());
+}
+
+#[tokio::test]
+async fn history_is_pruned_after_the_retention_period() {
+    let h = Harness::start(config()).await;
+    h.add("acc-p", "free-mobile", PASSWORD).await;
+    h.to_next_slot("acc-p").await;
+    h.run_due().await;
+    h.clock.advance(chrono::Duration::days(29));
+    assert_eq!(
+        h.sched
+            .queue
+            .prune(chrono::Duration::days(30))
+            .await
+            .unwrap(),
+        0
+    );
+    h.clock.advance(chrono::Duration::days(2));
+    assert_eq!(
+        h.sched
+            .queue
+            .prune(chrono::Duration::days(30))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(h.jobs("acc-p").await.is_empty());
+}
