@@ -11,6 +11,7 @@ use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, Sqlit
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{RunEnv, Secret};
 use gleaner_konnectors::Registry;
+use gleaner_scheduler::{Clock, KonnectorSource, Queue, Scheduler, SchedulerConfig, SystemClock};
 
 /// Everything a command needs.
 pub struct App {
@@ -21,7 +22,9 @@ pub struct App {
     /// The files tree.
     pub files: FileStore,
     /// The credentials vault.
-    pub vault: Vault,
+    pub vault: Arc<Vault>,
+    /// The scheduler's settings (`gleaner.toml`).
+    pub config: SchedulerConfig,
     /// The konnectors.
     pub registry: Registry,
 }
@@ -39,13 +42,15 @@ impl App {
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let store = SqliteStore::open(&data_dir.join("gleaner.db")).await?;
         let files = FileStore::open(&data_dir.join("files"))?;
-        let vault = Vault::open_or_create(&data_dir.join("vault.key"))?;
+        let vault = Arc::new(Vault::open_or_create(&data_dir.join("vault.key"))?);
         let registry = Registry::builtin()?;
+        let config = SchedulerConfig::load(&data_dir.join("gleaner.toml"))?;
         Ok(Self {
             data_dir,
             store,
             files,
             vault,
+            config,
             registry,
         })
     }
@@ -57,6 +62,25 @@ impl App {
             files: self.files.clone(),
             retry: RetryPolicy::default(),
         }
+    }
+
+    /// The scheduler over this installation; `role` names this process on
+    /// job leases (`daemon`, `cli`).
+    pub async fn scheduler(&self, role: &str) -> Result<Arc<Scheduler>> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let queue = Queue::open(self.store.pool().clone(), clock).await?;
+        let registry = self.registry.clone();
+        let konnectors: Arc<dyn KonnectorSource> =
+            Arc::new(move |slug: &str| registry.get(slug).ok().map(|e| Arc::clone(&e.konnector)));
+        Ok(Arc::new(Scheduler {
+            queue,
+            env: self.run_env(),
+            accounts: Arc::new(self.store.clone()),
+            vault: Arc::clone(&self.vault),
+            konnectors,
+            config: self.config.clone(),
+            owner: Scheduler::new_owner(role),
+        }))
     }
 
     /// Finds an account by id, unique id prefix, or label.

@@ -30,10 +30,66 @@ pub enum Command {
     /// Add, list or remove accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
-    /// Run an account's konnector once, now.
+    /// Run an account's konnector once, now (recorded as a manual job).
     Run {
         /// The account: its id, a unique id prefix, or its label.
         account: String,
+        /// Only queue the run for `gleaner daemon` and return.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Run the scheduler in the foreground: every account at its slot,
+    /// retries, queued manual runs. Stops cleanly on SIGINT/SIGTERM.
+    Daemon {
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// Runs at once, all konnectors (default: gleaner.toml, else 2 x CPUs).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Runs at once against one provider (default: gleaner.toml, else 4).
+        #[arg(long)]
+        per_konnector: Option<usize>,
+    },
+    /// Show each account's trigger and next run.
+    Schedule,
+    /// Show job history, newest first.
+    Jobs {
+        /// Only this account's jobs.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only failed jobs.
+        #[arg(long)]
+        failed: bool,
+        /// At most this many.
+        #[arg(long, default_value_t = 30)]
+        limit: u32,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Each account's last result, at a glance.
+    Status,
+    /// Give the second-factor code a waiting run asked for.
+    #[command(name = "2fa")]
+    TwoFa {
+        /// The account.
+        account: String,
+        /// The code (asked for when not given).
+        code: Option<String>,
+    },
+    /// Replace an account's automatic slot with a cron expression, or go
+    /// back to the slot.
+    Trigger {
+        /// The account.
+        account: String,
+        /// Five fields: minute hour day-of-month month day-of-week, in the
+        /// installation's timezone; e.g. "30 2 * * *" or "0 6 * * 1-5".
+        #[arg(long, conflicts_with = "auto")]
+        cron: Option<String>,
+        /// Back to the automatic slot.
+        #[arg(long)]
+        auto: bool,
     },
     /// List stored documents of a doctype (such as io.cozy.bills).
     Docs {
@@ -84,6 +140,15 @@ pub enum AccountsCommand {
     },
     /// List accounts with their last sync.
     List,
+    /// Change an account's fields or credentials (`--field password=`
+    /// prompts); lifts the pause after a credentials error.
+    Edit {
+        /// The account: id, unique id prefix, or label.
+        account: String,
+        /// A field value, `name=value` (repeatable).
+        #[arg(long = "field", value_parser = parse_field)]
+        fields: Vec<(String, String)>,
+    },
     /// Remove an account (its documents and files stay unless --purge).
     Remove {
         /// The account: id, unique id prefix, or label.
@@ -92,6 +157,15 @@ pub enum AccountsCommand {
         #[arg(long)]
         purge: bool,
     },
+}
+
+/// How the daemon writes logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn parse_field(s: &str) -> Result<(String, String), String> {

@@ -11,12 +11,13 @@ use gleaner_framework::doctypes::AccountDoc;
 use gleaner_framework::doctypes::accounts::AccountAuth;
 use gleaner_framework::manifest::FieldSpec;
 use gleaner_framework::store::{Account, AccountStore, DocStore};
-use gleaner_framework::{Progress, ProgressFn, RunOptions, RunReport, Secret, run_konnector};
+use gleaner_framework::{Progress, ProgressFn, RunReport, Secret};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::App;
 
-fn table(header: &[&str]) -> Table {
+/// A table in the CLI's style.
+pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
@@ -131,6 +132,59 @@ fn prompt(name: &str, spec: &FieldSpec) -> Result<String> {
     }
 }
 
+/// `gleaner accounts edit`: changes fields (secrets included) of an
+/// account; the scheduler's pause after a credentials error is lifted.
+pub async fn accounts_edit(app: &App, what: &str, given: Vec<(String, String)>) -> Result<()> {
+    let mut account = app.find_account(what).await?;
+    let manifest = app
+        .registry
+        .get(&account.konnector)?
+        .konnector
+        .manifest()
+        .clone();
+    if given.is_empty() {
+        bail!(
+            "nothing to change: give --field name=value (fields of {}: {})",
+            manifest.slug,
+            manifest
+                .fields
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut secrets = app.secrets(&account)?;
+    let mut changed = Vec::new();
+    for (name, value) in given {
+        let spec = manifest
+            .fields
+            .get(&name)
+            .with_context(|| format!("konnector `{}` has no field `{name}`", manifest.slug))?;
+        let value = if value.is_empty() && spec.kind.is_secret() {
+            prompt(&name, spec)?
+        } else {
+            value
+        };
+        spec.check(&name, &value).map_err(anyhow::Error::msg)?;
+        if spec.kind.is_secret() {
+            secrets.insert(name.clone(), Secret::new(value));
+        } else {
+            account.fields.insert(name.clone(), value);
+        }
+        changed.push(name);
+    }
+    account.sealed_secrets = app.vault.seal(&account.id, &secrets)?;
+    app.store.put_account(&account).await?;
+    crate::scheduling::credentials_changed(app, &account).await?;
+    println!(
+        "updated {} of {}; automatic runs go on at its next slot",
+        changed.join(", "),
+        account.label
+    );
+    Ok(())
+}
+
 /// `gleaner accounts list`
 pub async fn accounts_list(app: &App) -> Result<()> {
     let mut t = table(&["id", "konnector", "label", "endpoint", "last sync"]);
@@ -185,17 +239,15 @@ pub async fn accounts_remove(app: &App, what: &str, purge: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs one account with a progress bar; returns the report.
-pub async fn run_account(app: &App, account: &Account) -> Result<RunReport> {
-    let entry = app.registry.get(&account.konnector)?;
-    let secrets = app.secrets(account)?;
+/// A progress bar for a run and the callback that feeds it.
+pub fn progress_bar(label: &str) -> (ProgressBar, ProgressFn) {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    bar.set_prefix(account.label.clone());
+    bar.set_prefix(label.to_owned());
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let b = bar.clone();
     let progress: ProgressFn = Arc::new(move |p: &Progress| {
@@ -205,19 +257,14 @@ pub async fn run_account(app: &App, account: &Account) -> Result<RunReport> {
         b.set_position(p.done);
         b.set_message(p.message.clone());
     });
-    let result = run_konnector(
-        entry.konnector.as_ref(),
-        account,
-        secrets,
-        &app.run_env(),
-        RunOptions {
-            progress: Some(progress),
-            ..RunOptions::default()
-        },
-    )
-    .await;
-    bar.finish_and_clear();
-    Ok(result?)
+    (bar, progress)
+}
+
+/// Runs one account now with a progress bar, as a recorded manual job;
+/// returns the report.
+pub async fn run_account(app: &App, account: &Account) -> Result<RunReport> {
+    app.registry.get(&account.konnector)?;
+    crate::scheduling::run_job(app, account).await
 }
 
 /// Prints a run's summary table.
@@ -247,8 +294,11 @@ pub fn print_report(label: &str, report: &RunReport) {
 }
 
 /// `gleaner run`
-pub async fn run(app: &App, what: &str) -> Result<()> {
+pub async fn run(app: &App, what: &str, detach: bool) -> Result<()> {
     let account = app.find_account(what).await?;
+    if detach {
+        return crate::scheduling::enqueue(app, &account).await;
+    }
     let report = run_account(app, &account).await?;
     print_report(&account.label, &report);
     Ok(())

@@ -4,6 +4,8 @@
 mod app;
 mod cli;
 mod commands;
+mod prompt;
+mod scheduling;
 
 use std::process::ExitCode;
 
@@ -11,22 +13,36 @@ use clap::Parser;
 use gleaner_framework::KonnectorError;
 use tracing_subscriber::EnvFilter;
 
-use cli::{AccountsCommand, Cli, Command};
+use cli::{AccountsCommand, Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let verbose = cli.verbose;
+    let (is_daemon, json) = match &cli.command {
+        Command::Daemon { log_format, .. } => (true, *log_format == LogFormat::Json),
+        _ => (false, false),
+    };
     let filter = EnvFilter::try_from_env("GLEANER_LOG").unwrap_or_else(|_| {
         EnvFilter::new(match verbose {
-            0 => "warn",
-            1 => "info,gleaner=debug,gleaner_framework=debug,gleaner_konnectors=debug",
-            _ => "debug,gleaner=trace,gleaner_framework=trace,gleaner_konnectors=trace",
+            0 if is_daemon => "info",
+            // The command prints a run's error itself.
+            0 => "warn,gleaner_framework::runner=error,gleaner_scheduler=error",
+            1 => "info,gleaner=debug,gleaner_framework=debug,gleaner_konnectors=debug,gleaner_scheduler=debug",
+            _ => "debug,gleaner=trace,gleaner_framework=trace,gleaner_konnectors=trace,gleaner_scheduler=trace",
         })
     });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        builder.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,6 +78,14 @@ pub(crate) fn describe(e: &anyhow::Error, verbose: u8) -> String {
         }
         None => e.to_string(),
     };
+    // A context added around a konnector error (which job, what happens
+    // next) goes on its own line.
+    if e.downcast_ref::<KonnectorError>().is_none()
+        && e.chain()
+            .any(|c| c.downcast_ref::<KonnectorError>().is_some())
+    {
+        out.push_str(&format!("\n  ({e})"));
+    }
     if verbose > 0 {
         for cause in e.chain().skip(1) {
             out.push_str(&format!("\n  caused by: {cause}"));
@@ -87,10 +111,41 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Accounts(AccountsCommand::List) => commands::accounts_list(&app).await?,
+        Command::Accounts(AccountsCommand::Edit { account, fields }) => {
+            commands::accounts_edit(&app, &account, fields).await?;
+        }
         Command::Accounts(AccountsCommand::Remove { account, purge }) => {
             commands::accounts_remove(&app, &account, purge).await?;
         }
-        Command::Run { account } => commands::run(&app, &account).await?,
+        Command::Run { account, detach } => commands::run(&app, &account, detach).await?,
+        Command::Daemon {
+            concurrency,
+            per_konnector,
+            ..
+        } => scheduling::daemon(&app, concurrency, per_konnector).await?,
+        Command::Schedule => scheduling::schedule(&app).await?,
+        Command::Jobs {
+            account,
+            failed,
+            limit,
+            json,
+        } => scheduling::jobs(&app, account.as_deref(), failed, limit, json).await?,
+        Command::Status => scheduling::status(&app).await?,
+        Command::TwoFa { account, code } => {
+            let account = app.find_account(&account).await?;
+            scheduling::two_factor(&app, &account, code).await?;
+        }
+        Command::Trigger {
+            account,
+            cron,
+            auto,
+        } => {
+            let account = app.find_account(&account).await?;
+            if cron.is_none() && !auto {
+                anyhow::bail!("give --cron \"EXPR\" or --auto");
+            }
+            scheduling::trigger(&app, &account, cron.as_deref()).await?;
+        }
         Command::Docs {
             doctype,
             account,

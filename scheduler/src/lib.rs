@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod owner;
 pub mod plan;
 pub mod queue;
 pub mod retry;

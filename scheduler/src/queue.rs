@@ -683,6 +683,7 @@ impl Queue {
         owner: &str,
         lease: std::time::Duration,
     ) -> Result<Job> {
+        self.recover().await?;
         let id = self.enqueue_manual(account_id, konnector).await?;
         if let Some(job) = self.claim_job(id, owner, lease).await? {
             return Ok(job);
@@ -964,14 +965,20 @@ impl Queue {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(SchedulerError::sql("recovering jobs"))?;
-        let stale: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT id, account_id, run_id FROM sched_jobs
-             WHERE state IN ('running', 'awaiting_user') AND lease_expires_at < ?",
+        let active: Vec<(i64, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT id, account_id, run_id, lease_owner, lease_expires_at FROM sched_jobs
+             WHERE state IN ('running', 'awaiting_user')",
         )
-        .bind(&now_s)
         .fetch_all(&mut *tx)
         .await
         .map_err(SchedulerError::sql("recovering jobs"))?;
+        let stale = active
+            .into_iter()
+            .filter_map(|(id, account, run_id, owner, expires)| {
+                let expired = expires.is_none_or(|e| e < now_s);
+                let dead = owner.as_deref().is_some_and(crate::owner::is_dead);
+                (expired || dead).then_some((id, account, run_id))
+            });
         let mut out = Recovered::default();
         for (id, account, run_id) in stale {
             let committed: Option<String> = sqlx::query_scalar(

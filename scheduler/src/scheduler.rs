@@ -67,10 +67,12 @@ pub struct DaemonSummary {
     pub requeued: Vec<i64>,
 }
 
-/// A run from a terminal: its prompt and progress bar.
+/// What a person watching a run provides (`gleaner run` in a terminal).
+#[derive(Default)]
 pub struct Attended {
-    /// The prompt for second factors.
-    pub two_factor: Arc<dyn TwoFactorChannel>,
+    /// The prompt for second factors; `None`: the job waits in
+    /// `awaiting_user` for `gleaner 2fa`.
+    pub two_factor: Option<Arc<dyn TwoFactorChannel>>,
     /// The progress bar.
     pub progress: Option<ProgressFn>,
 }
@@ -94,9 +96,9 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A worker name unique to this process.
+    /// A worker name unique to this process (see [`crate::owner`]).
     pub fn new_owner(role: &str) -> String {
-        format!("{role}-{}-{}", std::process::id(), crate::new_run_suffix())
+        crate::owner::new(role)
     }
 
     /// The schedule of a trigger: its cron override, or the automatic slot
@@ -259,22 +261,21 @@ impl Scheduler {
             )
         })?;
         let secrets = self.vault.open(&account.id, &account.sealed_secrets)?;
-        let (two_factor, progress): (Arc<dyn TwoFactorChannel>, _) = match attended {
-            Some(a) => (a.two_factor, a.progress),
-            None => (
-                Arc::new(QueueTwoFactor {
-                    queue: self.queue.clone(),
-                    job_id: job.id,
-                    vault: Arc::clone(&self.vault),
-                    wait: if job.manual {
-                        self.config.twofa_wait
-                    } else {
-                        self.config.twofa_wait_automatic
-                    },
-                    poll: Duration::from_millis(500).min(self.config.poll),
-                }),
-                None,
-            ),
+        let attended = attended.unwrap_or_default();
+        let progress = attended.progress;
+        let two_factor: Arc<dyn TwoFactorChannel> = match attended.two_factor {
+            Some(channel) => channel,
+            None => Arc::new(QueueTwoFactor {
+                queue: self.queue.clone(),
+                job_id: job.id,
+                vault: Arc::clone(&self.vault),
+                wait: if job.manual {
+                    self.config.twofa_wait
+                } else {
+                    self.config.twofa_wait_automatic
+                },
+                poll: Duration::from_millis(500).min(self.config.poll),
+            }),
         };
         let options = RunOptions {
             progress,

@@ -1,0 +1,370 @@
+//! The scheduling commands: `daemon`, `schedule`, `jobs`, `status`, `2fa`,
+//! `trigger`, and the job that `run` records.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, Utc};
+use gleaner_framework::RunReport;
+use gleaner_framework::store::{Account, AccountStore};
+use gleaner_scheduler::queue::JobFilter;
+use gleaner_scheduler::retry::AfterFailure;
+use gleaner_scheduler::twofa::seal_code;
+use gleaner_scheduler::{Attended, JobState, Outcome};
+
+use crate::app::App;
+use crate::commands::{progress_bar, table};
+
+/// Runs one account now, as a recorded manual job of this process: leased,
+/// retried by the daemon if the error is transient, visible in
+/// `gleaner jobs`. In a terminal, second factors are prompted for; without
+/// one, the job waits in `awaiting_user` for `gleaner 2fa`.
+pub async fn run_job(app: &App, account: &Account) -> Result<RunReport> {
+    let sched = app.scheduler("cli").await?;
+    sched.sync_triggers().await?;
+    let job = sched
+        .queue
+        .start_manual(
+            &account.id,
+            &account.konnector,
+            &sched.owner,
+            sched.config.lease,
+        )
+        .await?;
+    tracing::info!(job = job.id, "manual job started");
+    let (bar, progress) = progress_bar(&account.label);
+    let attended = Attended {
+        two_factor: crate::prompt::channel(&bar),
+        progress: Some(progress),
+    };
+    let outcome = tokio::select! {
+        ex = sched.execute(job.clone(), Some(attended)) => Some(ex),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    bar.finish_and_clear();
+    let Some(executed) = outcome else {
+        sched
+            .queue
+            .finish(
+                &job,
+                &sched.owner,
+                &Outcome::Failed {
+                    code: "UNKNOWN_ERROR".into(),
+                    message: "cancelled with Ctrl-C; nothing was saved".into(),
+                    next: AfterFailure::GiveUp,
+                },
+            )
+            .await?;
+        bail!("cancelled; nothing was saved (job #{})", job.id);
+    };
+    match executed.result {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            let what = match (executed.after, executed.retry) {
+                (Some(AfterFailure::Retry(d)), Some(id)) => format!(
+                    "job #{}; the daemon retries it as job #{id} in {} s",
+                    job.id,
+                    d.as_secs()
+                ),
+                (Some(AfterFailure::BlockAccount), _) => format!(
+                    "job #{}; automatic runs of this account are paused until you fix it (`gleaner accounts edit {}`) or a manual run succeeds",
+                    job.id, account.label
+                ),
+                _ => format!("job #{}", job.id),
+            };
+            Err(anyhow::Error::new(e).context(what))
+        }
+    }
+}
+
+/// `gleaner run --detach`: queue a manual run for the daemon.
+pub async fn enqueue(app: &App, account: &Account) -> Result<()> {
+    let sched = app.scheduler("cli").await?;
+    sched.sync_triggers().await?;
+    let id = sched
+        .queue
+        .enqueue_manual(&account.id, &account.konnector)
+        .await?;
+    println!(
+        "queued job #{id} for {}; a running `gleaner daemon` takes it (see `gleaner jobs --account {}`)",
+        account.label, account.label
+    );
+    Ok(())
+}
+
+/// `gleaner daemon`
+pub async fn daemon(
+    app: &App,
+    concurrency: Option<usize>,
+    per_konnector: Option<usize>,
+) -> Result<()> {
+    let mut sched = app.scheduler("daemon").await?;
+    if let Some(s) = Arc::get_mut(&mut sched) {
+        if let Some(c) = concurrency {
+            s.config.concurrency = c.max(1);
+        }
+        if let Some(p) = per_konnector {
+            s.config.per_konnector = p.max(1);
+        }
+    }
+    let shutdown = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                        _ = term.recv() => tracing::info!("SIGTERM received"),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; SIGINT only");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    let summary = sched.run_daemon(shutdown).await?;
+    if !summary.requeued.is_empty() {
+        eprintln!(
+            "stopped; {} running job(s) queued again for the next start",
+            summary.requeued.len()
+        );
+    }
+    Ok(())
+}
+
+fn local(app: &App, t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| {
+        t.with_timezone(&app.config.timezone)
+            .format("%Y-%m-%d %H:%M")
+            .to_string()
+    })
+    .unwrap_or_else(|| "-".into())
+}
+
+/// `gleaner schedule`
+pub async fn schedule(app: &App) -> Result<()> {
+    let sched = app.scheduler("cli").await?;
+    let labels = sched.labels().await?;
+    let mut rows = sched.overview().await?;
+    rows.sort_by_key(|(t, _)| t.next_run_at);
+    let mut t = table(&["account", "konnector", "trigger", "next run", "note"]);
+    for (tr, describe) in rows {
+        let note = match &tr.blocked_code {
+            Some(code) => format!("skipped until fixed ({code})"),
+            None => String::new(),
+        };
+        t.add_row(vec![
+            labels
+                .get(&tr.account_id)
+                .cloned()
+                .unwrap_or(tr.account_id.clone()),
+            tr.konnector.clone(),
+            describe,
+            local(app, Some(tr.next_run_at)),
+            note,
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "times are {}; set `timezone` in {}",
+        app.config.timezone,
+        app.data_dir.join("gleaner.toml").display()
+    );
+    Ok(())
+}
+
+/// `gleaner jobs`
+pub async fn jobs(
+    app: &App,
+    account: Option<&str>,
+    failed: bool,
+    limit: u32,
+    json: bool,
+) -> Result<()> {
+    let sched = app.scheduler("cli").await?;
+    let account_id = match account {
+        Some(a) => Some(app.find_account(a).await?.id),
+        None => None,
+    };
+    let labels = sched.labels().await?;
+    let jobs = sched
+        .queue
+        .jobs(&JobFilter {
+            account_id,
+            failed,
+            limit,
+            ..JobFilter::default()
+        })
+        .await?;
+    if json {
+        for j in &jobs {
+            println!("{}", serde_json::to_string(j)?);
+        }
+        return Ok(());
+    }
+    let mut t = table(&[
+        "job", "account", "trigger", "try", "state", "queued", "took", "result",
+    ]);
+    for j in &jobs {
+        let took = match (j.started_at, j.finished_at) {
+            (Some(s), Some(f)) => format!("{:.1} s", (f - s).num_milliseconds() as f64 / 1000.0),
+            _ => "-".into(),
+        };
+        let result = match j.state {
+            JobState::Done => j
+                .report
+                .as_ref()
+                .and_then(|r| r.get("counts"))
+                .and_then(|c| c.as_object())
+                .map(|c| {
+                    let created: u64 = c
+                        .values()
+                        .filter_map(|v| v.get("created").and_then(|n| n.as_u64()))
+                        .sum();
+                    format!("{created} new document(s)")
+                })
+                .unwrap_or_else(|| "done".into()),
+            JobState::AwaitingUser => format!(
+                "waiting for a {} code: gleaner 2fa {} <code>",
+                j.twofa_kind.clone().unwrap_or_default(),
+                labels.get(&j.account_id).cloned().unwrap_or_default()
+            ),
+            _ => match (&j.error_code, &j.error_message) {
+                (Some(c), Some(m)) => format!("{c}: {m}"),
+                (Some(c), None) => c.clone(),
+                _ => String::new(),
+            },
+        };
+        t.add_row(vec![
+            format!("#{}", j.id),
+            labels
+                .get(&j.account_id)
+                .cloned()
+                .unwrap_or(j.account_id.clone()),
+            j.trigger.as_str().to_owned(),
+            j.attempt.to_string(),
+            j.state.as_str().to_owned(),
+            local(app, Some(j.queued_at)),
+            took,
+            result,
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+/// `gleaner status`: one line per account, readable at a glance.
+pub async fn status(app: &App) -> Result<()> {
+    let sched = app.scheduler("cli").await?;
+    let labels = sched.labels().await?;
+    let rows = sched.overview().await?;
+    let active = sched
+        .queue
+        .jobs(&JobFilter {
+            states: vec![JobState::Running, JobState::AwaitingUser, JobState::Queued],
+            limit: 10_000,
+            ..JobFilter::default()
+        })
+        .await?;
+    let mut t = table(&[
+        "account",
+        "konnector",
+        "status",
+        "last success",
+        "last error",
+        "next run",
+    ]);
+    for (tr, _) in rows {
+        let label = labels
+            .get(&tr.account_id)
+            .cloned()
+            .unwrap_or(tr.account_id.clone());
+        let job = active.iter().find(|j| j.account_id == tr.account_id);
+        let status = match (job.map(|j| j.state), &tr.blocked_code) {
+            (Some(JobState::AwaitingUser), _) => {
+                format!("WAITING FOR YOU: gleaner 2fa {label} <code>")
+            }
+            (Some(JobState::Running), _) => "running".to_owned(),
+            (_, Some(code)) => format!("NEEDS YOU ({code})"),
+            (Some(JobState::Queued), _) => "queued".to_owned(),
+            _ => match tr.status.as_str() {
+                "done" => "ok".to_owned(),
+                "errored" => "failing".to_owned(),
+                _ => "never run".to_owned(),
+            },
+        };
+        let last_error = match (&tr.last_error_code, &tr.last_failure) {
+            (Some(code), Some(at)) => format!("{code} ({})", local(app, Some(*at))),
+            _ => "-".into(),
+        };
+        t.add_row(vec![
+            label,
+            tr.konnector.clone(),
+            status,
+            local(app, tr.last_success),
+            last_error,
+            if tr.blocked_code.is_some() {
+                "paused".into()
+            } else {
+                local(app, Some(tr.next_run_at))
+            },
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+/// `gleaner 2fa <account> <code>`
+pub async fn two_factor(app: &App, account: &Account, code: Option<String>) -> Result<()> {
+    let sched = app.scheduler("cli").await?;
+    let code = match code {
+        Some(c) => c,
+        None if std::io::stdin().is_terminal() => rpassword::prompt_password("code: ")?,
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line
+        }
+    };
+    if code.trim().is_empty() {
+        bail!("the code is empty");
+    }
+    let sealed = seal_code(&app.vault, &account.id, &code)?;
+    let job = sched.queue.give_answer(&account.id, &sealed).await?;
+    println!("code given to job #{job} of {}", account.label);
+    Ok(())
+}
+
+/// `gleaner trigger <account> --cron EXPR | --auto`
+pub async fn trigger(app: &App, account: &Account, cron: Option<&str>) -> Result<()> {
+    let sched = app.scheduler("cli").await?;
+    let next = sched.set_cron(account, cron).await?;
+    println!(
+        "{}: {}; next run {} ({})",
+        account.label,
+        match cron {
+            Some(c) => format!("cron `{c}`"),
+            None => "automatic slot".into(),
+        },
+        local(app, Some(next)),
+        app.config.timezone
+    );
+    Ok(())
+}
+
+/// Tells the scheduler an account's credentials changed (lifts its block).
+pub async fn credentials_changed(app: &App, account: &Account) -> Result<()> {
+    let sched = app.scheduler("cli").await?;
+    sched.sync_triggers().await?;
+    sched.queue.credentials_changed(&account.id).await?;
+    let _ = app.store.get_account(&account.id).await?;
+    Ok(())
+}
