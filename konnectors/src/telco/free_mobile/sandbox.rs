@@ -729,7 +729,11 @@ fn account_post(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     if ident == LOGIN_2FA {
         let two_factor = shared.two_factor();
         let now = two_factor.now();
-        if two_factor.locked.get(ident).is_some_and(|until| now < *until) {
+        if two_factor
+            .locked
+            .get(ident)
+            .is_some_and(|until| now < *until)
+        {
             return html(StatusCode::OK, VERIFICATION_LOCKED_HTML);
         }
         let trusted = cookie_values(headers, TRUSTED_DEVICE_COOKIE)
@@ -1831,7 +1835,10 @@ mod tests {
             )
             .await
             .text();
-            assert!(page.contains(&format!("Il vous reste {remaining} essai(s)")), "{page}");
+            assert!(
+                page.contains(&format!("Il vous reste {remaining} essai(s)")),
+                "{page}"
+            );
         }
         let locked = send(
             &sandbox,
@@ -1908,6 +1915,9 @@ mod tests {
         assert_eq!(sandbox.requests(), 1, "debug routes are not counted");
         // Even when the site is down.
         sandbox.set_scenario(Scenario::Unavailable);
-        assert_eq!(send(&sandbox, "GET", OUTBOX_PATH, None, None).await.status, 200);
+        assert_eq!(
+            send(&sandbox, "GET", OUTBOX_PATH, None, None).await.status,
+            200
+        );
     }
 }
