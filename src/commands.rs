@@ -212,7 +212,7 @@ pub async fn run_account(app: &App, account: &Account) -> Result<RunReport> {
         &app.run_env(),
         RunOptions {
             progress: Some(progress),
-            ..RunOptions::default()
+            two_factor: crate::prompt::channel(&entry.konnector.manifest().name, &bar),
         },
     )
     .await;

@@ -4,6 +4,7 @@
 mod app;
 mod cli;
 mod commands;
+mod prompt;
 
 use std::process::ExitCode;
 
