@@ -33,9 +33,16 @@ pub async fn run_job(app: &App, account: &Account) -> Result<RunReport> {
         )
         .await?;
     tracing::info!(job = job.id, "manual job started");
+    let konnector_name = app
+        .registry
+        .get(&account.konnector)?
+        .konnector
+        .manifest()
+        .name
+        .clone();
     let (bar, progress) = progress_bar(&account.label);
     let attended = Attended {
-        two_factor: crate::prompt::channel(&bar),
+        two_factor: crate::prompt::channel(&konnector_name, &bar),
         progress: Some(progress),
     };
     let outcome = tokio::select! {

@@ -383,7 +383,7 @@ impl Queue {
     /// Opens the queue in the store's database, creating its tables.
     pub async fn open(pool: SqlitePool, clock: Arc<dyn Clock>) -> Result<Self> {
         let mut tx = pool
-            .begin()
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(SchedulerError::sql("opening the queue"))?;
         for stmt in SCHEMA {

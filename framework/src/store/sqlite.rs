@@ -92,6 +92,12 @@ impl SqliteStore {
             })?;
         }
         let corrupt = |e: sqlx::Error| {
+            if e.to_string().contains("database is locked") {
+                return KonnectorError::store(format!(
+                    "the store {} stayed locked by another Gleaner process for more than 10 s; try again",
+                    path.display()
+                ));
+            }
             KonnectorError::store(format!(
                 "the store {} cannot be opened ({e}); it is corrupt or not a Gleaner store: move it away or restore a backup",
                 path.display()
@@ -120,7 +126,10 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        let mut tx = pool.begin().await.map_err(corrupt)?;
+        // IMMEDIATE: take the write lock first (waiting for it up to the
+        // busy timeout), instead of failing at once when another process
+        // writes between our read and our write.
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(corrupt)?;
         for stmt in SCHEMA {
             sqlx::query(*stmt)
                 .execute(&mut *tx)

@@ -25,6 +25,24 @@ pub enum PageKind {
         /// What the page says.
         message: String,
     },
+    /// New-device verification: a code was sent and the form asks for it.
+    Verification(Verification),
+    /// New-device verification is locked after too many wrong codes.
+    VerificationLocked {
+        /// What the page says.
+        message: String,
+    },
+}
+
+/// The new-device verification form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Where the code went, as the page shows it (`j***@example.org`).
+    pub hint: Option<String>,
+    /// The form's hidden `otp-token`, to post back with the code.
+    pub token: String,
+    /// The error shown above the form (after a wrong code).
+    pub flash: Option<String>,
 }
 
 /// Tells which page this is. A page that is none of them means the site
@@ -34,21 +52,57 @@ pub fn classify(page: &HtmlPage) -> Result<PageKind> {
         let message = page.text_of("div.maintenance h1").unwrap_or_default();
         return Ok(PageKind::Maintenance { message });
     }
+    // Before the home page: the verification page has a cancel link to
+    // `?logout` too.
+    if page.exists("form.form-verification")? {
+        return Ok(PageKind::Verification(parse_verification(page)?));
+    }
+    if page.exists("section.verification-box")? {
+        let message = flash(page)?
+            .unwrap_or_else(|| page.text_of("section.verification-box").unwrap_or_default());
+        return Ok(PageKind::VerificationLocked { message });
+    }
     if page.exists(r#"a[href*="?logout"]"#)? {
         return Ok(PageKind::Home);
     }
     if page.exists("form.form-login")? {
-        let flash = if page.exists("div.flash")? {
-            Some(page.text_of("div.flash")?)
-        } else {
-            None
-        };
-        return Ok(PageKind::Login { flash });
+        return Ok(PageKind::Login {
+            flash: flash(page)?,
+        });
     }
     Err(KonnectorError::page_changed(format!(
-        "{} is neither the login form (form.form-login), the home page (a logout link) nor the maintenance page",
+        "{} is neither the login form (form.form-login), the verification form (form.form-verification), the home page (a logout link) nor the maintenance page",
         page.url()
     )))
+}
+
+/// The flash message of a page, if one is shown.
+fn flash(page: &HtmlPage) -> Result<Option<String>> {
+    Ok(if page.exists("div.flash")? {
+        Some(page.text_of("div.flash")?)
+    } else {
+        None
+    })
+}
+
+/// Reads the new-device verification form: where the code went, the
+/// hidden token, and the error of a refused code.
+pub fn parse_verification(page: &HtmlPage) -> Result<Verification> {
+    let form = page.select_one("form.form-verification")?;
+    let token = page.attr(page.within(form, r#"input[name="otp-token"]"#)?, "value")?;
+    // The address is in bold in the hint; without it, the hint as a whole.
+    let hint = if page.exists(".verification-box__hint strong")? {
+        Some(page.text_of(".verification-box__hint strong")?)
+    } else if page.exists(".verification-box__hint")? {
+        Some(page.text_of(".verification-box__hint")?)
+    } else {
+        None
+    };
+    Ok(Verification {
+        hint: hint.filter(|h| !h.is_empty()),
+        token,
+        flash: flash(page)?,
+    })
 }
 
 /// One line of the account, from the line selector.
@@ -232,8 +286,47 @@ mod tests {
             classify(&fixture("maintenance.html")).unwrap(),
             PageKind::Maintenance { .. }
         ));
+        match classify(&fixture("verification.html")).unwrap() {
+            PageKind::Verification(v) => {
+                assert_eq!(v.hint.as_deref(), Some("j***@example.org"));
+                assert_eq!(v.token, "{{token}}");
+                assert_eq!(v.flash, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify(&fixture("verification_wrong.html")).unwrap() {
+            PageKind::Verification(v) => {
+                assert_eq!(v.hint.as_deref(), Some("j***@example.org"));
+                let flash = v.flash.unwrap();
+                assert!(flash.starts_with("Le code saisi est incorrect"), "{flash}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify(&fixture("verification_locked.html")).unwrap() {
+            PageKind::VerificationLocked { message } => {
+                assert!(message.contains("Trop de codes erronés"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify(&fixture("login_code_expired.html")).unwrap() {
+            PageKind::Login { flash: Some(f) } => assert!(f.contains("a expiré"), "{f}"),
+            other => panic!("{other:?}"),
+        }
         let err = classify(&fixture("not_found.html")).unwrap_err();
         assert_eq!(err.code, gleaner_framework::ErrorCode::PageChanged);
+    }
+
+    #[test]
+    fn a_verification_form_without_its_token_is_a_changed_page() {
+        let html = std::fs::read_to_string(format!(
+            "{}/../fixtures/free-mobile/verification.html",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+        .replace(r#"name="otp-token""#, r#"name="csrf""#);
+        let err = classify(&HtmlPage::parse(BASE, &html)).unwrap_err();
+        assert_eq!(err.code, gleaner_framework::ErrorCode::PageChanged);
+        assert!(err.message.contains("otp-token"), "{}", err.message);
     }
 
     #[test]

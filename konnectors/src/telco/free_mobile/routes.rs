@@ -7,6 +7,9 @@
 /// the current line's invoices) when logged in. The login form posts here.
 pub const ACCOUNT: &str = "/account/";
 
+/// The new-device verification form posts the emailed code here.
+pub const VERIFY: &str = "/account/verification";
+
 /// Ends the session.
 pub const LOGOUT: &str = "/account/?logout";
 
@@ -23,4 +26,13 @@ pub mod form {
     pub const PASSWORD: &str = "login-pwd";
     /// The submit button, sent as the browser does.
     pub const SUBMIT: (&str, &str) = ("bt-login", "1");
+    /// The verification code (6 digits).
+    pub const OTP: &str = "otp";
+    /// The verification form's hidden anti-forgery token.
+    pub const OTP_TOKEN: &str = "otp-token";
+    /// "Trust this device", ticked as the page has it, so later logins are
+    /// not asked for a code again.
+    pub const OTP_TRUST: (&str, &str) = ("otp-trust", "1");
+    /// The verification form's submit button.
+    pub const OTP_SUBMIT: (&str, &str) = ("bt-otp", "1");
 }

@@ -8,9 +8,23 @@
 //! `fixtures/free-mobile/`, embedded at compile time so the binary works from
 //! any directory.
 //!
-//! The only account accepts [`LOGIN`] / [`PASSWORD`]. It has two lines,
+//! The account accepts [`LOGIN`] / [`PASSWORD`]. It has two lines,
 //! `12345678` ("06 12 34 56 78", 12 monthly invoices and 2 multi-line
 //! summaries) and `87654321` ("07 98 76 54 32", 6 monthly invoices).
+//!
+//! [`LOGIN_2FA`] (same password, same lines) has **new-device
+//! verification** on: after a correct password, a browser that shows no
+//! trusted-device cookie gets a verification page ("Un code de vérification
+//! a été envoyé à j***@example.org", form `otp` + hidden `otp-token`, posted
+//! to `/account/verification`) and a 6-digit code is "emailed": it lands in
+//! the sandbox's outbox ([`Sandbox::outbox`], [`Sandbox::last_email_code`],
+//! and `GET /__sandbox/outbox` as JSON, loopback clients only). The code
+//! stays valid for 10 minutes and 5 tries; a wrong code shows the page again
+//! with an error, the 5th wrong one a lockout page (30 minutes). The right
+//! code logs the session in and, when `otp-trust=1` is posted (the box is
+//! ticked by default), sets a `fm_trusted_device` cookie: later logins that
+//! send it are not asked again. Time for expiry and lockout is the
+//! sandbox's own clock, which tests move with [`Sandbox::advance_clock`].
 //!
 //! A [`Scenario`] selects a failure mode (maintenance page, redesigned markup,
 //! 503, truncated PDFs, rate limiting); it can be changed while the server
@@ -26,11 +40,11 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use tokio::net::TcpListener;
@@ -42,6 +56,34 @@ pub const LOGIN: &str = "12345678";
 
 /// Demo password (`login-pwd`) the sandbox accepts.
 pub const PASSWORD: &str = "sandbox-password";
+
+/// A second customer id, with the same password and lines as [`LOGIN`],
+/// whose account has new-device verification (a code sent by email) on.
+pub const LOGIN_2FA: &str = "24681357";
+
+/// The email address verification codes of [`LOGIN_2FA`] go to.
+pub const EMAIL_TO: &str = "jeanne.martin@example.org";
+
+/// [`EMAIL_TO`] as the verification page shows it.
+pub const EMAIL_HINT: &str = "j***@example.org";
+
+/// The loopback-only debug endpoint listing the emails sent (JSON).
+pub const OUTBOX_PATH: &str = "/__sandbox/outbox";
+
+/// How long a verification code is accepted after it was sent.
+pub const CODE_VALIDITY: Duration = Duration::from_secs(10 * 60);
+
+/// Wrong codes after which verification is locked ([`LOCKOUT`]).
+pub const MAX_CODE_ATTEMPTS: u32 = 5;
+
+/// How long verification stays locked after [`MAX_CODE_ATTEMPTS`] wrong codes.
+pub const LOCKOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Name of the cookie that marks a device as trusted.
+pub const TRUSTED_DEVICE_COOKIE: &str = "fm_trusted_device";
+
+/// How long a trusted device is remembered (`Max-Age`, 30 days).
+const TRUSTED_DEVICE_MAX_AGE: u64 = 30 * 24 * 3600;
 
 /// Consecutive failed logins after which an identifier is blocked until the
 /// sandbox restarts (the 6th attempt and later get the "blocked" page).
@@ -71,6 +113,13 @@ const HOME_LINE1_HTML: &str = include_str!("../../../../fixtures/free-mobile/hom
 const HOME_LINE2_HTML: &str = include_str!("../../../../fixtures/free-mobile/home_line2.html");
 const HOME_CHANGED_HTML: &str = include_str!("../../../../fixtures/free-mobile/home_changed.html");
 const NOT_FOUND_HTML: &str = include_str!("../../../../fixtures/free-mobile/not_found.html");
+const VERIFICATION_HTML: &str = include_str!("../../../../fixtures/free-mobile/verification.html");
+const VERIFICATION_WRONG_HTML: &str =
+    include_str!("../../../../fixtures/free-mobile/verification_wrong.html");
+const VERIFICATION_LOCKED_HTML: &str =
+    include_str!("../../../../fixtures/free-mobile/verification_locked.html");
+const LOGIN_CODE_EXPIRED_HTML: &str =
+    include_str!("../../../../fixtures/free-mobile/login_code_expired.html");
 
 const UNAVAILABLE_HTML: &str = "<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n<body><h1>Service Unavailable</h1><p>The server is temporarily unable to service your request. Please try again later.</p></body></html>\n";
 const TOO_MANY_HTML: &str = "<!DOCTYPE html>\n<html><head><title>429 Too Many Requests</title></head>\n<body><h1>Too Many Requests</h1><p>Trop de requêtes, veuillez réessayer dans quelques instants.</p></body></html>\n";
@@ -285,6 +334,48 @@ impl Scenario {
     }
 }
 
+/// An email the sandbox "sent".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SentEmail {
+    /// The recipient ([`EMAIL_TO`]).
+    pub to: String,
+    /// The subject line.
+    pub subject: String,
+    /// The text, code included.
+    pub body: String,
+    /// The verification code it carries (6 digits).
+    pub code: String,
+}
+
+/// A login waiting for its verification code.
+struct Pending {
+    /// The customer id that logged in.
+    login: String,
+    /// The code sent.
+    code: String,
+    /// The form's hidden `otp-token` (anti-CSRF), checked on post.
+    token: String,
+    /// When the code was sent (sandbox clock).
+    sent_at: Instant,
+    /// Wrong codes posted so far.
+    attempts: u32,
+}
+
+/// New-device verification state.
+#[derive(Default)]
+struct TwoFactorState {
+    /// Session id (not yet logged in) → its pending verification.
+    pending: HashMap<String, Pending>,
+    /// Trusted-device cookie value → customer id.
+    trusted: HashMap<String, String>,
+    /// Customer id → verification locked until (sandbox clock).
+    locked: HashMap<String, Instant>,
+    /// Every email sent, oldest first.
+    outbox: Vec<SentEmail>,
+    /// How far [`Sandbox::advance_clock`] moved the sandbox's clock.
+    clock_offset: Duration,
+}
+
 /// State shared by the server task and the [`Sandbox`] handle.
 #[derive(Default)]
 struct Shared {
@@ -300,6 +391,10 @@ struct Shared {
     sessions: Mutex<HashMap<String, &'static str>>,
     /// `login-ident` → consecutive failed logins.
     failed_logins: Mutex<HashMap<String, u32>>,
+    /// `POST /account/verification` received.
+    verification_posts: AtomicUsize,
+    /// New-device verification.
+    two_factor: Mutex<TwoFactorState>,
 }
 
 impl Shared {
@@ -322,6 +417,19 @@ impl Shared {
         self.failed_logins
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn two_factor(&self) -> MutexGuard<'_, TwoFactorState> {
+        self.two_factor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl TwoFactorState {
+    /// The sandbox's clock: real time plus what tests added.
+    fn now(&self) -> Instant {
+        Instant::now() + self.clock_offset
     }
 }
 
@@ -374,6 +482,7 @@ impl Sandbox {
             .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     // Either a stop request or the handle being dropped.
@@ -421,6 +530,31 @@ impl Sandbox {
         self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Number of `POST /account/verification` (codes submitted) received.
+    pub fn verification_posts(&self) -> usize {
+        self.shared.verification_posts.load(Ordering::SeqCst)
+    }
+
+    /// Every email sent so far (verification codes), oldest first.
+    pub fn outbox(&self) -> Vec<SentEmail> {
+        self.shared.two_factor().outbox.clone()
+    }
+
+    /// The code of the last email sent, if any.
+    pub fn last_email_code(&self) -> Option<String> {
+        self.shared
+            .two_factor()
+            .outbox
+            .last()
+            .map(|mail| mail.code.clone())
+    }
+
+    /// Moves the sandbox's clock forward (code expiry, lockout) without
+    /// waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.two_factor().clock_offset += by;
+    }
+
     /// Switches to another scenario; applies to the next request. Sessions
     /// and failed-login counts are kept; the [`Scenario::RateLimited`]
     /// counter restarts.
@@ -459,11 +593,16 @@ impl Drop for Sandbox {
 /// The single entry point: counts, applies the scenario, then routes.
 async fn handle(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if uri.path().starts_with("/__sandbox/") {
+        // The sandbox's own debug routes: not part of the site, not counted.
+        return debug_route(&shared, peer, &method, uri.path());
+    }
     shared.requests.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight::enter(&shared);
     let path = uri.path();
@@ -518,8 +657,11 @@ fn route(
         }),
         "/account/" if is_get => account_get(shared, scenario, query, headers),
         "/account/" if *method == Method::POST => account_post(shared, headers, body),
+        "/account/verification" if *method == Method::POST => {
+            verification_post(shared, headers, body)
+        }
         "/account/conso-et-factures" if is_get => invoices_get(shared, scenario, query, headers),
-        "/account" | "/account/" | "/account/conso-et-factures" => {
+        "/account" | "/account/" | "/account/conso-et-factures" | "/account/verification" => {
             let mut response = html(StatusCode::METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED_HTML);
             response
                 .headers_mut()
@@ -533,6 +675,9 @@ fn route(
 /// `GET /account/`: login page, home page, `?switch-user=` or `?logout`.
 fn account_get(shared: &Shared, scenario: Scenario, query: &str, headers: &HeaderMap) -> Response {
     let params = parse_pairs(query.as_bytes());
+    if let Some(page) = pending_get(shared, &params, headers) {
+        return page;
+    }
     let mut sessions = shared.sessions();
     let session = session_id(&sessions, headers);
     if params.contains_key("logout") {
@@ -575,11 +720,28 @@ fn account_post(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
         if *count >= MAX_FAILED_LOGINS {
             return html(StatusCode::OK, LOGIN_BLOCKED_HTML);
         }
-        if ident != LOGIN || password != PASSWORD {
+        if (ident != LOGIN && ident != LOGIN_2FA) || password != PASSWORD {
             *count += 1;
             return html(StatusCode::OK, LOGIN_FAILED_HTML);
         }
         failures.remove(ident);
+    }
+    if ident == LOGIN_2FA {
+        let two_factor = shared.two_factor();
+        let now = two_factor.now();
+        if two_factor
+            .locked
+            .get(ident)
+            .is_some_and(|until| now < *until)
+        {
+            return html(StatusCode::OK, VERIFICATION_LOCKED_HTML);
+        }
+        let trusted = cookie_values(headers, TRUSTED_DEVICE_COOKIE)
+            .any(|device| two_factor.trusted.get(device).is_some_and(|l| l == ident));
+        if !trusted {
+            drop(two_factor);
+            return start_verification(shared, headers, ident);
+        }
     }
     // A fresh session id on every login, like `session_regenerate_id()`.
     let new_id = uuid::Uuid::new_v4().simple().to_string();
@@ -597,6 +759,175 @@ fn account_post(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     let mut response = redirect("/account/".to_owned());
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     response
+}
+
+/// A correct password from a device that is not trusted: a pending
+/// session, a code in the outbox, and the verification page.
+fn start_verification(shared: &Shared, headers: &HeaderMap, ident: &str) -> Response {
+    let session = uuid::Uuid::new_v4().simple().to_string();
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let code = format!("{:06}", uuid::Uuid::new_v4().as_u128() % 1_000_000);
+    let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly");
+    let Ok(cookie) = HeaderValue::from_str(&cookie) else {
+        return html(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR_HTML);
+    };
+    {
+        let mut sessions = shared.sessions();
+        if let Some(old) = session_id(&sessions, headers) {
+            sessions.remove(&old);
+        }
+    }
+    let mut two_factor = shared.two_factor();
+    let stale: Vec<String> = cookie_values(headers, SESSION_COOKIE)
+        .map(str::to_owned)
+        .collect();
+    for old in stale {
+        two_factor.pending.remove(&old);
+    }
+    let sent_at = two_factor.now();
+    two_factor.outbox.push(SentEmail {
+        to: EMAIL_TO.to_owned(),
+        subject: "Free Mobile : votre code de vérification".to_owned(),
+        body: format!(
+            "Bonjour,\n\nVotre code de vérification pour accéder à votre Espace Abonné est : {code}\nIl est valable 10 minutes.\n\nSi vous n'êtes pas à l'origine de cette demande, changez votre mot de passe.\n"
+        ),
+        code: code.clone(),
+    });
+    let page = verification_page(VERIFICATION_HTML, &token, 0);
+    two_factor.pending.insert(
+        session,
+        Pending {
+            login: ident.to_owned(),
+            code,
+            token,
+            sent_at,
+            attempts: 0,
+        },
+    );
+    let mut response = page;
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response
+}
+
+/// `GET /account/` for a session waiting for its code: the verification
+/// page again, or `?logout` to give up. `None` when the session is not
+/// pending.
+fn pending_get(
+    shared: &Shared,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    let mut two_factor = shared.two_factor();
+    let session = cookie_values(headers, SESSION_COOKIE)
+        .find(|value| two_factor.pending.contains_key(*value))?
+        .to_owned();
+    if params.contains_key("logout") {
+        two_factor.pending.remove(&session);
+        return Some(html(StatusCode::OK, LOGIN_HTML));
+    }
+    let pending = two_factor.pending.get(&session)?;
+    Some(verification_page(VERIFICATION_HTML, &pending.token, 0))
+}
+
+/// `POST /account/verification`: checks the code of a pending session.
+fn verification_post(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+    shared.verification_posts.fetch_add(1, Ordering::SeqCst);
+    let form = parse_pairs(body);
+    let (Some(code), Some(token)) = (form.get("otp"), form.get("otp-token")) else {
+        return html(StatusCode::BAD_REQUEST, BAD_REQUEST_HTML);
+    };
+    let mut two_factor = shared.two_factor();
+    let now = two_factor.now();
+    let Some(session) = cookie_values(headers, SESSION_COOKIE)
+        .find(|value| two_factor.pending.contains_key(*value))
+        .map(str::to_owned)
+    else {
+        // No pending verification (never logged in, or given up): the form.
+        return html(StatusCode::OK, LOGIN_HTML);
+    };
+    let Some(pending) = two_factor.pending.get_mut(&session) else {
+        return html(StatusCode::OK, LOGIN_HTML);
+    };
+    if *token != pending.token {
+        return html(StatusCode::BAD_REQUEST, BAD_REQUEST_HTML);
+    }
+    if now.saturating_duration_since(pending.sent_at) > CODE_VALIDITY {
+        two_factor.pending.remove(&session);
+        return html(StatusCode::OK, LOGIN_CODE_EXPIRED_HTML);
+    }
+    if code.trim() != pending.code {
+        pending.attempts += 1;
+        if pending.attempts >= MAX_CODE_ATTEMPTS {
+            let login = pending.login.clone();
+            two_factor.pending.remove(&session);
+            two_factor.locked.insert(login, now + LOCKOUT);
+            return html(StatusCode::OK, VERIFICATION_LOCKED_HTML);
+        }
+        return verification_page(
+            VERIFICATION_WRONG_HTML,
+            &pending.token,
+            MAX_CODE_ATTEMPTS - pending.attempts,
+        );
+    }
+    let login = pending.login.clone();
+    two_factor.pending.remove(&session);
+    let device = (form.get("otp-trust").map(String::as_str) == Some("1")).then(|| {
+        let device = uuid::Uuid::new_v4().simple().to_string();
+        two_factor.trusted.insert(device.clone(), login);
+        device
+    });
+    drop(two_factor);
+    // Logged in: a fresh session id, like after a plain login.
+    let new_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut cookies = vec![format!("{SESSION_COOKIE}={new_id}; Path=/; HttpOnly")];
+    if let Some(device) = device {
+        cookies.push(format!(
+            "{TRUSTED_DEVICE_COOKIE}={device}; Max-Age={TRUSTED_DEVICE_MAX_AGE}; Path=/account/; HttpOnly"
+        ));
+    }
+    shared.sessions().insert(new_id, LINES[0].0);
+    let mut response = redirect("/account/".to_owned());
+    for cookie in cookies {
+        let Ok(cookie) = HeaderValue::from_str(&cookie) else {
+            return html(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR_HTML);
+        };
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// A verification page with its token and remaining tries filled in.
+fn verification_page(template: &str, token: &str, remaining: u32) -> Response {
+    html(
+        StatusCode::OK,
+        template
+            .replace("{{token}}", token)
+            .replace("{{remaining}}", &remaining.to_string()),
+    )
+}
+
+/// `/__sandbox/...`: the sandbox's debug routes, for loopback clients only.
+fn debug_route(shared: &Shared, peer: SocketAddr, method: &Method, path: &str) -> Response {
+    if !peer.ip().is_loopback() {
+        return html(StatusCode::NOT_FOUND, NOT_FOUND_HTML);
+    }
+    match path {
+        OUTBOX_PATH if *method == Method::GET => {
+            let outbox = shared.two_factor().outbox.clone();
+            match serde_json::to_vec(&outbox) {
+                Ok(json) => {
+                    let mut response = Response::new(Body::from(json));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    response
+                }
+                Err(_) => html(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_ERROR_HTML),
+            }
+        }
+        _ => html(StatusCode::NOT_FOUND, NOT_FOUND_HTML),
+    }
 }
 
 /// `GET /account/conso-et-factures`: an invoice PDF, or the current home page
@@ -660,6 +991,18 @@ fn home_page(scenario: Scenario, line: &str) -> Response {
     html(StatusCode::OK, page)
 }
 
+/// The values of every cookie called `name` the request carries.
+fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
 /// The session id from the `PHPSESSID` cookie, if it names a live session.
 fn session_id(sessions: &HashMap<String, &'static str>, headers: &HeaderMap) -> Option<String> {
     headers
@@ -686,8 +1029,8 @@ fn parse_pairs(input: &[u8]) -> HashMap<String, String> {
 }
 
 /// An HTML response with the headers a PHP site behind nginx sends.
-fn html(status: StatusCode, body: &'static str) -> Response {
-    let mut response = Response::new(Body::from(body));
+fn html(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -762,6 +1105,16 @@ mod tests {
 
         fn text(&self) -> String {
             String::from_utf8(self.body.clone()).expect("UTF-8 body")
+        }
+
+        /// Every `Set-Cookie` pair (`name=value`), in order.
+        fn set_cookies(&self) -> Vec<String> {
+            self.headers
+                .iter()
+                .filter(|(key, _)| key.eq_ignore_ascii_case("set-cookie"))
+                .filter_map(|(_, value)| value.split(';').next())
+                .map(|pair| pair.trim().to_owned())
+                .collect()
         }
 
         /// `PHPSESSID=...` from `Set-Cookie`, ready for a `Cookie` header.
@@ -1301,5 +1654,270 @@ mod tests {
         drop(dropped);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(TcpStream::connect(addr).await.is_err());
+    }
+
+    /// The hidden `otp-token` of a verification page.
+    fn otp_token(page: &str) -> String {
+        let rest = page
+            .split("name=\"otp-token\" value=\"")
+            .nth(1)
+            .expect("otp-token input");
+        rest.split('"').next().expect("token value").to_owned()
+    }
+
+    fn otp_form(code: &str, token: &str, trust: bool) -> String {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("otp-token", token)
+            .append_pair("otp", code);
+        if trust {
+            form.append_pair("otp-trust", "1");
+        }
+        form.append_pair("bt-otp", "1").finish()
+    }
+
+    /// Logs in as [`LOGIN_2FA`] (with `cookie`, if any) and expects the
+    /// verification page; returns its session cookie and token.
+    async fn login_2fa(sandbox: &Sandbox, cookie: Option<&str>) -> (String, String) {
+        let reply = send(
+            sandbox,
+            "POST",
+            "/account/",
+            cookie,
+            Some(&login_form(LOGIN_2FA, PASSWORD)),
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        let page = reply.text();
+        assert!(page.contains("form-verification"), "{page}");
+        assert!(page.contains(&format!(
+            "Un code de vérification a été envoyé à <strong>{EMAIL_HINT}</strong>"
+        )));
+        assert!(!page.contains("{{token}}"));
+        (reply.session_cookie().expect("session"), otp_token(&page))
+    }
+
+    #[tokio::test]
+    async fn new_device_verification_sends_a_code_and_trusts_the_device() {
+        let sandbox = Sandbox::start(Scenario::Normal).await.expect("start");
+        let (pending, token) = login_2fa(&sandbox, None).await;
+        let outbox = sandbox.outbox();
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(outbox[0].to, EMAIL_TO);
+        let code = sandbox.last_email_code().expect("code");
+        assert_eq!(code.len(), 6);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert!(outbox[0].body.contains(&code));
+
+        // Pending is not logged in: the page again, and no PDF.
+        let again = send(&sandbox, "GET", "/account/", Some(&pending), None).await;
+        assert!(again.text().contains("form-verification"));
+        assert_eq!(otp_token(&again.text()), token);
+        let pdf = send(&sandbox, "GET", &pdf_link(PDFS[0].id), Some(&pending), None).await;
+        assert_eq!(pdf.status, 302);
+
+        // A wrong token is refused outright; a wrong code shows the error.
+        let forged = send(
+            &sandbox,
+            "POST",
+            "/account/verification",
+            Some(&pending),
+            Some(&otp_form(&code, "forged", true)),
+        )
+        .await;
+        assert_eq!(forged.status, 400);
+        let wrong_code = if code == "000000" { "111111" } else { "000000" };
+        let wrong = send(
+            &sandbox,
+            "POST",
+            "/account/verification",
+            Some(&pending),
+            Some(&otp_form(wrong_code, &token, true)),
+        )
+        .await;
+        assert_eq!(wrong.status, 200);
+        let page = wrong.text();
+        assert!(page.contains("Le code saisi est incorrect. Il vous reste 4 essai(s)."));
+        assert!(page.contains("form-verification"));
+
+        // The same code still works after a wrong one.
+        let right = send(
+            &sandbox,
+            "POST",
+            "/account/verification",
+            Some(&pending),
+            Some(&otp_form(&code, &token, true)),
+        )
+        .await;
+        assert_eq!(right.status, 302);
+        let cookies = right.set_cookies();
+        assert_eq!(cookies.len(), 2, "{cookies:?}");
+        let session = cookies[0].clone();
+        assert!(session.starts_with("PHPSESSID=") && session != pending);
+        let device = cookies[1].clone();
+        assert!(device.starts_with("fm_trusted_device="));
+        assert!(
+            right
+                .headers
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("set-cookie") && v.contains("Max-Age="))
+        );
+        let home = send(&sandbox, "GET", "/account/", Some(&session), None).await;
+        assert!(home.text().contains("href=\"/account/?logout\""));
+        // The pending session is gone once used.
+        let old = send(&sandbox, "GET", "/account/", Some(&pending), None).await;
+        assert!(old.text().contains("class=\"form-login\""));
+        assert_eq!(sandbox.verification_posts(), 3);
+
+        // With the trusted-device cookie, no code is asked again.
+        let trusted = send(
+            &sandbox,
+            "POST",
+            "/account/",
+            Some(&device),
+            Some(&login_form(LOGIN_2FA, PASSWORD)),
+        )
+        .await;
+        assert_eq!(trusted.status, 302);
+        assert_eq!(sandbox.outbox().len(), 1);
+        // Without it (another device), a new code is sent.
+        let _ = login_2fa(&sandbox, None).await;
+        assert_eq!(sandbox.outbox().len(), 2);
+        // The plain demo account is never asked.
+        let _ = login(&sandbox).await;
+        assert_eq!(sandbox.outbox().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn untrusted_success_and_logout_while_pending() {
+        let sandbox = Sandbox::start(Scenario::Normal).await.expect("start");
+        let (pending, token) = login_2fa(&sandbox, None).await;
+        let code = sandbox.last_email_code().expect("code");
+        let right = send(
+            &sandbox,
+            "POST",
+            "/account/verification",
+            Some(&pending),
+            Some(&otp_form(&code, &token, false)),
+        )
+        .await;
+        assert_eq!(right.status, 302);
+        assert_eq!(right.set_cookies().len(), 1, "no trusted-device cookie");
+
+        let (pending, token) = login_2fa(&sandbox, None).await;
+        let code = sandbox.last_email_code().expect("code");
+        let out = send(&sandbox, "GET", "/account/?logout", Some(&pending), None).await;
+        assert!(out.text().contains("class=\"form-login\""));
+        let late = send(
+            &sandbox,
+            "POST",
+            "/account/verification",
+            Some(&pending),
+            Some(&otp_form(&code, &token, true)),
+        )
+        .await;
+        assert!(late.text().contains("class=\"form-login\""));
+        assert!(late.set_cookies().is_empty());
+    }
+
+    #[tokio::test]
+    async fn five_wrong_codes_lock_verification_for_a_while() {
+        let sandbox = Sandbox::start(Scenario::Normal).await.expect("start");
+        let (pending, token) = login_2fa(&sandbox, None).await;
+        let code = sandbox.last_email_code().expect("code");
+        let wrong_code = if code == "000000" { "111111" } else { "000000" };
+        for remaining in (1..MAX_CODE_ATTEMPTS).rev() {
+            let page = send(
+                &sandbox,
+                "POST",
+                "/account/verification",
+                Some(&pending),
+                Some(&otp_form(wrong_code, &token, true)),
+            )
+            .await
+            .text();
+            assert!(
+                page.contains(&format!("Il vous reste {remaining} essai(s)")),
+                "{page}"
+            );
+        }
+        let locked = send(
+            &sandbox,
+            "POST",
+            "/account/verification",
+            Some(&pending),
+            Some(&otp_form(wrong_code, &token, true)),
+        )
+        .await
+        .text();
+        assert!(locked.contains("Trop de codes erronés"));
+        assert!(!locked.contains("form-verification"));
+        // The right code is of no use any more, nor a new login.
+        let late = send(
+            &sandbox,
+            "POST",
+            "/account/verification",
+            Some(&pending),
+            Some(&otp_form(&code, &token, true)),
+        )
+        .await;
+        assert!(late.text().contains("class=\"form-login\""));
+        let relogin = send(
+            &sandbox,
+            "POST",
+            "/account/",
+            None,
+            Some(&login_form(LOGIN_2FA, PASSWORD)),
+        )
+        .await;
+        assert!(relogin.text().contains("Trop de codes erronés"));
+        assert_eq!(sandbox.outbox().len(), 1);
+        // After the lockout, a login sends a new code.
+        sandbox.advance_clock(LOCKOUT + Duration::from_secs(1));
+        let _ = login_2fa(&sandbox, None).await;
+        assert_eq!(sandbox.outbox().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_code_expires_after_ten_minutes() {
+        let sandbox = Sandbox::start(Scenario::Normal).await.expect("start");
+        let (pending, token) = login_2fa(&sandbox, None).await;
+        let code = sandbox.last_email_code().expect("code");
+        sandbox.advance_clock(CODE_VALIDITY + Duration::from_secs(1));
+        let expired = send(
+            &sandbox,
+            "POST",
+            "/account/verification",
+            Some(&pending),
+            Some(&otp_form(&code, &token, true)),
+        )
+        .await;
+        assert_eq!(expired.status, 200);
+        let page = expired.text();
+        assert!(page.contains("Votre code de vérification a expiré"));
+        assert!(page.contains("class=\"form-login\""));
+        assert!(expired.set_cookies().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_outbox_endpoint_lists_sent_emails_and_is_not_counted() {
+        let sandbox = Sandbox::start(Scenario::Normal).await.expect("start");
+        let empty = send(&sandbox, "GET", OUTBOX_PATH, None, None).await;
+        assert_eq!(empty.status, 200);
+        assert_eq!(empty.header("content-type"), Some("application/json"));
+        assert_eq!(empty.text(), "[]");
+        let _ = login_2fa(&sandbox, None).await;
+        let code = sandbox.last_email_code().expect("code");
+        let listed: serde_json::Value =
+            serde_json::from_str(&send(&sandbox, "GET", OUTBOX_PATH, None, None).await.text())
+                .expect("json");
+        assert_eq!(listed[0]["code"], code.as_str());
+        assert_eq!(listed[0]["to"], EMAIL_TO);
+        assert_eq!(sandbox.requests(), 1, "debug routes are not counted");
+        // Even when the site is down.
+        sandbox.set_scenario(Scenario::Unavailable);
+        assert_eq!(
+            send(&sandbox, "GET", OUTBOX_PATH, None, None).await.status,
+            200
+        );
     }
 }
