@@ -25,6 +25,7 @@ pub mod error;
 pub mod filters;
 pub mod http;
 pub mod konnector;
+pub mod liveness;
 pub mod manifest;
 pub mod redact;
 pub mod runner;

@@ -123,6 +123,8 @@ pub async fn run_konnector(
     let span = tracing::info_span!("konnector_run", konnector = %manifest.slug, account = %account.id, run = %run_id);
     async move {
         tracing::info!("run started");
+        // A run id reused after a crash may find the dead run's files.
+        env.files.discard(&run_id);
         let _discard = DiscardStaging {
             files: &env.files,
             run_id: &run_id,

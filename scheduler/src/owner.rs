@@ -1,53 +1,28 @@
 //! Worker names on job leases: `role@host:pid:nonce`.
 //!
 //! A lease that runs out always frees a job. On the same host, a job whose
-//! worker process is gone is freed at once, without waiting for its lease:
-//! after a crash, `gleaner run` or a restarted daemon takes the account
-//! back immediately. A reused pid only makes the check wait for the lease,
-//! never free a live worker's job.
+//! worker process is gone is freed at once, without waiting for its lease
+//! (see [`gleaner_framework::liveness`]): after a crash, `gleaner run` or a
+//! restarted daemon takes the account back immediately.
 
-use std::path::Path;
-use std::sync::OnceLock;
-
-/// This machine's name (`/proc/sys/kernel/hostname`, else `HOSTNAME`).
-pub fn host() -> &'static str {
-    static HOST: OnceLock<String> = OnceLock::new();
-    HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .map(|h| h.trim().replace([':', '@'], "_"))
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into())
-    })
-}
+use gleaner_framework::liveness;
 
 /// A new worker name for this process.
 pub fn new(role: &str) -> String {
     format!(
-        "{role}@{}:{}:{}",
-        host(),
-        std::process::id(),
+        "{role}@{}:{}",
+        liveness::this_process(),
         &crate::new_run_suffix()[..8]
     )
 }
 
 /// Whether `owner` names a process of this host that no longer exists.
-/// `false` when it cannot tell (another host, no `/proc`).
+/// `false` when it cannot tell.
 pub fn is_dead(owner: &str) -> bool {
-    let Some((_, rest)) = owner.split_once('@') else {
-        return false;
-    };
-    let mut parts = rest.rsplitn(3, ':');
-    let (_nonce, pid, owner_host) = (parts.next(), parts.next(), parts.next());
-    let (Some(pid), Some(owner_host)) = (pid.and_then(|p| p.parse::<u32>().ok()), owner_host)
-    else {
-        return false;
-    };
-    if owner_host != host() || !Path::new("/proc/self").exists() {
-        return false;
-    }
-    pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+    owner
+        .split_once('@')
+        .and_then(|(_, rest)| rest.rsplit_once(':'))
+        .is_some_and(|(mark, _nonce)| liveness::mark_is_dead(mark))
 }
 
 #[cfg(test)]
@@ -56,10 +31,9 @@ mod tests {
 
     #[test]
     fn this_process_is_alive_and_a_gone_pid_is_dead() {
-        let me = new("test");
-        assert!(!is_dead(&me));
-        let gone = format!("test@{}:{}:abcd", host(), u32::MAX - 1);
-        assert_eq!(is_dead(&gone), Path::new("/proc/self").exists());
+        assert!(!is_dead(&new("test")));
+        let gone = format!("test@{}:{}:abcd", liveness::host(), u32::MAX - 1);
+        assert_eq!(is_dead(&gone), std::path::Path::new("/proc/self").exists());
         assert!(!is_dead(&format!("test@other-host:{}:abcd", u32::MAX - 1)));
         assert!(!is_dead("not-an-owner"));
     }

@@ -39,10 +39,7 @@ impl FileStore {
     /// left by runs that died.
     pub fn open(root: &Path) -> Result<Self, KonnectorError> {
         std::fs::create_dir_all(root).map_err(|e| save_failed(root, &e))?;
-        let staging = root.join(".staging");
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| save_failed(&staging, &e))?;
-        }
+        clean_dead_staging(&root.join(".staging"));
         Ok(Self {
             root: root.to_owned(),
         })
@@ -79,7 +76,12 @@ impl FileStore {
         let name = sanitize_name(name);
         let rel_path = format!("{}/{}", rel_dir.trim_matches('/'), name);
         let dir = self.root.join(".staging").join(run_id);
-        std::fs::create_dir_all(&dir).map_err(|e| save_failed(&dir, &e))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(|e| save_failed(&dir, &e))?;
+            let owner = dir.join(OWNER_FILE);
+            std::fs::write(&owner, crate::liveness::this_process())
+                .map_err(|e| save_failed(&owner, &e))?;
+        }
         let staging = dir.join(format!("{:06}-{name}", count_files(&dir)));
         write_synced(&staging, bytes)?;
         Ok(StagedFile {
@@ -126,6 +128,36 @@ impl FileStore {
             && let Err(e) = std::fs::remove_dir_all(&dir)
         {
             tracing::warn!(path = %dir.display(), error = %e, "could not remove a staging folder");
+        }
+    }
+}
+
+/// The file in a run's staging folder that names the process writing it.
+const OWNER_FILE: &str = ".owner";
+
+/// Staging folders older than this are removed whoever wrote them.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes the staging folders of dead processes (a run killed mid-way),
+/// and any older than a day. Folders of live runs (another `gleaner`
+/// process working on the same data directory) are left alone.
+fn clean_dead_staging(staging: &Path) {
+    let Ok(entries) = std::fs::read_dir(staging) else {
+        return;
+    };
+    for dir in entries.flatten().map(|e| e.path()) {
+        let dead = std::fs::read_to_string(dir.join(OWNER_FILE))
+            .map(|mark| crate::liveness::mark_is_dead(&mark))
+            .unwrap_or(false);
+        let stale = std::fs::metadata(&dir)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_STAGING);
+        if (dead || stale)
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(path = %dir.display(), error = %e, "could not remove a dead run's staging folder");
         }
     }
 }
