@@ -26,6 +26,7 @@ pub mod filters;
 pub mod http;
 pub mod konnector;
 pub mod manifest;
+pub mod oauth;
 pub mod redact;
 pub mod runner;
 pub mod scrape;
@@ -34,7 +35,7 @@ pub mod store;
 pub mod twofa;
 pub mod vault;
 
-pub use context::{BillFile, Progress, ProgressFn, RunContext};
+pub use context::{BillFile, OAuthSession, Progress, ProgressFn, RunContext};
 pub use error::{ErrorCode, KonnectorError, Result};
 pub use http::HttpClient;
 pub use konnector::Konnector;
