@@ -140,19 +140,40 @@ pub fn authorize_client(config: &OAuthConfig) -> Result<TokenClient<EndpointSet>
 }
 
 /// The HTTP client for token calls: no redirects, short timeouts.
-pub fn http_client() -> Result<reqwest::Client> {
+pub fn http_client() -> Result<OAuthHttp> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(TOKEN_TIMEOUT)
         .timeout(TOKEN_TIMEOUT)
         .user_agent(concat!("gleaner/", env!("CARGO_PKG_VERSION")))
         .build()
+        .map(OAuthHttp)
         .map_err(|e| {
             KonnectorError::new(
                 ErrorCode::UnknownError,
                 format!("cannot build the OAuth HTTP client: {e}"),
             )
         })
+}
+
+/// Our reqwest client as oauth2's HTTP client (its futures are `Send`, so
+/// token calls can run inside konnector runs on any worker thread).
+pub struct OAuthHttp(pub reqwest::Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
+    type Error = TransportError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = std::result::Result<oauth2::HttpResponse, TransportError>,
+                > + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(&self.0, request))
+    }
 }
 
 /// A failure to talk to the token endpoint (no answer, or a cut body).

@@ -173,9 +173,8 @@ impl PendingAuthorization {
         if let Some(v) = &self.verifier {
             request = request.set_pkce_verifier(PkceCodeVerifier::new(v.expose().to_owned()));
         }
-        let send = |r| client::send(&http, r);
         let response = request
-            .request_async(&send)
+            .request_async(&http)
             .await
             .map_err(|e| client::token_error(e, &self.config, "authorization code"))?;
         tracing::info!("authorization code exchanged for tokens");

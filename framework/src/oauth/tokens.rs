@@ -61,7 +61,7 @@ pub struct TokenManager {
     store: SqliteStore,
     vault: Arc<Vault>,
     clock: Arc<dyn Clock>,
-    http: reqwest::Client,
+    http: client::OAuthHttp,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     hook: Option<RefreshHook>,
 }
@@ -243,10 +243,9 @@ impl TokenManager {
     async fn call_refresh(&self, config: &OAuthConfig, refresh: &Secret) -> Result<TokenSet> {
         let oauth = client::token_client(config);
         let token = RefreshToken::new(refresh.expose().to_owned());
-        let send = |r| client::send(&self.http, r);
         let response = oauth
             .exchange_refresh_token(&token)
-            .request_async(&send)
+            .request_async(&self.http)
             .await
             .map_err(|e| client::token_error(e, config, "refresh token"))?;
         Ok(response.into_token_set(self.clock.now()))
@@ -254,11 +253,10 @@ impl TokenManager {
 
     async fn call_client_credentials(&self, config: &OAuthConfig) -> Result<TokenSet> {
         let oauth = client::token_client(config);
-        let send = |r| client::send(&self.http, r);
         let response = oauth
             .exchange_client_credentials()
             .add_scopes(config.scopes.iter().cloned().map(Scope::new))
-            .request_async(&send)
+            .request_async(&self.http)
             .await
             .map_err(|e| client::token_error(e, config, "client credentials"))?;
         Ok(response.into_token_set(self.clock.now()))
