@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use gleaner_framework::http::RetryPolicy;
+use gleaner_framework::oauth::TokenManager;
 use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, SqliteStore};
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{RunEnv, Secret};
@@ -21,7 +22,9 @@ pub struct App {
     /// The files tree.
     pub files: FileStore,
     /// The credentials vault.
-    pub vault: Vault,
+    pub vault: Arc<Vault>,
+    /// OAuth tokens (one per process: it serializes refreshes).
+    pub oauth: Arc<TokenManager>,
     /// The konnectors.
     pub registry: Registry,
 }
@@ -39,13 +42,15 @@ impl App {
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let store = SqliteStore::open(&data_dir.join("gleaner.db")).await?;
         let files = FileStore::open(&data_dir.join("files"))?;
-        let vault = Vault::open_or_create(&data_dir.join("vault.key"))?;
+        let vault = Arc::new(Vault::open_or_create(&data_dir.join("vault.key"))?);
+        let oauth = Arc::new(TokenManager::new(store.clone(), Arc::clone(&vault))?);
         let registry = Registry::builtin()?;
         Ok(Self {
             data_dir,
             store,
             files,
             vault,
+            oauth,
             registry,
         })
     }
