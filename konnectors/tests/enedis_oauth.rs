@@ -453,3 +453,39 @@ async fn without_a_token_store_the_run_says_so() {
     .unwrap();
     assert!(err.message.contains("token store"), "{}", err.message);
 }
+
+#[tokio::test]
+async fn client_credentials_are_fetched_once_then_reused_until_expiry() {
+    let h = Harness::start().await;
+    let mut config = h.config.clone();
+    config.grant = gleaner_framework::manifest::OAuthGrant::ClientCredentials;
+    config.pkce = false;
+    let first = h.manager.access_token("acc-cc", &config).await.unwrap();
+    let again = h.manager.access_token("acc-cc", &config).await.unwrap();
+    assert_eq!(first.expose(), again.expose());
+    assert_eq!(h.sandbox.token_requests(), 1);
+    assert!(
+        h.manager
+            .load("acc-cc")
+            .await
+            .unwrap()
+            .unwrap()
+            .refresh_token
+            .is_none()
+    );
+    h.clock
+        .advance(chrono::Duration::seconds(ACCESS_TOKEN_LIFETIME - 30));
+    let fresh = h.manager.access_token("acc-cc", &config).await.unwrap();
+    assert_ne!(fresh.expose(), first.expose());
+    assert_eq!(h.sandbox.token_requests(), 2);
+    // A wrong client secret is the client's login failing.
+    config.client_secret = Some(Secret::new("not-the-secret"));
+    let err = h
+        .manager
+        .access_token("acc-cc2", &config)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code, ErrorCode::LoginFailed);
+    assert!(!err.message.contains("not-the-secret"), "{}", err.message);
+}
