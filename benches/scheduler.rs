@@ -226,6 +226,7 @@ fn phase_runs() -> Result<()> {
             konnectors,
             config,
             owner: Scheduler::new_owner("bench"),
+            oauth: None,
         });
         let rss_before = status_kib("VmRSS");
         let t = Instant::now();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use gleaner_framework::http::RetryPolicy;
+use gleaner_framework::oauth::TokenManager;
 use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, SqliteStore};
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{RunEnv, Secret};
@@ -25,6 +26,8 @@ pub struct App {
     pub vault: Arc<Vault>,
     /// The scheduler's settings (`gleaner.toml`).
     pub config: SchedulerConfig,
+    /// OAuth tokens (one per process: it serializes refreshes).
+    pub oauth: Arc<TokenManager>,
     /// The konnectors.
     pub registry: Registry,
 }
@@ -43,6 +46,7 @@ impl App {
         let store = SqliteStore::open(&data_dir.join("gleaner.db")).await?;
         let files = FileStore::open(&data_dir.join("files"))?;
         let vault = Arc::new(Vault::open_or_create(&data_dir.join("vault.key"))?);
+        let oauth = Arc::new(TokenManager::new(store.clone(), Arc::clone(&vault))?);
         let registry = Registry::builtin()?;
         let config = SchedulerConfig::load(&data_dir.join("gleaner.toml"))?;
         Ok(Self {
@@ -51,6 +55,7 @@ impl App {
             files,
             vault,
             config,
+            oauth,
             registry,
         })
     }
@@ -80,6 +85,7 @@ impl App {
             konnectors,
             config: self.config.clone(),
             owner: Scheduler::new_owner(role),
+            oauth: Some(Arc::clone(&self.oauth)),
         }))
     }
 

@@ -137,6 +137,14 @@ pub enum AccountsCommand {
         /// sandbox or a recording server on loopback).
         #[arg(long)]
         endpoint: Option<String>,
+        /// OAuth konnectors: only print the consent URL, do not try to open
+        /// a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// OAuth konnectors: the loopback port of the redirect (default: any
+        /// free port).
+        #[arg(long, default_value_t = 0)]
+        oauth_port: u16,
     },
     /// List accounts with their last sync.
     List,

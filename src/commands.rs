@@ -42,6 +42,90 @@ pub fn konnectors(app: &App) {
     println!("{t}");
 }
 
+/// How an OAuth konnector's consent is given when its account is added.
+pub enum Consent {
+    /// A person in a browser: the URL is printed (and opened, with `open`).
+    Browser {
+        /// Try to open the URL in the desktop's browser.
+        open: bool,
+        /// The loopback port of the redirect (0: any).
+        port: u16,
+    },
+    /// `gleaner demo`: the sandbox's consent page approves at once, so one
+    /// HTTP GET that follows redirects plays the browser.
+    Auto,
+}
+
+/// Runs the OAuth consent for an account of `manifest` (authorization code
+/// grant): loopback listener, consent URL, redirect check, code exchange.
+/// Returns the redirect's fields and the tokens, not yet stored.
+pub async fn oauth_consent(
+    manifest: &gleaner_framework::Manifest,
+    endpoint: Option<&str>,
+    secrets: &BTreeMap<String, Secret>,
+    consent: &Consent,
+) -> Result<Option<(BTreeMap<String, String>, gleaner_framework::oauth::TokenSet)>> {
+    use gleaner_framework::manifest::OAuthGrant;
+    use gleaner_framework::oauth::{LoopbackRedirect, OAuthConfig, SystemClock, flow};
+    let Some(spec) = &manifest.oauth else {
+        return Ok(None);
+    };
+    if spec.grant != OAuthGrant::AuthorizationCode {
+        // Client credentials: the first run fetches the token.
+        return Ok(None);
+    }
+    let config = OAuthConfig::resolve(spec, endpoint, secrets)?;
+    let port = match consent {
+        Consent::Browser { port, .. } => *port,
+        Consent::Auto => 0,
+    };
+    let mut listener = LoopbackRedirect::bind(port).await?;
+    let (url, pending) = flow::start(&config, &listener.redirect_uri(), Arc::new(SystemClock))?;
+    let browser = match consent {
+        Consent::Browser { open, .. } => {
+            println!(
+                "Open this page to let {} share your data with Gleaner (valid {} minutes):\n{url}",
+                manifest.name,
+                flow::STATE_LIFETIME.num_minutes()
+            );
+            std::io::stdout().flush()?;
+            if *open {
+                open_browser(url.as_str());
+            }
+            None
+        }
+        Consent::Auto => Some(tokio::spawn(async move {
+            reqwest::get(url).await.and_then(|r| r.error_for_status())
+        })),
+    };
+    let callback = listener.wait(&pending).await?;
+    if let Some(task) = browser {
+        task.await
+            .context("the demo's browser stopped")?
+            .context("the sandbox's consent page failed")?;
+    }
+    let tokens = pending.exchange(&callback).await?;
+    Ok(Some((callback.fields, tokens)))
+}
+
+/// Best effort: the desktop's URL opener. The URL is printed anyway.
+fn open_browser(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    match std::process::Command::new(opener)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "no browser opener; open the URL by hand"),
+    }
+}
+
 /// `gleaner accounts add`
 pub async fn accounts_add(
     app: &App,
@@ -49,6 +133,7 @@ pub async fn accounts_add(
     given: Vec<(String, String)>,
     label: Option<String>,
     endpoint: Option<String>,
+    consent: Consent,
 ) -> Result<Account> {
     let manifest = app.registry.get(slug)?.konnector.manifest().clone();
     let mut given: BTreeMap<String, String> = given.into_iter().collect();
@@ -96,6 +181,13 @@ pub async fn accounts_add(
     {
         bail!("an account labelled `{label}` exists already; pick another with --label");
     }
+    let tokens = match oauth_consent(&manifest, endpoint.as_deref(), &secrets, &consent).await? {
+        Some((callback_fields, tokens)) => {
+            fields.extend(callback_fields);
+            Some(tokens)
+        }
+        None => None,
+    };
     let account = Account {
         sealed_secrets: app.vault.seal(&id, &secrets)?,
         id,
@@ -106,6 +198,9 @@ pub async fn accounts_add(
         created_at: Utc::now(),
     };
     app.store.put_account(&account).await?;
+    if let Some(tokens) = tokens {
+        app.oauth.save(&account.id, &tokens).await?;
+    }
     Ok(account)
 }
 
@@ -453,6 +548,15 @@ pub async fn demo(app: &App) -> Result<()> {
             Some(mut a) => {
                 // The sandbox listens on a new port each time.
                 a.endpoint = Some(sandbox.base_url.clone());
+                // And a new sandbox knows no earlier OAuth token: consent
+                // again (its consent page approves at once).
+                let secrets = app.secrets(&a)?;
+                if let Some((fields, tokens)) =
+                    oauth_consent(manifest, a.endpoint.as_deref(), &secrets, &Consent::Auto).await?
+                {
+                    a.fields.extend(fields);
+                    app.oauth.save(&a.id, &tokens).await?;
+                }
                 app.store.put_account(&a).await?;
                 a
             }
@@ -465,6 +569,7 @@ pub async fn demo(app: &App) -> Result<()> {
                     fields,
                     Some(label.clone()),
                     Some(sandbox.base_url.clone()),
+                    Consent::Auto,
                 )
                 .await?
             }

@@ -103,8 +103,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             fields,
             label,
             endpoint,
+            no_browser,
+            oauth_port,
         }) => {
-            let account = commands::accounts_add(&app, &slug, fields, label, endpoint).await?;
+            let consent = commands::Consent::Browser {
+                open: !no_browser,
+                port: oauth_port,
+            };
+            let account =
+                commands::accounts_add(&app, &slug, fields, label, endpoint, consent).await?;
             println!(
                 "added account {} ({}) for {}; run it with `gleaner run {}`",
                 account.label, account.id, account.konnector, account.label

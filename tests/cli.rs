@@ -135,10 +135,16 @@ fn demo_imports_bills_and_pdfs_then_a_second_run_creates_nothing() {
     );
     assert_eq!(home.files(), files);
     let docs = home.export();
-    assert_eq!(docs.len(), 41);
+    let count = |doctype: &str| docs.iter().filter(|d| d["doctype"] == doctype).count();
+    assert_eq!(count("io.cozy.bills"), 20);
+    assert_eq!(count("io.cozy.files"), 20);
+    // Free Mobile's and Enedis' demo accounts.
+    assert_eq!(count("io.cozy.accounts"), 2);
+    // Enedis: one consumption document per month of the last year.
+    assert!((12..=14).contains(&count("io.cozy.timeseries.energy")));
     let account = docs
         .iter()
-        .find(|d| d["doctype"] == "io.cozy.accounts")
+        .find(|d| d["doctype"] == "io.cozy.accounts" && d["doc"]["account_type"] == "free-mobile")
         .unwrap();
     assert_eq!(account["doc"]["account_type"], "free-mobile");
     assert_eq!(account["doc"]["auth"]["login"], LOGIN);
@@ -166,8 +172,16 @@ fn secrets_are_never_stored_or_printed_in_clear() {
     let home = Home::new();
     let out = home.gleaner(&["-vv", "demo"]);
     assert!(out.status.success());
-    let needle = PASSWORD.as_bytes();
-    let leaks = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    // Free Mobile's password and Enedis' OAuth client secret.
+    let needles = [
+        PASSWORD.as_bytes(),
+        gleaner_konnectors::energy::enedis::sandbox::CLIENT_SECRET.as_bytes(),
+    ];
+    let leaks = |bytes: &[u8]| {
+        needles
+            .iter()
+            .any(|n| bytes.windows(n.len()).any(|w| w == *n))
+    };
     assert!(
         !leaks(&out.stdout) && !leaks(&out.stderr),
         "the password was printed"
@@ -293,7 +307,10 @@ fn accounts_can_be_listed_and_removed_with_their_data() {
     assert_eq!(bills.lines().count(), 20);
     home.ok(&["accounts", "remove", "demo-free-mobile", "--purge"]);
     assert!(!home.ok(&["accounts", "list"]).contains("demo-free-mobile"));
-    assert!(home.export().is_empty());
+    // What is left is the Enedis demo account's (it has no files).
+    assert!(home.export().iter().all(
+        |d| d["doctype"] == "io.cozy.timeseries.energy" || d["doc"]["account_type"] == "enedis"
+    ));
     assert!(home.files().is_empty());
 }
 
@@ -349,5 +366,101 @@ async fn a_run_killed_at_any_moment_leaves_the_old_or_the_new_state() {
         let created: u64 = row_counts(&out, "io.cozy.bills")[1].parse().unwrap();
         assert_eq!(created, if bills == 0 { 20 } else { 0 }, "{out}");
         assert_eq!(home.files().len(), 20);
+    }
+}
+
+/// OAuth: `accounts add` for Enedis prints the consent URL and listens on
+/// loopback; the test plays the browser (the sandbox approves at once and
+/// redirects to the listener). Then a run imports the consumption with the
+/// stored, sealed tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enedis_account_is_added_through_the_loopback_consent_and_runs() {
+    use gleaner_konnectors::energy::enedis::sandbox::{CLIENT_SECRET, Sandbox as Enedis};
+    use std::io::BufRead;
+
+    let sandbox = Enedis::start().await.unwrap();
+    let home = Home::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gleaner"))
+        .args([
+            "accounts",
+            "add",
+            "enedis",
+            "--field",
+            &format!("client_secret={CLIENT_SECRET}"),
+            "--label",
+            "maison",
+            "--endpoint",
+            &sandbox.base_url(),
+            "--no-browser",
+        ])
+        .env("GLEANER_HOME", home.path())
+        .env_remove("GLEANER_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    // Read stdout to its end (the command prints more after the consent),
+    // handing over the URL as soon as it is printed.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut tx = Some(tx);
+        let mut rest = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            match tx.take() {
+                Some(tx) if line.starts_with("http") => {
+                    let _ = tx.send(line);
+                }
+                other => {
+                    tx = other;
+                    rest.push(line);
+                }
+            }
+        }
+        rest
+    });
+    let url = rx.await.expect("no consent URL printed");
+    assert!(url.contains("/dataconnect/v1/oauth2/authorize?"), "{url}");
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    assert!(url.contains("duration=P1Y"), "{url}");
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let printed = reader.await.unwrap().join("\n");
+    assert!(
+        out.status.success(),
+        "accounts add failed: {printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(printed.contains("added account maison"), "{printed}");
+    assert_eq!(sandbox.token_requests(), 1);
+
+    let run = home.ok(&["run", "maison"]);
+    let row = row_counts(&run, "io.cozy.timeseries.energy");
+    let created: u64 = row[1].parse().unwrap();
+    assert!((12..=14).contains(&created), "{run}");
+    let docs = home.ok(&["docs", "io.cozy.timeseries.energy", "--json"]);
+    assert!(docs.contains("16401220101758"), "{docs}");
+    // A second run creates nothing and needs no new token.
+    let again = home.ok(&["run", "maison"]);
+    assert_eq!(row_counts(&again, "io.cozy.timeseries.energy")[1], "0");
+    assert_eq!(sandbox.token_requests(), 1);
+    // No token is in clear anywhere in the data directory.
+    for token in sandbox.issued_tokens() {
+        for entry in std::fs::read_dir(home.path()).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_file() {
+                let bytes = std::fs::read(&p).unwrap();
+                assert!(
+                    !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                    "{} holds a token in clear",
+                    p.display()
+                );
+            }
+        }
     }
 }

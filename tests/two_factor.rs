@@ -140,7 +140,7 @@ async fn run_without_a_terminal_waits_for_gleaner_2fa() {
     let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
     let home = tempfile::tempdir().unwrap();
     add_account(home.path(), &sandbox);
-    let mut run = Command::new(env!("CARGO_BIN_EXE_gleaner"))
+    let run = Command::new(env!("CARGO_BIN_EXE_gleaner"))
         .args(["run", LABEL])
         .env("GLEANER_HOME", home.path())
         .env_remove("GLEANER_LOG")

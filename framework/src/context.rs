@@ -16,6 +16,7 @@ use crate::doctypes::{Bill, Doctype, FileDoc, FileMetadata};
 use crate::error::{ErrorCode, KonnectorError, Result};
 use crate::http::{HttpClient, display_url};
 use crate::manifest::Manifest;
+use crate::oauth::{OAuthConfig, TokenManager};
 use crate::secret::Secret;
 use crate::store::{DocStore, FileStore, StagedDoc, StagedFile};
 use crate::twofa::{TwoFactorChannel, TwoFactorKind, TwoFactorRequest};
@@ -127,6 +128,15 @@ pub struct RunContext {
     two_factor_waits: TwoFactorWaits,
     files_downloaded: u64,
     files_reused: u64,
+    oauth: Option<OAuthSession>,
+}
+
+/// Where an OAuth konnector's run gets its access tokens.
+pub struct OAuthSession {
+    /// The token manager (shared by the process's runs).
+    pub manager: Arc<TokenManager>,
+    /// The manifest's `[oauth]` section, resolved for the account.
+    pub config: OAuthConfig,
 }
 
 /// Everything [`RunContext::new`] needs.
@@ -186,7 +196,48 @@ impl RunContext {
             two_factor_waits: TwoFactorWaits::default(),
             files_downloaded: 0,
             files_reused: 0,
+            oauth: None,
         }
+    }
+
+    /// Gives the run its OAuth token source (the runner does this for a
+    /// konnector whose manifest has an `[oauth]` section).
+    pub fn set_oauth(&mut self, session: OAuthSession) {
+        self.oauth = Some(session);
+    }
+
+    fn oauth_session(&self) -> Result<&OAuthSession> {
+        self.oauth.as_ref().ok_or_else(|| {
+            KonnectorError::new(
+                ErrorCode::UnknownError,
+                format!(
+                    "konnector {} asked for an OAuth token, but the run has no token store (no [oauth] section, or RunOptions::oauth unset)",
+                    self.manifest.slug
+                ),
+            )
+        })
+    }
+
+    /// A valid OAuth access token for the account, refreshed first when it
+    /// is about to expire (see [`crate::oauth::tokens`]). Send it with
+    /// [`HttpClient::get_bearer`]. A refused refresh is
+    /// `USER_ACTION_NEEDED.OAUTH_OUTDATED`.
+    pub async fn access_token(&self) -> Result<Secret> {
+        let session = self.oauth_session()?;
+        session
+            .manager
+            .access_token(&self.account.id, &session.config)
+            .await
+    }
+
+    /// A new access token after the provider refused `rejected` (a 401 on an
+    /// API call). Refreshes only if no other job did already.
+    pub async fn refresh_access_token(&self, rejected: &Secret) -> Result<Secret> {
+        let session = self.oauth_session()?;
+        session
+            .manager
+            .refresh_rejected(&self.account.id, &session.config, rejected)
+            .await
     }
 
     /// The run's id.

@@ -279,6 +279,25 @@ impl HttpClient {
         url: &str,
         form_body: Option<String>,
     ) -> Result<Response> {
+        self.send_authorized(method, url, form_body, None).await
+    }
+
+    /// `GET url` with `Authorization: Bearer <token>`, for OAuth APIs (get
+    /// the token with [`crate::RunContext::access_token`]). Same allow-list,
+    /// budget and retries as [`HttpClient::send`]; the token is never logged.
+    pub async fn get_bearer(&self, url: &str, token: &crate::secret::Secret) -> Result<Response> {
+        self.send_authorized(Method::GET, url, None, Some(token))
+            .await
+    }
+
+    /// [`HttpClient::send`] with an optional bearer token.
+    pub async fn send_authorized(
+        &self,
+        method: Method,
+        url: &str,
+        form_body: Option<String>,
+        bearer: Option<&crate::secret::Secret>,
+    ) -> Result<Response> {
         let url = Url::parse(url).map_err(|e| {
             KonnectorError::new(
                 ErrorCode::UnknownError,
@@ -300,6 +319,9 @@ impl HttpClient {
         loop {
             self.take_budget(&url)?;
             let mut req = self.inner.request(method.clone(), url.clone());
+            if let Some(token) = bearer {
+                req = req.bearer_auth(token.expose());
+            }
             if let Some(body) = &form_body {
                 req = req
                     .header(

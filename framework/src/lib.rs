@@ -27,6 +27,7 @@ pub mod http;
 pub mod konnector;
 pub mod liveness;
 pub mod manifest;
+pub mod oauth;
 pub mod redact;
 pub mod runner;
 pub mod scrape;
@@ -35,7 +36,7 @@ pub mod store;
 pub mod twofa;
 pub mod vault;
 
-pub use context::{BillFile, Progress, ProgressFn, RunContext};
+pub use context::{BillFile, OAuthSession, Progress, ProgressFn, RunContext};
 pub use error::{ErrorCode, KonnectorError, Result};
 pub use http::HttpClient;
 pub use konnector::Konnector;

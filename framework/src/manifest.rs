@@ -213,7 +213,76 @@ pub struct Manifest {
     /// The most requests a run may send to one host.
     #[serde(default = "default_budget")]
     pub request_budget: u32,
+    /// Present for an OAuth2 konnector: how it gets its tokens (see
+    /// [`OAuthSpec`] and [`crate::oauth`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthSpec>,
 }
+
+/// The OAuth2 grant a konnector uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthGrant {
+    /// The person consents in a browser; the code comes back to a loopback
+    /// redirect and is exchanged for an access and a refresh token.
+    AuthorizationCode,
+    /// The konnector authenticates as itself with a client id and secret.
+    ClientCredentials,
+}
+
+/// The `[oauth]` section of a manifest.
+///
+/// The client secret is never written here: it comes from the account's
+/// secret field named by `client_secret_field`, or from the environment
+/// variable named by `client_secret_env`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSpec {
+    /// Which grant.
+    pub grant: OAuthGrant,
+    /// The consent page (authorization code grant only).
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// The token endpoint; its host must be in `hosts`.
+    pub token_url: String,
+    /// Scopes to ask for.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The client id (public).
+    pub client_id: String,
+    /// Whether to use PKCE (S256); authorization code grant only. Default true.
+    #[serde(default = "yes")]
+    pub pkce: bool,
+    /// A `password` field of the account that holds the client secret.
+    #[serde(default)]
+    pub client_secret_field: Option<String>,
+    /// An environment variable that holds the client secret when the account
+    /// has none.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Extra query parameters of the consent URL (such as Enedis'
+    /// `duration`).
+    #[serde(default)]
+    pub authorize_params: BTreeMap<String, String>,
+    /// Query parameters of the redirect, besides `code` and `state`, that are
+    /// kept as account fields (such as Enedis' `usage_point_id`).
+    #[serde(default)]
+    pub callback_fields: Vec<String>,
+}
+
+/// Query parameters the OAuth flow sets itself.
+const RESERVED_OAUTH_PARAMS: &[&str] = &[
+    "client_id",
+    "response_type",
+    "state",
+    "redirect_uri",
+    "scope",
+    "code",
+    "code_challenge",
+    "code_challenge_method",
+    "error",
+    "error_description",
+];
 
 fn default_interval() -> [u8; 2] {
     [0, 5]
@@ -357,6 +426,115 @@ impl Manifest {
         }
         if self.request_budget == 0 {
             return Err(bad("request_budget", "must be at least 1".into()));
+        }
+        if let Some(oauth) = &self.oauth {
+            self.validate_oauth(oauth)
+                .map_err(|(field, why)| bad(&format!("oauth.{field}"), why))?;
+        }
+        Ok(())
+    }
+
+    fn validate_oauth(&self, o: &OAuthSpec) -> Result<(), (&'static str, String)> {
+        let https = |field: &'static str, link: &str| -> Result<url::Url, (&'static str, String)> {
+            let url = url::Url::parse(link)
+                .map_err(|e| (field, format!("`{link}` is not a URL ({e})")))?;
+            if url.scheme() != "https" {
+                return Err((field, format!("`{link}` must use https")));
+            }
+            Ok(url)
+        };
+        let token = https("token_url", &o.token_url)?;
+        let token_host = token.host_str().unwrap_or_default().to_owned();
+        if !self.hosts.contains(&token_host) {
+            return Err((
+                "token_url",
+                format!("its host `{token_host}` must be in hosts"),
+            ));
+        }
+        match (o.grant, &o.authorize_url) {
+            (OAuthGrant::AuthorizationCode, Some(link)) => {
+                https("authorize_url", link)?;
+            }
+            (OAuthGrant::AuthorizationCode, None) => {
+                return Err((
+                    "authorize_url",
+                    "is required with grant = \"authorization_code\"".into(),
+                ));
+            }
+            (OAuthGrant::ClientCredentials, Some(_)) => {
+                return Err((
+                    "authorize_url",
+                    "means nothing with grant = \"client_credentials\"".into(),
+                ));
+            }
+            (OAuthGrant::ClientCredentials, None) => {}
+        }
+        if o.client_id.trim().is_empty() {
+            return Err(("client_id", "must not be empty".into()));
+        }
+        if let Some(s) = o.scopes.iter().find(|s| s.is_empty() || s.contains(' ')) {
+            return Err(("scopes", format!("`{s}` must be one non-empty word")));
+        }
+        if o.pkce && o.grant == OAuthGrant::ClientCredentials {
+            return Err((
+                "pkce",
+                "only applies to grant = \"authorization_code\"; set pkce = false".into(),
+            ));
+        }
+        if let Some(field) = &o.client_secret_field {
+            match self.fields.get(field) {
+                Some(spec) if spec.kind.is_secret() => {}
+                Some(_) => {
+                    return Err((
+                        "client_secret_field",
+                        format!("field `{field}` must have type = \"password\""),
+                    ));
+                }
+                None => {
+                    return Err((
+                        "client_secret_field",
+                        format!("`{field}` is not one of the manifest's fields"),
+                    ));
+                }
+            }
+        }
+        if let Some(var) = &o.client_secret_env
+            && (var.is_empty()
+                || !var
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        {
+            return Err((
+                "client_secret_env",
+                format!("`{var}` must be an upper-case environment variable name"),
+            ));
+        }
+        if o.grant == OAuthGrant::ClientCredentials
+            && o.client_secret_field.is_none()
+            && o.client_secret_env.is_none()
+        {
+            return Err((
+                "client_secret_field",
+                "client_credentials needs a client secret: name a password field or an environment variable".into(),
+            ));
+        }
+        if let Some(p) = o
+            .authorize_params
+            .keys()
+            .find(|p| RESERVED_OAUTH_PARAMS.contains(&p.as_str()))
+        {
+            return Err((
+                "authorize_params",
+                format!("`{p}` is set by the OAuth flow itself"),
+            ));
+        }
+        for f in &o.callback_fields {
+            if RESERVED_OAUTH_PARAMS.contains(&f.as_str()) || self.fields.contains_key(f) {
+                return Err((
+                    "callback_fields",
+                    format!("`{f}` clashes with an OAuth parameter or a manifest field"),
+                ));
+            }
         }
         Ok(())
     }
@@ -505,6 +683,101 @@ label = "Password"
         assert!(msg.contains("colour"), "{msg}");
         let msg = err_of(&GOOD.replace("name = \"Acme\"\n", ""));
         assert!(msg.contains("name"), "{msg}");
+    }
+
+    const OAUTH: &str = r#"
+[oauth]
+grant = "authorization_code"
+authorize_url = "https://login.acme.example/authorize"
+token_url = "https://www.acme.example/oauth/token"
+scopes = ["read"]
+client_id = "gleaner"
+client_secret_field = "password"
+authorize_params = { duration = "P1Y" }
+callback_fields = ["meter"]
+"#;
+
+    #[test]
+    fn an_oauth_section_loads() {
+        let m = Manifest::from_toml("acme.toml", &format!("{GOOD}{OAUTH}")).unwrap();
+        let o = m.oauth.unwrap();
+        assert_eq!(o.grant, OAuthGrant::AuthorizationCode);
+        assert!(o.pkce);
+        assert_eq!(o.callback_fields, ["meter"]);
+        assert!(
+            Manifest::from_toml("acme.toml", GOOD)
+                .unwrap()
+                .oauth
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn each_bad_oauth_key_is_named() {
+        let cases = [
+            (
+                "grant = \"authorization_code\"",
+                "grant = \"implicit\"",
+                "grant",
+            ),
+            (
+                "token_url = \"https://www.acme.example/oauth/token\"",
+                "token_url = \"https://other.example/token\"",
+                "oauth.token_url",
+            ),
+            (
+                "token_url = \"https://www.acme.example/oauth/token\"",
+                "token_url = \"http://www.acme.example/oauth/token\"",
+                "oauth.token_url",
+            ),
+            (
+                "authorize_url = \"https://login.acme.example/authorize\"\n",
+                "",
+                "oauth.authorize_url",
+            ),
+            (
+                "client_id = \"gleaner\"",
+                "client_id = \"\"",
+                "oauth.client_id",
+            ),
+            ("scopes = [\"read\"]", "scopes = [\"a b\"]", "oauth.scopes"),
+            (
+                "client_secret_field = \"password\"",
+                "client_secret_field = \"login\"",
+                "oauth.client_secret_field",
+            ),
+            (
+                "client_secret_field = \"password\"",
+                "client_secret = \"hunter2\"",
+                "client_secret",
+            ),
+            (
+                "duration = \"P1Y\"",
+                "state = \"x\"",
+                "oauth.authorize_params",
+            ),
+            (
+                "callback_fields = [\"meter\"]",
+                "callback_fields = [\"login\"]",
+                "oauth.callback_fields",
+            ),
+        ];
+        for (from, to, field) in cases {
+            let text = format!("{GOOD}{OAUTH}");
+            assert!(text.contains(from), "{from}");
+            let msg = err_of(&text.replace(from, to));
+            assert!(msg.starts_with("UNKNOWN_ERROR.MANIFEST_INVALID"), "{msg}");
+            assert!(msg.contains(field), "{field} not named in: {msg}");
+        }
+        let cc = format!("{GOOD}{OAUTH}")
+            .replace("authorization_code", "client_credentials")
+            .replace(
+                "authorize_url = \"https://login.acme.example/authorize\"\n",
+                "",
+            );
+        assert!(err_of(&cc).contains("oauth.pkce"), "{}", err_of(&cc));
+        let cc = cc.replace("client_id = ", "pkce = false\nclient_id = ");
+        Manifest::from_toml("acme.toml", &cc).unwrap();
     }
 
     #[test]

@@ -16,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use url::Url;
 
-use crate::context::{ContextParts, ProgressFn, RunAccount, RunContext};
+use crate::context::{ContextParts, OAuthSession, ProgressFn, RunAccount, RunContext};
 use crate::error::{ErrorCode, KonnectorError, Result};
 use crate::http::{HttpClient, HttpConfig, RetryPolicy};
 use crate::konnector::Konnector;
+use crate::oauth::{OAuthConfig, TokenManager};
 use crate::secret::Secret;
 use crate::store::{Account, CommitCounts, DocStore, FileStore, RunCommit};
 use crate::twofa::{TwoFactorChannel, Unattended};
@@ -80,6 +81,9 @@ pub struct RunOptions {
     /// crash it can tell from the account's state whether the run
     /// committed); a fresh one when `None`.
     pub run_id: Option<String>,
+    /// The OAuth token manager, for konnectors with an `[oauth]` section
+    /// (share one per process: it serializes refreshes).
+    pub oauth: Option<Arc<TokenManager>>,
 }
 
 impl Default for RunOptions {
@@ -88,6 +92,7 @@ impl Default for RunOptions {
             progress: None,
             two_factor: Arc::new(Unattended),
             run_id: None,
+            oauth: None,
         }
     }
 }
@@ -187,6 +192,13 @@ async fn run_inner(
         retry: env.retry.clone(),
         ..HttpConfig::default()
     })?;
+    let oauth = match (&manifest.oauth, options.oauth) {
+        (Some(spec), Some(manager)) => Some(OAuthSession {
+            manager,
+            config: OAuthConfig::resolve(spec, account.endpoint.as_deref(), &secrets)?,
+        }),
+        _ => None,
+    };
     let previous = env.store.state(&account.id).await?;
     let mut ctx = RunContext::new(ContextParts {
         run_id: run_id.clone(),
@@ -205,6 +217,9 @@ async fn run_inner(
         progress: options.progress,
         two_factor: options.two_factor,
     });
+    if let Some(session) = oauth {
+        ctx.set_oauth(session);
+    }
     let limit = Duration::from_secs(manifest.timeout_secs);
     let waits = ctx.two_factor_waits();
     let started = tokio::time::Instant::now();

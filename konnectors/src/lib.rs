@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod energy;
 pub mod telco;
 
 use std::future::Future;
@@ -55,10 +56,16 @@ pub struct Registry {
 impl Registry {
     /// Every built-in konnector, manifests validated.
     pub fn builtin() -> Result<Self, KonnectorError> {
-        let entries = vec![Entry {
-            konnector: Arc::new(telco::free_mobile::FreeMobile::new()?),
-            sandbox: Some(telco::free_mobile::start_demo),
-        }];
+        let entries = vec![
+            Entry {
+                konnector: Arc::new(telco::free_mobile::FreeMobile::new()?),
+                sandbox: Some(telco::free_mobile::start_demo),
+            },
+            Entry {
+                konnector: Arc::new(energy::enedis::Enedis::new()?),
+                sandbox: Some(energy::enedis::start_demo),
+            },
+        ];
         Ok(Self { entries })
     }
 

@@ -737,65 +737,91 @@ impl Queue {
 
     /// Claims the oldest runnable queued job for `owner`: due, its account
     /// not held by another run, and its konnector under its limit
-    /// (`limit_for`). One `BEGIN IMMEDIATE` transaction, so two daemons
-    /// never take the same job nor exceed a limit together.
+    /// (`limit_for`). See [`Queue::claim_batch`].
     pub async fn claim(
         &self,
         owner: &str,
         lease: std::time::Duration,
         limit_for: &(dyn Fn(&str) -> usize + Send + Sync),
     ) -> Result<Option<Job>> {
+        Ok(self.claim_batch(owner, lease, limit_for, 1).await?.pop())
+    }
+
+    /// Claims up to `max` runnable queued jobs for `owner`, oldest first
+    /// (manual ones before automatic ones), in one `BEGIN IMMEDIATE`
+    /// transaction, so two daemons never take the same job nor exceed a
+    /// per-konnector limit together, and a daemon with many free slots fills
+    /// them in one write instead of one write per job.
+    pub async fn claim_batch(
+        &self,
+        owner: &str,
+        lease: std::time::Duration,
+        limit_for: &(dyn Fn(&str) -> usize + Send + Sync),
+        max: usize,
+    ) -> Result<Vec<Job>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
         let now = self.now();
         let now_s = ts(now);
+        let lease_s = ts(now + to_chrono(lease));
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("claiming a job"))?;
+            .map_err(SchedulerError::sql("claiming jobs"))?;
         let active: Vec<(String, i64)> = sqlx::query_as(
             "SELECT konnector, COUNT(*) FROM sched_jobs WHERE state IN ('running', 'awaiting_user') GROUP BY konnector",
         )
         .fetch_all(&mut *tx)
         .await
-        .map_err(SchedulerError::sql("claiming a job"))?;
-        let active: HashMap<String, usize> = active
+        .map_err(SchedulerError::sql("claiming jobs"))?;
+        let mut active: HashMap<String, usize> = active
             .into_iter()
             .map(|(k, n)| (k, usize::try_from(n).unwrap_or(usize::MAX)))
             .collect();
+        // One queued job per account (a unique index), so candidates are
+        // distinct accounts.
         let candidates: Vec<(i64, String)> = sqlx::query_as(
             "SELECT q.id, q.konnector FROM sched_jobs q
              WHERE q.state = 'queued' AND q.not_before <= ?
                AND NOT EXISTS (SELECT 1 FROM sched_jobs r WHERE r.account_id = q.account_id
                                AND r.state IN ('running', 'awaiting_user'))
-             ORDER BY q.manual DESC, q.not_before, q.id LIMIT 500",
+             ORDER BY q.manual DESC, q.not_before, q.id LIMIT ?",
         )
         .bind(&now_s)
+        .bind(i64::try_from(max.saturating_mul(4).max(200)).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await
-        .map_err(SchedulerError::sql("claiming a job"))?;
-        let Some((id, _)) = candidates
-            .into_iter()
-            .find(|(_, k)| active.get(k).copied().unwrap_or(0) < limit_for(k))
-        else {
-            return Ok(None);
-        };
-        let row = sqlx::query(concat!(
-            "UPDATE sched_jobs SET state = 'running', started_at = ?, lease_owner = ?, lease_expires_at = ?
-             WHERE id = ? RETURNING ",
-            job_columns!()
-        ))
-        .bind(&now_s)
-        .bind(owner)
-        .bind(ts(now + to_chrono(lease)))
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(SchedulerError::sql("claiming a job"))?;
-        let job = Job::from_row(&row)?;
+        .map_err(SchedulerError::sql("claiming jobs"))?;
+        let mut jobs = Vec::new();
+        for (id, konnector) in candidates {
+            if jobs.len() >= max {
+                break;
+            }
+            let running = active.entry(konnector.clone()).or_insert(0);
+            if *running >= limit_for(&konnector) {
+                continue;
+            }
+            *running += 1;
+            let row = sqlx::query(concat!(
+                "UPDATE sched_jobs SET state = 'running', started_at = ?, lease_owner = ?, lease_expires_at = ?
+                 WHERE id = ? RETURNING ",
+                job_columns!()
+            ))
+            .bind(&now_s)
+            .bind(owner)
+            .bind(&lease_s)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(SchedulerError::sql("claiming jobs"))?;
+            jobs.push(Job::from_row(&row)?);
+        }
         tx.commit()
             .await
-            .map_err(SchedulerError::sql("claiming a job"))?;
-        Ok(Some(job))
+            .map_err(SchedulerError::sql("claiming jobs"))?;
+        Ok(jobs)
     }
 
     /// Renews a job's lease. `false` when the job is no longer this

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use gleaner_framework::oauth::TokenManager;
 use gleaner_framework::store::{Account, AccountStore};
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{
@@ -93,6 +94,9 @@ pub struct Scheduler {
     pub config: SchedulerConfig,
     /// This process's name on leases.
     pub owner: String,
+    /// OAuth tokens, for konnectors that use OAuth (one manager per process:
+    /// it serializes refreshes).
+    pub oauth: Option<Arc<TokenManager>>,
 }
 
 impl Scheduler {
@@ -281,6 +285,7 @@ impl Scheduler {
             progress,
             two_factor,
             run_id: Some(job.run_id.clone()),
+            oauth: self.oauth.clone(),
         };
         let lost = Arc::new(Notify::new());
         let heartbeat = {
@@ -349,20 +354,27 @@ impl Scheduler {
             if let Err(e) = self.tick().await {
                 tracing::error!(error = %e, "cannot queue due runs");
             }
-            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
-                match self.claim().await {
-                    Ok(Some(job)) => {
-                        let me = Arc::clone(&self);
-                        tasks.spawn(async move {
-                            let _permit = permit;
-                            me.execute(job, None).await;
-                        });
+            let free = slots.available_permits();
+            if free > 0 {
+                let config = &self.config;
+                match self
+                    .queue
+                    .claim_batch(&self.owner, config.lease, &|k| config.limit_for(k), free)
+                    .await
+                {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                                break;
+                            };
+                            let me = Arc::clone(&self);
+                            tasks.spawn(async move {
+                                let _permit = permit;
+                                me.execute(job, None).await;
+                            });
+                        }
                     }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot claim a job");
-                        break;
-                    }
+                    Err(e) => tracing::error!(error = %e, "cannot claim jobs"),
                 }
             }
             while let Some(done) = tasks.try_join_next() {

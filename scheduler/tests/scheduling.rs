@@ -101,6 +101,7 @@ impl Harness {
             konnectors: konnectors(extra),
             config,
             owner: Scheduler::new_owner(role),
+            oauth: None,
         })
     }
 

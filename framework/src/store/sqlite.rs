@@ -11,7 +11,8 @@
 //!   whether a document exists is one index probe, never a scan of the
 //!   doctype (Cozy's `hydrateAndFilter` loads them all);
 //! - `konnector_state(account_id, state, last_sync, last_run_id)`;
-//! - `accounts(id, konnector, label, fields, sealed_secrets, endpoint, ...)`.
+//! - `accounts(id, konnector, label, fields, sealed_secrets, endpoint, ...)`;
+//! - `oauth_tokens(account_id, sealed, expires_at, updated_at)`.
 //!
 //! The database runs in WAL mode with `synchronous = NORMAL`: a process
 //! crash never loses a committed run, and a power cut may lose the last
@@ -67,6 +68,14 @@ const SCHEMA: &[&str] = &[
         sealed_secrets BLOB NOT NULL,
         endpoint TEXT,
         created_at TEXT NOT NULL
+    )",
+    // OAuth tokens, sealed by the vault under "{account_id}/oauth"
+    // (see framework::oauth::tokens).
+    "CREATE TABLE IF NOT EXISTS oauth_tokens (
+        account_id TEXT PRIMARY KEY,
+        sealed BLOB NOT NULL,
+        expires_at TEXT,
+        updated_at TEXT NOT NULL
     )",
 ];
 
@@ -479,6 +488,11 @@ impl AccountStore for SqliteStore {
             .map_err(&err)?
             .rows_affected();
         sqlx::query("DELETE FROM konnector_state WHERE account_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+        sqlx::query("DELETE FROM oauth_tokens WHERE account_id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await

@@ -1,0 +1,335 @@
+//! Each account's OAuth tokens: sealed at rest, refreshed once, never lost.
+//!
+//! Tokens live in the `oauth_tokens(account_id, sealed, expires_at,
+//! updated_at)` table of the [`SqliteStore`], sealed by the [`Vault`] under
+//! the associated data `"{account_id}/oauth"` (so a blob moved to another
+//! account, or mistaken for the account's credentials, does not open).
+//!
+//! [`TokenManager::access_token`] returns the stored access token while more
+//! than [`REFRESH_MARGIN`] is left, and otherwise refreshes it:
+//!
+//! 1. an async mutex per account serializes refreshes inside the process;
+//! 2. a `BEGIN IMMEDIATE` transaction takes the store's write lock, so a
+//!    second process waits too, and the row is read again under it: if
+//!    someone else refreshed meanwhile, their token is used and no request
+//!    is sent;
+//! 3. the refresh request goes out (at most [`super::client::TOKEN_TIMEOUT`]);
+//! 4. the new token pair is written and committed in that same transaction,
+//!    right after the provider answers and before the access token is handed
+//!    to anyone. With single-use refresh tokens, the only window in which a
+//!    crash loses the rotated token is that write itself.
+//!
+//! A refused refresh (`invalid_grant`) is `USER_ACTION_NEEDED.OAUTH_OUTDATED`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use oauth2::{RefreshToken, Scope};
+use sqlx::{Row, SqliteConnection};
+
+use super::{Clock, OAuthConfig, SystemClock, TokenSet, client};
+use crate::error::{ErrorCode, KonnectorError, Result};
+use crate::manifest::OAuthGrant;
+use crate::secret::Secret;
+use crate::store::SqliteStore;
+use crate::vault::Vault;
+
+/// An access token with less than this left is refreshed before use.
+pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Points of a refresh where a test can stop the world (see
+/// [`TokenManager::with_refresh_hook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshStage {
+    /// The provider answered with new tokens; nothing is written yet.
+    Answered,
+    /// The new tokens are committed; the access token is not handed out yet.
+    Saved,
+}
+
+/// Called at each [`RefreshStage`]; a test hook may never return, and the
+/// test then drops the refreshing task, as a crash would stop it.
+pub type RefreshHook =
+    Arc<dyn Fn(RefreshStage) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Hands out access tokens for accounts, refreshing them as needed. Share
+/// one per process (it holds the per-account locks).
+pub struct TokenManager {
+    store: SqliteStore,
+    vault: Arc<Vault>,
+    clock: Arc<dyn Clock>,
+    http: client::OAuthHttp,
+    locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    hook: Option<RefreshHook>,
+}
+
+fn aad(account_id: &str) -> String {
+    format!("{account_id}/oauth")
+}
+
+impl TokenManager {
+    /// A manager over `store`'s `oauth_tokens` table, sealing with `vault`.
+    pub fn new(store: SqliteStore, vault: Arc<Vault>) -> Result<Self> {
+        Ok(Self {
+            store,
+            vault,
+            clock: Arc::new(SystemClock),
+            http: client::http_client()?,
+            locks: std::sync::Mutex::default(),
+            hook: None,
+        })
+    }
+
+    /// Uses `clock` for expiry decisions (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Calls `hook` at each [`RefreshStage`] (crash tests).
+    pub fn with_refresh_hook(mut self, hook: RefreshHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    /// The clock in use.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
+    fn lock_for(&self, account_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(locks.entry(account_id.to_owned()).or_default())
+    }
+
+    fn err(&self, what: &'static str) -> impl Fn(sqlx::Error) -> KonnectorError + '_ {
+        move |e| {
+            KonnectorError::store(format!(
+                "{what} failed in {}: {e}",
+                self.store.path().display()
+            ))
+        }
+    }
+
+    /// Stores an account's tokens (after a consent), replacing any.
+    pub async fn save(&self, account_id: &str, tokens: &TokenSet) -> Result<()> {
+        let lock = self.lock_for(account_id);
+        let _guard = lock.lock().await;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(self.err("saving OAuth tokens"))?;
+        self.write(&mut conn, account_id, tokens).await
+    }
+
+    /// An account's stored tokens, opened.
+    pub async fn load(&self, account_id: &str) -> Result<Option<TokenSet>> {
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(self.err("reading OAuth tokens"))?;
+        self.read(&mut conn, account_id).await
+    }
+
+    /// Forgets an account's tokens.
+    pub async fn remove(&self, account_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM oauth_tokens WHERE account_id = ?")
+            .bind(account_id)
+            .execute(self.store.pool())
+            .await
+            .map_err(self.err("removing OAuth tokens"))?;
+        Ok(())
+    }
+
+    /// A valid access token for the account, refreshed first when less than
+    /// [`REFRESH_MARGIN`] is left (or fetched, for `client_credentials`).
+    pub async fn access_token(&self, account_id: &str, config: &OAuthConfig) -> Result<Secret> {
+        self.token(account_id, config, None).await
+    }
+
+    /// A new access token after the provider refused `rejected` (revoked
+    /// early, or a clock skew). If another job already replaced it, that
+    /// token is returned without a new refresh.
+    pub async fn refresh_rejected(
+        &self,
+        account_id: &str,
+        config: &OAuthConfig,
+        rejected: &Secret,
+    ) -> Result<Secret> {
+        self.token(account_id, config, Some(rejected)).await
+    }
+
+    fn usable(&self, t: &TokenSet, rejected: Option<&Secret>) -> bool {
+        if rejected.is_some_and(|r| r.expose() == t.access_token.expose()) {
+            return false;
+        }
+        t.expires_at
+            .is_none_or(|at| at - self.clock.now() > REFRESH_MARGIN)
+    }
+
+    async fn token(
+        &self,
+        account_id: &str,
+        config: &OAuthConfig,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret> {
+        let lock = self.lock_for(account_id);
+        let _guard = lock.lock().await;
+        if let Some(t) = self.load(account_id).await?
+            && self.usable(&t, rejected)
+        {
+            return Ok(t.access_token);
+        }
+        let mut tx = self
+            .store
+            .pool()
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.err("locking OAuth tokens"))?;
+        let current = self.read(&mut tx, account_id).await?;
+        if let Some(t) = &current
+            && self.usable(t, rejected)
+        {
+            // Another process refreshed while we waited for the lock.
+            tracing::debug!("OAuth tokens refreshed by another process meanwhile");
+            return Ok(t.access_token.clone());
+        }
+        let fresh = match config.grant {
+            OAuthGrant::AuthorizationCode => {
+                let Some(refresh) = current.and_then(|t| t.refresh_token) else {
+                    return Err(KonnectorError::new(
+                        ErrorCode::UserActionNeededOauthOutdated,
+                        format!(
+                            "account {account_id} has no OAuth refresh token: consent again with `gleaner accounts add`"
+                        ),
+                    ));
+                };
+                let mut fresh = self.call_refresh(config, &refresh).await?;
+                let rotated = fresh.refresh_token.is_some();
+                if !rotated {
+                    fresh.refresh_token = Some(refresh);
+                }
+                tracing::info!(rotated, "OAuth access token refreshed");
+                fresh
+            }
+            OAuthGrant::ClientCredentials => {
+                let fresh = self.call_client_credentials(config).await?;
+                tracing::info!("OAuth client credentials token obtained");
+                fresh
+            }
+        };
+        self.stage(RefreshStage::Answered).await;
+        self.write(&mut tx, account_id, &fresh).await?;
+        tx.commit()
+            .await
+            .map_err(self.err("saving refreshed OAuth tokens"))?;
+        self.stage(RefreshStage::Saved).await;
+        Ok(fresh.access_token)
+    }
+
+    async fn stage(&self, stage: RefreshStage) {
+        if let Some(hook) = &self.hook {
+            hook(stage).await;
+        }
+    }
+
+    async fn call_refresh(&self, config: &OAuthConfig, refresh: &Secret) -> Result<TokenSet> {
+        let oauth = client::token_client(config);
+        let token = RefreshToken::new(refresh.expose().to_owned());
+        let response = oauth
+            .exchange_refresh_token(&token)
+            .request_async(&self.http)
+            .await
+            .map_err(|e| client::token_error(e, config, "refresh token"))?;
+        Ok(response.into_token_set(self.clock.now()))
+    }
+
+    async fn call_client_credentials(&self, config: &OAuthConfig) -> Result<TokenSet> {
+        let oauth = client::token_client(config);
+        let response = oauth
+            .exchange_client_credentials()
+            .add_scopes(config.scopes.iter().cloned().map(Scope::new))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| client::token_error(e, config, "client credentials"))?;
+        Ok(response.into_token_set(self.clock.now()))
+    }
+
+    async fn read(
+        &self,
+        conn: &mut SqliteConnection,
+        account_id: &str,
+    ) -> Result<Option<TokenSet>> {
+        let Some(row) =
+            sqlx::query("SELECT sealed, expires_at FROM oauth_tokens WHERE account_id = ?")
+                .bind(account_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(self.err("reading OAuth tokens"))?
+        else {
+            return Ok(None);
+        };
+        let sealed: Vec<u8> = row
+            .try_get("sealed")
+            .map_err(self.err("reading OAuth tokens"))?;
+        let expires: Option<String> = row
+            .try_get("expires_at")
+            .map_err(self.err("reading OAuth tokens"))?;
+        let mut opened = self.vault.open(&aad(account_id), &sealed)?;
+        let access_token = opened.remove("access_token").ok_or_else(|| {
+            KonnectorError::store(format!(
+                "the OAuth tokens of account {account_id} have no access token"
+            ))
+        })?;
+        let expires_at = expires
+            .map(|s| {
+                DateTime::parse_from_rfc3339(&s)
+                    .map(|d| d.with_timezone(&Utc))
+                    .map_err(|e| {
+                        KonnectorError::store(format!(
+                            "the OAuth expiry of account {account_id} is corrupt: {e}"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(Some(TokenSet {
+            access_token,
+            refresh_token: opened.remove("refresh_token"),
+            expires_at,
+        }))
+    }
+
+    async fn write(
+        &self,
+        conn: &mut SqliteConnection,
+        account_id: &str,
+        tokens: &TokenSet,
+    ) -> Result<()> {
+        let mut plain = BTreeMap::new();
+        plain.insert("access_token".to_owned(), tokens.access_token.clone());
+        if let Some(r) = &tokens.refresh_token {
+            plain.insert("refresh_token".to_owned(), r.clone());
+        }
+        let sealed = self.vault.seal(&aad(account_id), &plain)?;
+        sqlx::query(
+            "INSERT INTO oauth_tokens (account_id, sealed, expires_at, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (account_id) DO UPDATE SET sealed = excluded.sealed,
+               expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+        )
+        .bind(account_id)
+        .bind(sealed)
+        .bind(tokens.expires_at.map(|t| t.to_rfc3339()))
+        .bind(self.clock.now().to_rfc3339())
+        .execute(&mut *conn)
+        .await
+        .map_err(self.err("saving OAuth tokens"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! Energy providers.
+
+pub mod enedis;
