@@ -21,6 +21,7 @@ use crate::error::{ErrorCode, KonnectorError, Result};
 use crate::http::{HttpClient, HttpConfig, RetryPolicy};
 use crate::konnector::Konnector;
 use crate::secret::Secret;
+use crate::session::Sessions;
 use crate::store::{Account, CommitCounts, DocStore, FileStore, RunCommit};
 use crate::twofa::{TwoFactorChannel, Unattended};
 
@@ -76,6 +77,9 @@ pub struct RunOptions {
     pub progress: Option<ProgressFn>,
     /// Where second-factor questions go ([`Unattended`] by default).
     pub two_factor: Arc<dyn TwoFactorChannel>,
+    /// Where login sessions are kept between runs (sealed by the vault);
+    /// `None` turns sessions off. See [`crate::session`].
+    pub sessions: Option<Sessions>,
 }
 
 impl Default for RunOptions {
@@ -83,6 +87,7 @@ impl Default for RunOptions {
         Self {
             progress: None,
             two_factor: Arc::new(Unattended),
+            sessions: None,
         }
     }
 }
@@ -194,19 +199,31 @@ async fn run_inner(
         state: previous.map(|s| s.state).unwrap_or(serde_json::Value::Null),
         progress: options.progress,
         two_factor: options.two_factor,
-    });
+    })
+    .with_sessions(options.sessions);
     let limit = Duration::from_secs(manifest.timeout_secs);
-    match tokio::time::timeout(limit, konnector.run(&mut ctx)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(_) => {
-            return Err(KonnectorError::new(
-                ErrorCode::Timeout,
-                format!("the run took longer than its {} s limit", limit.as_secs()),
-            ));
+    let outcome = match tokio::time::timeout(limit, konnector.run(&mut ctx)).await {
+        Ok(result) => result,
+        Err(_) => Err(KonnectorError::new(
+            ErrorCode::Timeout,
+            format!("the run took longer than its {} s limit", limit.as_secs()),
+        )),
+    };
+    if let Err(e) = outcome {
+        // A failed run still keeps (or clears) its login session: see
+        // crate::session for why.
+        if let Some(warning) = ctx.finish_session().await {
+            tracing::warn!(%warning, "session not saved");
         }
+        return Err(e);
     }
     let identifier = ctx.identifier().map(str::to_owned);
+    // Export the jar now, while the context is alive; written after the
+    // commit below (a failed commit still keeps the login).
+    let session_warning = ctx.finish_session().await;
+    if let Some(w) = session_warning {
+        ctx.push_warning(w);
+    }
     let staged = ctx.into_staged();
     let finished_at = Utc::now();
     // Files first: a crash after this leaves files no document points to,
