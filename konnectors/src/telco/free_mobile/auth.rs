@@ -12,17 +12,51 @@ use gleaner_framework::http::Response;
 use super::pages::{HomePage, PageKind, classify, parse_home};
 use super::routes;
 
-/// Logs in and returns the home page it lands on, parsed.
+/// How long the customer area keeps an idle session (PHP's default
+/// `session.gc_maxlifetime` is 24 min; the site keeps sessions about
+/// 30 min, and the sandbox expires them after 30 min too).
+pub const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Returns the logged-in home page: through the session the last run saved
+/// when it is still alive (no login request at all), else by logging in.
+/// Either way the session is saved for the next run.
+pub async fn open_session(ctx: &mut RunContext) -> Result<HomePage> {
+    if ctx.restore_session().await? {
+        let url = ctx.url(routes::INVOICES)?;
+        let resp = fetch(ctx, &url).await?;
+        let page = HtmlPage::parse(resp.url.as_str(), &resp.text());
+        match classify(&page)? {
+            PageKind::Home => {
+                tracing::info!("saved session still alive: no login");
+                ctx.save_session(SESSION_TTL, serde_json::json!({}));
+                return parse_home(&page);
+            }
+            PageKind::Maintenance { message } => return Err(maintenance(&message)),
+            PageKind::Login { .. } => {
+                tracing::info!("saved session is dead: logging in again");
+            }
+        }
+        ctx.clear_session();
+    }
+    login(ctx).await
+}
+
+/// Logs in and returns the home page it lands on, parsed. Once the site
+/// shows the logged-in page, the session is kept for the next run, even if
+/// reading the page then fails (a login that worked is worth keeping).
 ///
 /// (A parsed `HtmlPage` is not `Send`, so pages never live across an
 /// `.await`: each is parsed and read in one synchronous step.)
-pub async fn login(ctx: &RunContext) -> Result<HomePage> {
+pub async fn login(ctx: &mut RunContext) -> Result<HomePage> {
     let url = ctx.url(routes::ACCOUNT)?;
     let first = fetch(ctx, &url).await?;
     {
         let page = HtmlPage::parse(first.url.as_str(), &first.text());
         match classify(&page)? {
-            PageKind::Home => return parse_home(&page),
+            PageKind::Home => {
+                ctx.save_session(SESSION_TTL, serde_json::json!({}));
+                return parse_home(&page);
+            }
             PageKind::Maintenance { message } => return Err(maintenance(&message)),
             PageKind::Login { .. } => {}
         }
@@ -42,7 +76,10 @@ pub async fn login(ctx: &RunContext) -> Result<HomePage> {
         .await?;
     let page = HtmlPage::parse(resp.url.as_str(), &resp.text());
     match classify(&page)? {
-        PageKind::Home => parse_home(&page),
+        PageKind::Home => {
+            ctx.save_session(SESSION_TTL, serde_json::json!({}));
+            parse_home(&page)
+        }
         PageKind::Maintenance { message } => Err(maintenance(&message)),
         PageKind::Login { flash: Some(flash) } => Err(login_error(&flash)),
         PageKind::Login { flash: None } => Err(KonnectorError::vendor_down(format!(

@@ -7,7 +7,11 @@
 /// the current line's invoices) when logged in. The login form posts here.
 pub const ACCOUNT: &str = "/account/";
 
-/// Ends the session.
+/// The invoices page: the home page when the session is alive, a redirect
+/// to the login form when it is dead. A cheap session test.
+pub const INVOICES: &str = "/account/conso-et-factures";
+
+/// Ends the session (not used: the session is kept for the next run).
 pub const LOGOUT: &str = "/account/?logout";
 
 /// Makes another line of the account current and shows its home page.

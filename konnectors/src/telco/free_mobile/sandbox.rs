@@ -53,6 +53,10 @@ const PAGE_LATENCY: Duration = Duration::from_millis(2);
 /// Delay added to every response of the PDF route.
 const PDF_LATENCY: Duration = Duration::from_millis(15);
 
+/// How long an idle session lives server-side unless
+/// [`Sandbox::set_session_ttl`] says otherwise (30 min, like the site).
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 60);
+
 /// How long [`Sandbox::shutdown`] waits for open connections before aborting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -300,6 +304,14 @@ struct Shared {
     sessions: Mutex<HashMap<String, &'static str>>,
     /// `login-ident` → consecutive failed logins.
     failed_logins: Mutex<HashMap<String, u32>>,
+    /// Session id → when it was last used, on the sandbox clock.
+    session_seen: Mutex<HashMap<String, Duration>>,
+    /// The sandbox clock's origin (set on first use).
+    epoch: std::sync::OnceLock<std::time::Instant>,
+    /// Time added to the sandbox clock by [`Sandbox::advance_clock`].
+    clock_offset: Mutex<Duration>,
+    /// Idle session lifetime; `None` means [`DEFAULT_SESSION_TTL`].
+    session_ttl: Mutex<Option<Duration>>,
 }
 
 impl Shared {
@@ -316,6 +328,49 @@ impl Shared {
         self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sandbox clock: real time since start plus the test's advances.
+    fn now(&self) -> Duration {
+        let offset = *self
+            .clock_offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.epoch.get_or_init(std::time::Instant::now).elapsed() + offset
+    }
+
+    fn session_seen(&self) -> MutexGuard<'_, HashMap<String, Duration>> {
+        self.session_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drops sessions idle for longer than the TTL (as PHP's session GC
+    /// does), then marks the request's session, if live, as used now.
+    fn expire_and_touch(&self, headers: &HeaderMap) {
+        let now = self.now();
+        let ttl = self
+            .session_ttl
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or(DEFAULT_SESSION_TTL);
+        let mut sessions = self.sessions();
+        let mut seen = self.session_seen();
+        seen.retain(|id, last| {
+            let alive = now.saturating_sub(*last) <= ttl;
+            if !alive {
+                sessions.remove(id);
+            }
+            alive
+        });
+        if let Some(id) = session_id(&sessions, headers) {
+            seen.insert(id, now);
+        }
+    }
+
+    fn touch(&self, id: &str) {
+        let now = self.now();
+        self.session_seen().insert(id.to_owned(), now);
     }
 
     fn failed_logins(&self) -> MutexGuard<'_, HashMap<String, u32>> {
@@ -421,6 +476,33 @@ impl Sandbox {
         self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Sets how long an idle session lives server-side (default
+    /// [`DEFAULT_SESSION_TTL`]).
+    pub fn set_session_ttl(&self, ttl: Duration) {
+        *self
+            .shared
+            .session_ttl
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ttl);
+    }
+
+    /// Moves the sandbox clock forward, as if `by` had passed: sessions idle
+    /// for longer than their TTL die at the next request. Lets tests expire
+    /// sessions without sleeping.
+    pub fn advance_clock(&self, by: Duration) {
+        let mut offset = self
+            .shared
+            .clock_offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *offset += by;
+    }
+
+    /// Number of live sessions the sandbox holds.
+    pub fn live_sessions(&self) -> usize {
+        self.shared.sessions().len()
+    }
+
     /// Switches to another scenario; applies to the next request. Sessions
     /// and failed-login counts are kept; the [`Scenario::RateLimited`]
     /// counter restarts.
@@ -466,6 +548,7 @@ async fn handle(
 ) -> Response {
     shared.requests.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight::enter(&shared);
+    shared.expire_and_touch(&headers);
     let path = uri.path();
     let query = uri.query().unwrap_or("");
     if method == Method::POST && path == "/account/" {
@@ -538,6 +621,7 @@ fn account_get(shared: &Shared, scenario: Scenario, query: &str, headers: &Heade
     if params.contains_key("logout") {
         if let Some(id) = &session {
             sessions.remove(id);
+            shared.session_seen().remove(id);
         }
         let mut response = html(StatusCode::OK, LOGIN_HTML);
         response.headers_mut().insert(
@@ -592,8 +676,9 @@ fn account_post(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
         if let Some(old) = session_id(&sessions, headers) {
             sessions.remove(&old);
         }
-        sessions.insert(new_id, LINES[0].0);
+        sessions.insert(new_id.clone(), LINES[0].0);
     }
+    shared.touch(&new_id);
     let mut response = redirect("/account/".to_owned());
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     response
