@@ -639,6 +639,99 @@ impl VaultLocation {
     }
 }
 
+/// What [`open_for_store`] did besides opening.
+#[derive(Debug, Default)]
+pub struct OpenNotes {
+    /// Recovery steps and warnings, for the log.
+    pub notes: Vec<String>,
+}
+
+/// Opens the vault of a data directory for its store:
+///
+/// 1. if the store names a key id, finishes or cleans up an interrupted
+///    rotation ([`VaultLocation::recover`]);
+/// 2. picks the key source from the files on disk: a passphrase header
+///    (the passphrase is `env_passphrase`, else `prompt()`, else an error
+///    saying how to give it), else the key file; with neither, a new vault
+///    is created, passphrase-based if `env_passphrase` is given (Argon2id
+///    with `params`), else a new key file;
+/// 3. checks the key against the id the store recorded: a mismatch is an
+///    error naming both ids, unless the store holds no sealed record (then
+///    the new id is recorded). A store with no id yet records this key's.
+pub async fn open_for_store(
+    loc: &VaultLocation,
+    store: &crate::store::SqliteStore,
+    env_passphrase: Option<Secret>,
+    prompt: &dyn Fn() -> Result<Option<Secret>, KonnectorError>,
+    params: KdfParams,
+) -> Result<(Vault, OpenNotes), KonnectorError> {
+    let mut notes = OpenNotes::default();
+    let expected = store.vault_key_id().await?;
+    if let Some(expected) = &expected {
+        notes.notes.extend(loc.recover(expected)?);
+    }
+    let vault = match loc.detect() {
+        Some(KeySource::Passphrase) => {
+            let passphrase = match env_passphrase {
+                Some(p) => p,
+                None => prompt()?.ok_or_else(|| {
+                    vault_error(format!(
+                        "vault: {} is locked with a passphrase: set GLEANER_PASSPHRASE or run from a terminal",
+                        loc.header_file().display()
+                    ))
+                })?,
+            };
+            Vault::open_with_passphrase(&loc.header_file(), &passphrase)?
+        }
+        Some(_) => {
+            if env_passphrase.is_some() {
+                notes.notes.push(format!(
+                    "GLEANER_PASSPHRASE is set but this vault uses the key file {}; ignored (switch with `gleaner vault rotate --to-passphrase`)",
+                    loc.key_file().display()
+                ));
+            }
+            Vault::open_or_create(&loc.key_file())?
+        }
+        None => match env_passphrase {
+            Some(p) => Vault::create_with_passphrase(&loc.header_file(), &p, params)?,
+            None => Vault::open_or_create(&loc.key_file())?,
+        },
+    };
+    match expected {
+        Some(id) if id != vault.key_id() => {
+            let sealed: u64 = store.sealed_counts().await?.values().sum();
+            if sealed > 0 {
+                return Err(vault_error(format!(
+                    "vault: the store's {sealed} sealed record(s) use key {id}, but {} holds key {}: restore the right key file (or passphrase), or remove the accounts",
+                    vault.key_path().display(),
+                    vault.key_id()
+                )));
+            }
+            store.set_vault_key_id(&vault.key_id()).await?;
+        }
+        Some(_) => {}
+        None => store.set_vault_key_id(&vault.key_id()).await?,
+    }
+    Ok((vault, notes))
+}
+
+/// Rotates the vault of `loc` for `store`: prepares the new key, re-seals
+/// every sealed record in one transaction, then moves the key into place.
+/// Returns the new vault and how many records were re-sealed per table.
+pub async fn rotate(
+    loc: &VaultLocation,
+    store: &crate::store::SqliteStore,
+    current: &Vault,
+    target: RotationTarget,
+) -> Result<(Vault, BTreeMap<String, u64>), KonnectorError> {
+    let pending = loc.prepare_rotation(target)?;
+    // On error the pending rotation is dropped: its `.new` file goes, the
+    // transaction rolled back, the old key stays.
+    let counts = store.reseal_all(current, pending.vault()).await?;
+    let vault = pending.commit()?;
+    Ok((vault, counts))
+}
+
 /// A rotation whose new key is written to a `.new` file.
 ///
 /// Re-seal the store with [`PendingRotation::vault`] (one transaction that
