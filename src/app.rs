@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use gleaner_framework::http::RetryPolicy;
+use gleaner_framework::session::Sessions;
 use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, SqliteStore};
-use gleaner_framework::vault::Vault;
+use gleaner_framework::vault::{self, KdfParams, Vault, VaultLocation};
 use gleaner_framework::{RunEnv, Secret};
 use gleaner_konnectors::Registry;
 
@@ -20,8 +21,8 @@ pub struct App {
     pub store: SqliteStore,
     /// The files tree.
     pub files: FileStore,
-    /// The credentials vault.
-    pub vault: Vault,
+    /// The credentials vault (shared with the runs, which seal sessions).
+    pub vault: Arc<Vault>,
     /// The konnectors.
     pub registry: Registry,
 }
@@ -39,7 +40,25 @@ impl App {
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let store = SqliteStore::open(&data_dir.join("gleaner.db")).await?;
         let files = FileStore::open(&data_dir.join("files"))?;
-        let vault = Vault::open_or_create(&data_dir.join("vault.key"))?;
+        // The key source: a passphrase header if one exists (passphrase from
+        // GLEANER_PASSPHRASE or a prompt), else the key file; a new data
+        // directory gets a passphrase vault when GLEANER_PASSPHRASE is set.
+        let env_passphrase = std::env::var("GLEANER_PASSPHRASE")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(Secret::new);
+        let (vault, notes) = vault::open_for_store(
+            &VaultLocation::new(&data_dir),
+            &store,
+            env_passphrase,
+            &prompt_passphrase,
+            KdfParams::LAPTOP,
+        )
+        .await?;
+        for note in notes.notes {
+            tracing::warn!("{note}");
+        }
+        let vault = Arc::new(vault);
         let registry = Registry::builtin()?;
         Ok(Self {
             data_dir,
@@ -48,6 +67,11 @@ impl App {
             vault,
             registry,
         })
+    }
+
+    /// Where runs keep login sessions, sealed by the vault.
+    pub fn sessions(&self) -> Sessions {
+        Sessions::new(Arc::new(self.store.clone()), Arc::clone(&self.vault))
     }
 
     /// The run environment shared by runs.
@@ -85,4 +109,20 @@ impl App {
     pub fn files_root(&self) -> &Path {
         self.files.root()
     }
+}
+
+/// Asks for the vault passphrase on the terminal; `None` without one.
+fn prompt_passphrase() -> Result<Option<Secret>, gleaner_framework::KonnectorError> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    rpassword::prompt_password("Vault passphrase: ")
+        .map(|p| Some(Secret::new(p)))
+        .map_err(|e| {
+            gleaner_framework::KonnectorError::new(
+                gleaner_framework::ErrorCode::LoginFailedNeedsSecret,
+                format!("cannot read the passphrase: {e}"),
+            )
+        })
 }

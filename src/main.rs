@@ -11,7 +11,7 @@ use clap::Parser;
 use gleaner_framework::KonnectorError;
 use tracing_subscriber::EnvFilter;
 
-use cli::{AccountsCommand, Cli, Command};
+use cli::{AccountsCommand, Cli, Command, VaultCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,10 +23,20 @@ fn main() -> ExitCode {
             _ => "debug,gleaner=trace,gleaner_framework=trace,gleaner_konnectors=trace",
         })
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    // Every log line (human or JSON) goes through the redacting writer.
+    let writer = gleaner_framework::redact::RedactingWriter::new(std::io::stderr);
+    if std::env::var("GLEANER_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,7 +50,8 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", describe(&e, verbose));
+            let text = describe(&e, verbose);
+            eprintln!("error: {}", gleaner_framework::redact::scrub(&text));
             ExitCode::FAILURE
         }
     }
@@ -99,6 +110,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => commands::docs(&app, &doctype, account.as_deref(), json, limit).await?,
         Command::Export { doctypes, out } => commands::export(&app, doctypes, out).await?,
         Command::Demo => commands::demo(&app).await?,
+        Command::Vault(VaultCommand::Status) => commands::vault_status(&app).await?,
+        Command::Vault(VaultCommand::Rotate {
+            to_passphrase,
+            to_keyfile,
+        }) => commands::vault_rotate(&app, to_passphrase, to_keyfile).await?,
     }
     Ok(())
 }
