@@ -227,6 +227,7 @@ fn phase_runs() -> Result<()> {
             config,
             owner: Scheduler::new_owner("bench"),
             oauth: None,
+            sessions: None,
         });
         let rss_before = status_kib("VmRSS");
         let t = Instant::now();

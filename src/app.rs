@@ -8,8 +8,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use gleaner_framework::http::RetryPolicy;
 use gleaner_framework::oauth::TokenManager;
+use gleaner_framework::session::Sessions;
 use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, SqliteStore};
-use gleaner_framework::vault::Vault;
+use gleaner_framework::vault::{self, KdfParams, Vault, VaultLocation};
 use gleaner_framework::{RunEnv, Secret};
 use gleaner_konnectors::Registry;
 use gleaner_scheduler::{Clock, KonnectorSource, Queue, Scheduler, SchedulerConfig, SystemClock};
@@ -45,7 +46,25 @@ impl App {
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let store = SqliteStore::open(&data_dir.join("gleaner.db")).await?;
         let files = FileStore::open(&data_dir.join("files"))?;
-        let vault = Arc::new(Vault::open_or_create(&data_dir.join("vault.key"))?);
+        // The key source: a passphrase header if one exists (passphrase from
+        // GLEANER_PASSPHRASE or a prompt), else the key file; a new data
+        // directory gets a passphrase vault when GLEANER_PASSPHRASE is set.
+        let env_passphrase = std::env::var("GLEANER_PASSPHRASE")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(Secret::new);
+        let (vault, notes) = vault::open_for_store(
+            &VaultLocation::new(&data_dir),
+            &store,
+            env_passphrase,
+            &prompt_passphrase,
+            KdfParams::LAPTOP,
+        )
+        .await?;
+        for note in notes.notes {
+            tracing::warn!("{note}");
+        }
+        let vault = Arc::new(vault);
         let oauth = Arc::new(TokenManager::new(store.clone(), Arc::clone(&vault))?);
         let registry = Registry::builtin()?;
         let config = SchedulerConfig::load(&data_dir.join("gleaner.toml"))?;
@@ -58,6 +77,11 @@ impl App {
             oauth,
             registry,
         })
+    }
+
+    /// Where runs keep login sessions, sealed by the vault.
+    pub fn sessions(&self) -> Sessions {
+        Sessions::new(Arc::new(self.store.clone()), Arc::clone(&self.vault))
     }
 
     /// The run environment shared by runs.
@@ -86,6 +110,7 @@ impl App {
             config: self.config.clone(),
             owner: Scheduler::new_owner(role),
             oauth: Some(Arc::clone(&self.oauth)),
+            sessions: Some(self.sessions()),
         }))
     }
 
@@ -115,4 +140,20 @@ impl App {
     pub fn files_root(&self) -> &Path {
         self.files.root()
     }
+}
+
+/// Asks for the vault passphrase on the terminal; `None` without one.
+fn prompt_passphrase() -> Result<Option<Secret>, gleaner_framework::KonnectorError> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    rpassword::prompt_password("Vault passphrase: ")
+        .map(|p| Some(Secret::new(p)))
+        .map_err(|e| {
+            gleaner_framework::KonnectorError::new(
+                gleaner_framework::ErrorCode::LoginFailedNeedsSecret,
+                format!("cannot read the passphrase: {e}"),
+            )
+        })
 }

@@ -114,6 +114,9 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Show or rotate the vault that seals credentials and sessions.
+    #[command(subcommand)]
+    Vault(VaultCommand),
     /// Start the bundled provider sandboxes on loopback, create demo
     /// accounts pointing at them, run them all and show what was imported.
     Demo,
@@ -174,6 +177,23 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `gleaner vault ...`
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Which key source, where the key is, how many sealed records.
+    Status,
+    /// Re-encrypt every sealed record under a new key, atomically.
+    Rotate {
+        /// Move to a passphrase (from GLEANER_NEW_PASSPHRASE, or asked
+        /// twice on the terminal).
+        #[arg(long, conflicts_with = "to_keyfile")]
+        to_passphrase: bool,
+        /// Move to a random key in the key file.
+        #[arg(long)]
+        to_keyfile: bool,
+    },
 }
 
 fn parse_field(s: &str) -> Result<(String, String), String> {

@@ -597,3 +597,67 @@ pub async fn demo(app: &App) -> Result<()> {
     }
     Ok(())
 }
+
+/// `gleaner vault status`
+pub async fn vault_status(app: &App) -> Result<()> {
+    let counts = app.store.sealed_counts().await?;
+    println!("key source: {}", app.vault.source());
+    println!("key:        {}", app.vault.key_path().display());
+    println!("key id:     {}", app.vault.key_id());
+    let mut t = table(&["table", "sealed records"]);
+    for (table, n) in &counts {
+        t.add_row(vec![table.clone(), n.to_string()]);
+    }
+    println!("{t}");
+    println!("{} sealed record(s)", counts.values().sum::<u64>());
+    Ok(())
+}
+
+/// `gleaner vault rotate`
+pub async fn vault_rotate(app: &App, to_passphrase: bool, to_keyfile: bool) -> Result<()> {
+    use gleaner_framework::vault::{self, KdfParams, KeySource, RotationTarget, VaultLocation};
+    let passphrase_target =
+        to_passphrase || (!to_keyfile && app.vault.source() == KeySource::Passphrase);
+    let target = if passphrase_target {
+        RotationTarget::Passphrase(new_passphrase()?, KdfParams::LAPTOP)
+    } else {
+        RotationTarget::KeyFile
+    };
+    let loc = VaultLocation::new(&app.data_dir);
+    let (new, counts) = vault::rotate(&loc, &app.store, &app.vault, target).await?;
+    println!(
+        "vault rotated: {} record(s) re-sealed ({}); key source {} at {}, key id {} (was {})",
+        counts.values().sum::<u64>(),
+        counts
+            .iter()
+            .map(|(t, n)| format!("{t}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        new.source(),
+        new.key_path().display(),
+        new.key_id(),
+        app.vault.key_id()
+    );
+    Ok(())
+}
+
+/// The new passphrase: GLEANER_NEW_PASSPHRASE, or asked twice.
+fn new_passphrase() -> Result<Secret> {
+    if let Ok(p) = std::env::var("GLEANER_NEW_PASSPHRASE")
+        && !p.is_empty()
+    {
+        return Ok(Secret::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("give the new passphrase in GLEANER_NEW_PASSPHRASE or run from a terminal");
+    }
+    let first = Secret::new(rpassword::prompt_password("New vault passphrase: ")?);
+    let second = Secret::new(rpassword::prompt_password("Again: ")?);
+    if first.expose() != second.expose() {
+        bail!("the two passphrases differ; nothing changed");
+    }
+    if first.expose().chars().count() < 8 {
+        bail!("the passphrase is shorter than 8 characters; nothing changed");
+    }
+    Ok(first)
+}

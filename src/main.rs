@@ -13,7 +13,7 @@ use clap::Parser;
 use gleaner_framework::KonnectorError;
 use tracing_subscriber::EnvFilter;
 
-use cli::{AccountsCommand, Cli, Command, LogFormat};
+use cli::{AccountsCommand, Cli, Command, LogFormat, VaultCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,9 +31,12 @@ fn main() -> ExitCode {
             _ => "debug,gleaner=trace,gleaner_framework=trace,gleaner_konnectors=trace,gleaner_scheduler=trace",
         })
     });
+    // Every log line (human or JSON) goes through the redacting writer.
+    let writer = gleaner_framework::redact::RedactingWriter::new(std::io::stderr);
+    let json = json || std::env::var("GLEANER_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         builder
             .json()
@@ -56,7 +59,8 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", describe(&e, verbose));
+            let text = describe(&e, verbose);
+            eprintln!("error: {}", gleaner_framework::redact::scrub(&text));
             ExitCode::FAILURE
         }
     }
@@ -161,6 +165,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => commands::docs(&app, &doctype, account.as_deref(), json, limit).await?,
         Command::Export { doctypes, out } => commands::export(&app, doctypes, out).await?,
         Command::Demo => commands::demo(&app).await?,
+        Command::Vault(VaultCommand::Status) => commands::vault_status(&app).await?,
+        Command::Vault(VaultCommand::Rotate {
+            to_passphrase,
+            to_keyfile,
+        }) => commands::vault_rotate(&app, to_passphrase, to_keyfile).await?,
     }
     Ok(())
 }

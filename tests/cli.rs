@@ -19,13 +19,21 @@ impl Home {
     }
 
     fn gleaner(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_gleaner"))
-            .args(args)
+        self.gleaner_env(args, &[])
+    }
+
+    fn gleaner_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gleaner"));
+        cmd.args(args)
             .env("GLEANER_HOME", self.path())
             .env_remove("GLEANER_LOG")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
+            .env_remove("GLEANER_PASSPHRASE")
+            .env_remove("GLEANER_NEW_PASSPHRASE")
+            .stdin(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -460,6 +468,76 @@ async fn an_enedis_account_is_added_through_the_loopback_consent_and_runs() {
                     "{} holds a token in clear",
                     p.display()
                 );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_survive_runs_and_vault_rotations() {
+    let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
+    let home = Home::new();
+    home.add_free_mobile(&sandbox.base_url(), PASSWORD, "mine");
+    home.ok(&["run", "mine"]);
+    home.ok(&["run", "mine"]);
+    assert_eq!(
+        sandbox.login_posts(),
+        1,
+        "the second run reused the session"
+    );
+
+    let status = home.ok(&["vault", "status"]);
+    assert!(status.contains("key source: key file"), "{status}");
+    assert!(status.contains("2 sealed record(s)"), "{status}");
+
+    // A rotation in key-file mode keeps the session usable.
+    let out = home.ok(&["vault", "rotate"]);
+    assert!(out.contains("2 record(s) re-sealed"), "{out}");
+    home.ok(&["run", "mine"]);
+    assert_eq!(sandbox.login_posts(), 1);
+
+    // To a passphrase: the vault then needs it.
+    let pass = "cli-vault-passphrase-42";
+    let out = home.gleaner_env(
+        &["-vv", "vault", "rotate", "--to-passphrase"],
+        &[("GLEANER_NEW_PASSPHRASE", pass)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!home.path().join("vault.key").exists());
+    let err = home.fails(&["run", "mine"]);
+    assert!(err.contains("locked with a passphrase"), "{err}");
+    let out = home.gleaner_env(&["run", "mine"], &[("GLEANER_PASSPHRASE", "not-it-at-all")]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("vault: wrong passphrase"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = home.gleaner_env(&["-vv", "run", "mine"], &[("GLEANER_PASSPHRASE", pass)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sandbox.login_posts(), 1, "the session survived the switch");
+    let status = String::from_utf8(
+        home.gleaner_env(&["vault", "status"], &[("GLEANER_PASSPHRASE", pass)])
+            .stdout,
+    )
+    .unwrap();
+    assert!(status.contains("key source: passphrase"), "{status}");
+    // Neither the passphrase nor the password is anywhere on disk or output.
+    for needle in [pass.as_bytes(), PASSWORD.as_bytes()] {
+        let leaks = |b: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+        assert!(!leaks(&out.stdout) && !leaks(&out.stderr));
+        for entry in std::fs::read_dir(home.path()).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_file() {
+                assert!(!leaks(&std::fs::read(&p).unwrap()), "{}", p.display());
             }
         }
     }

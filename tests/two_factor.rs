@@ -221,3 +221,36 @@ async fn a_run_nobody_answers_ends_twofa_expired_and_saves_nothing() {
         "{status}"
     );
 }
+
+/// The trusted-device cookie is saved with the login session (sealed), so a
+/// later run whose login session died is not asked for a code again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_device_survives_between_runs() {
+    let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    add_account(home.path(), &sandbox);
+    let run = Command::new(env!("CARGO_BIN_EXE_gleaner"))
+        .args(["run", LABEL])
+        .env("GLEANER_HOME", home.path())
+        .env_remove("GLEANER_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_state(home.path(), "awaiting_user").await;
+    let code = sandbox.last_email_code().unwrap();
+    let out = gleaner(home.path(), &["2fa", LABEL, &code]);
+    assert!(out.status.success());
+    assert!(run.wait_with_output().unwrap().status.success());
+    // The site drops the idle login session; the device stays trusted.
+    sandbox.advance_clock(std::time::Duration::from_secs(45 * 60));
+    let out = gleaner(home.path(), &["run", LABEL]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sandbox.outbox().len(), 1, "no second code was sent");
+    assert_eq!(sandbox.login_posts(), 2, "a new login, without a code");
+}

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use url::Url;
 
@@ -18,6 +19,7 @@ use crate::http::{HttpClient, display_url};
 use crate::manifest::Manifest;
 use crate::oauth::{OAuthConfig, TokenManager};
 use crate::secret::Secret;
+use crate::session::{Restore, Sessions};
 use crate::store::{DocStore, FileStore, StagedDoc, StagedFile};
 use crate::twofa::{TwoFactorChannel, TwoFactorKind, TwoFactorRequest};
 
@@ -129,6 +131,9 @@ pub struct RunContext {
     files_downloaded: u64,
     files_reused: u64,
     oauth: Option<OAuthSession>,
+    sessions: Option<Sessions>,
+    session_state: Option<serde_json::Value>,
+    session_plan: SessionPlan,
 }
 
 /// Where an OAuth konnector's run gets its access tokens.
@@ -137,6 +142,17 @@ pub struct OAuthSession {
     pub manager: Arc<TokenManager>,
     /// The manifest's `[oauth]` section, resolved for the account.
     pub config: OAuthConfig,
+}
+
+/// What the runner does with the login session at the end of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SessionPlan {
+    /// Leave the saved session as it is.
+    Keep,
+    /// Save the cookie jar with this state, living this long.
+    Save(Duration, serde_json::Value),
+    /// Delete the saved session.
+    Clear,
 }
 
 /// Everything [`RunContext::new`] needs.
@@ -197,6 +213,9 @@ impl RunContext {
             files_downloaded: 0,
             files_reused: 0,
             oauth: None,
+            sessions: None,
+            session_state: None,
+            session_plan: SessionPlan::Keep,
         }
     }
 
@@ -238,6 +257,89 @@ impl RunContext {
             .manager
             .refresh_rejected(&self.account.id, &session.config, rejected)
             .await
+    }
+
+    /// Gives the context a place to keep login sessions (the runner does
+    /// this when it has one; without it sessions are off).
+    pub fn with_sessions(mut self, sessions: Option<Sessions>) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    /// Restores the login session the last run saved: loads its cookie jar
+    /// into the HTTP client and its state into
+    /// [`RunContext::session_state`]. Returns whether a live session was
+    /// restored; the konnector must still check it with one request and
+    /// call [`RunContext::clear_session`] and log in if the provider says it
+    /// is dead.
+    ///
+    /// An expired session is not restored. One that does not open (tampered
+    /// or sealed for another account) is deleted and recorded as a warning;
+    /// the run goes on as if there were none.
+    pub async fn restore_session(&mut self) -> Result<bool> {
+        let Some(sessions) = &self.sessions else {
+            return Ok(false);
+        };
+        match sessions.restore(&self.account.id).await? {
+            Restore::None => Ok(false),
+            Restore::Expired => {
+                tracing::info!("the saved login session expired");
+                Ok(false)
+            }
+            Restore::Discarded(why) => {
+                self.warn(format!(
+                    "the saved login session was discarded, logging in again: {why}"
+                ));
+                Ok(false)
+            }
+            Restore::Live(session) => {
+                self.http.import_cookies(&session.cookies)?;
+                self.session_state = Some(session.state);
+                tracing::info!(expires_at = %session.expires_at, "login session restored");
+                Ok(true)
+            }
+        }
+    }
+
+    /// The state saved with the restored session, if one was restored.
+    pub fn session_state(&self) -> Option<&serde_json::Value> {
+        self.session_state.as_ref()
+    }
+
+    /// Asks to keep the login session: at the end of the run (successful
+    /// **or not**) the HTTP client's cookie jar and `state` are sealed and
+    /// saved, to be restored by the next run until `ttl` has passed. Call it
+    /// right after a successful login (or a successful reuse, to extend the
+    /// expiry). See [`crate::session`] for why failed runs keep it too.
+    pub fn save_session(&mut self, ttl: Duration, state: serde_json::Value) {
+        self.session_plan = SessionPlan::Save(ttl, state);
+    }
+
+    /// The provider says the session is dead: empties the cookie jar and
+    /// deletes the saved session at the end of the run (unless
+    /// [`RunContext::save_session`] is called again after a new login).
+    pub fn clear_session(&mut self) {
+        self.http.clear_cookies();
+        self.session_state = None;
+        self.session_plan = SessionPlan::Clear;
+    }
+
+    /// Applies the session plan; called by the runner at the end of a run.
+    /// Returns a warning when the session could not be saved.
+    pub(crate) async fn finish_session(&mut self) -> Option<String> {
+        let sessions = self.sessions.clone()?;
+        let plan = std::mem::replace(&mut self.session_plan, SessionPlan::Keep);
+        let outcome = match plan {
+            SessionPlan::Keep => return None,
+            SessionPlan::Clear => sessions.clear(&self.account.id).await,
+            SessionPlan::Save(ttl, state) => match self.http.export_cookies() {
+                Ok(cookies) => sessions.save(&self.account.id, &cookies, &state, ttl).await,
+                Err(e) => Err(e),
+            },
+        };
+        outcome
+            .err()
+            .map(|e| format!("the login session could not be saved: {}", e.message))
     }
 
     /// The run's id.
@@ -490,6 +592,10 @@ impl RunContext {
         self.staged_files.push(staged);
         self.files_downloaded += 1;
         Ok(())
+    }
+
+    pub(crate) fn push_warning(&mut self, message: String) {
+        self.warn(message);
     }
 
     pub(crate) fn into_staged(self) -> Staged {

@@ -195,10 +195,19 @@ pub struct KonnectorError {
 
 impl KonnectorError {
     /// Builds an error from a code and a message.
+    ///
+    /// The message is scrubbed here ([`crate::redact::scrub`]): a registered
+    /// secret that slipped into it (a token in a URL, a provider echoing a
+    /// password) is masked before the error can be logged or stored.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let message = match crate::redact::scrub(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(scrubbed) => scrubbed,
+        };
         Self {
             code,
-            message: message.into(),
+            message,
             retry_after: None,
         }
     }
@@ -274,6 +283,17 @@ mod tests {
         }
         assert!(ErrorCode::VendorDown.is_retryable());
         assert!(!ErrorCode::PageChanged.is_retryable());
+    }
+
+    #[test]
+    fn messages_are_scrubbed_at_construction() {
+        let token = crate::Secret::new("err-token-5f3a9c");
+        let e = KonnectorError::vendor_down(format!(
+            "https://api.example/x?access_token={} failed",
+            token.expose()
+        ));
+        assert!(!e.message.contains("err-token-5f3a9c"), "{}", e.message);
+        assert!(e.to_string().contains(crate::redact::MASK));
     }
 
     #[test]

@@ -247,6 +247,58 @@ impl HttpClient {
         &self.jar
     }
 
+    /// The cookie jar as JSON (`cookie_store`'s format), session cookies
+    /// included: what a login session saves. Every cookie value is
+    /// registered with [`crate::redact`], so it never shows in a log.
+    ///
+    /// The text holds live session tokens: seal it (see
+    /// [`crate::session`]), never log or store it as is.
+    pub fn export_cookies(&self) -> Result<zeroize::Zeroizing<String>> {
+        let jar = self.jar.lock().map_err(|_| {
+            KonnectorError::new(ErrorCode::UnknownError, "the cookie jar is poisoned")
+        })?;
+        crate::redact::register_all(jar.iter_unexpired().map(|c| c.value()));
+        let mut out = Vec::new();
+        cookie_store::serde::json::save_incl_expired_and_nonpersistent(&jar, &mut out).map_err(
+            |e| {
+                KonnectorError::new(
+                    ErrorCode::UnknownError,
+                    format!("cannot export the cookie jar: {e}"),
+                )
+            },
+        )?;
+        String::from_utf8(out)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| {
+                KonnectorError::new(ErrorCode::UnknownError, "the cookie jar is not UTF-8")
+            })
+    }
+
+    /// Replaces the cookie jar's content with cookies exported by
+    /// [`HttpClient::export_cookies`]; expired cookies are dropped. Their
+    /// values are registered with [`crate::redact`].
+    pub fn import_cookies(&self, json: &str) -> Result<()> {
+        let loaded = cookie_store::serde::json::load_all(json.as_bytes()).map_err(|e| {
+            KonnectorError::new(
+                ErrorCode::UnknownError,
+                format!("the saved cookie jar is malformed: {e}"),
+            )
+        })?;
+        crate::redact::register_all(loaded.iter_unexpired().map(|c| c.value()));
+        let mut jar = self.jar.lock().map_err(|_| {
+            KonnectorError::new(ErrorCode::UnknownError, "the cookie jar is poisoned")
+        })?;
+        *jar = loaded;
+        Ok(())
+    }
+
+    /// Empties the cookie jar (a dead session).
+    pub fn clear_cookies(&self) {
+        if let Ok(mut jar) = self.jar.lock() {
+            jar.clear();
+        }
+    }
+
     /// What the client did so far.
     pub fn stats(&self) -> HttpStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()

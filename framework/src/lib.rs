@@ -32,6 +32,7 @@ pub mod redact;
 pub mod runner;
 pub mod scrape;
 pub mod secret;
+pub mod session;
 pub mod store;
 pub mod twofa;
 pub mod vault;

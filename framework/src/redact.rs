@@ -2,12 +2,40 @@
 //! that leaves it (log lines, error messages, job records).
 //!
 //! [`crate::Secret::new`] registers its value here, so credentials opened
-//! from the vault and tokens obtained at run time are covered without the
-//! konnector doing anything. [`scrub`] replaces every registered value (and
-//! its URL-encoded form) by `[REDACTED]`.
+//! from the vault, passphrases, session cookies and tokens obtained at run
+//! time are covered without the konnector doing anything. [`scrub`] replaces
+//! every registered value, and its encoded forms, by [`MASK`].
+//!
+//! Where masking happens:
+//! - [`crate::KonnectorError::new`] scrubs its message, so no error built
+//!   through the framework carries a registered secret;
+//! - [`RedactingWriter`] wraps a `tracing_subscriber` writer and scrubs
+//!   every formatted line (human or JSON) before it is written;
+//! - job records and anything else a caller writes can call [`scrub`].
+//!
+//! Each value is registered in several forms, because secrets reach text
+//! through URLs and form bodies: the raw value, its
+//! `application/x-www-form-urlencoded` form (`+` for spaces), its
+//! percent-encoded form (`%20`), and, for values of 8 bytes or more, its
+//! standard and URL-safe base64 forms (Basic auth headers, tokens in JSON).
+//!
+//! Matching uses the `aho-corasick` crate: one automaton over every
+//! registered form, rebuilt when a value is registered (rare: a few times a
+//! run) and shared lock-free-ish (an `Arc` swapped under a short lock) by
+//! every scrub (frequent: every log line). Leftmost-longest matching masks a
+//! secret that contains another one whole.
+//!
+//! Limits: values shorter than [`MIN_LEN`] are not registered; a secret
+//! split across two writes, or transformed in a way not listed above
+//! (hex, lowercased, truncated), is not recognised.
 
 use std::borrow::Cow;
-use std::sync::{OnceLock, RwLock};
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine as _;
 
 /// What a masked value becomes.
 pub const MASK: &str = "[REDACTED]";
@@ -16,64 +44,335 @@ pub const MASK: &str = "[REDACTED]";
 /// would garble every log line, and such values are not secrets.
 pub const MIN_LEN: usize = 4;
 
-fn registry() -> &'static RwLock<Vec<String>> {
-    static REGISTRY: OnceLock<RwLock<Vec<String>>> = OnceLock::new();
-    REGISTRY.get_or_init(|| RwLock::new(Vec::new()))
+/// Values at least this long are also registered in base64 forms (shorter
+/// ones would give base64 strings too short to be specific).
+const MIN_LEN_BASE64: usize = 8;
+
+/// The registered forms and the automaton built from them.
+struct Registry {
+    forms: BTreeSet<String>,
+    matcher: Option<Arc<AhoCorasick>>,
 }
 
-/// Registers a secret value to mask from now on.
-pub fn register(value: &str) {
-    if value.len() < MIN_LEN {
-        return;
-    }
-    let mut forms = vec![value.to_owned()];
-    let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
-    if encoded != value {
-        forms.push(encoded);
-    }
-    let mut reg = match registry().write() {
-        Ok(r) => r,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    for form in forms {
-        if !reg.contains(&form) {
-            reg.push(form);
-        }
-    }
-    // Longest first, so a secret containing another is masked whole.
-    reg.sort_by_key(|v| std::cmp::Reverse(v.len()));
+fn registry() -> &'static RwLock<Registry> {
+    static REGISTRY: OnceLock<RwLock<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        RwLock::new(Registry {
+            forms: BTreeSet::new(),
+            matcher: None,
+        })
+    })
 }
 
-/// The text with every registered secret masked.
-pub fn scrub(text: &str) -> Cow<'_, str> {
-    let reg = match registry().read() {
-        Ok(r) => r,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    let mut out = Cow::Borrowed(text);
-    for value in reg.iter() {
-        if out.contains(value.as_str()) {
-            out = Cow::Owned(out.replace(value.as_str(), MASK));
+/// RFC 3986 unreserved characters, left alone by [`percent_encoded`].
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Every byte outside RFC 3986's unreserved set as `%XX` (the `url`
+/// crate's form encoder only gives the `+` form).
+fn percent_encoded(value: &str, upper: bool) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for &b in value.as_bytes() {
+        if unreserved(b) {
+            out.push(char::from(b));
+        } else if upper {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
         }
     }
     out
 }
 
+/// Every form under which `value` is masked.
+fn forms_of(value: &str) -> Vec<String> {
+    let mut forms = vec![value.to_owned()];
+    forms.push(url::form_urlencoded::byte_serialize(value.as_bytes()).collect());
+    forms.push(percent_encoded(value, true));
+    forms.push(percent_encoded(value, false));
+    if value.len() >= MIN_LEN_BASE64 {
+        let b = value.as_bytes();
+        forms.push(base64::engine::general_purpose::STANDARD.encode(b));
+        forms.push(base64::engine::general_purpose::STANDARD_NO_PAD.encode(b));
+        forms.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b));
+    }
+    forms.retain(|f| f.len() >= MIN_LEN);
+    forms
+}
+
+/// Registers a secret value to mask from now on.
+pub fn register(value: &str) {
+    register_all([value]);
+}
+
+/// Registers several values at once (one automaton rebuild for all).
+pub fn register_all<'a>(values: impl IntoIterator<Item = &'a str>) {
+    let new_forms: Vec<String> = values
+        .into_iter()
+        .filter(|v| v.len() >= MIN_LEN)
+        .flat_map(forms_of)
+        .collect();
+    if new_forms.is_empty() {
+        return;
+    }
+    let mut reg = match registry().write() {
+        Ok(r) => r,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let before = reg.forms.len();
+    reg.forms.extend(new_forms);
+    if reg.forms.len() == before {
+        return;
+    }
+    // Leftmost-longest: of two secrets starting at the same place, the
+    // longer is masked whole.
+    let built = AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(reg.forms.iter());
+    match built {
+        Ok(ac) => reg.matcher = Some(Arc::new(ac)),
+        // Building only fails past internal size limits; keep the previous
+        // automaton and say so (without the value).
+        Err(e) => eprintln!("gleaner: the redaction automaton could not be rebuilt: {e}"),
+    }
+}
+
+/// How many forms are registered (for tests and benches).
+pub fn registered_forms() -> usize {
+    match registry().read() {
+        Ok(r) => r.forms.len(),
+        Err(poisoned) => poisoned.into_inner().forms.len(),
+    }
+}
+
+fn matcher() -> Option<Arc<AhoCorasick>> {
+    match registry().read() {
+        Ok(r) => r.matcher.clone(),
+        Err(poisoned) => poisoned.into_inner().matcher.clone(),
+    }
+}
+
+/// The text with every registered secret masked.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let Some(ac) = matcher() else {
+        return Cow::Borrowed(text);
+    };
+    if !ac.is_match(text) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    ac.replace_all_with(text, &mut out, |_, _, dst| {
+        dst.push_str(MASK);
+        true
+    });
+    Cow::Owned(out)
+}
+
+/// Like [`scrub`] for bytes (lossless for non-UTF-8 bytes around secrets).
+pub fn scrub_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let Some(ac) = matcher() else {
+        return Cow::Borrowed(bytes);
+    };
+    if !ac.is_match(bytes) {
+        return Cow::Borrowed(bytes);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    ac.replace_all_with_bytes(bytes, &mut out, |_, _, dst| {
+        dst.extend_from_slice(MASK.as_bytes());
+        true
+    });
+    Cow::Owned(out)
+}
+
+/// A `tracing_subscriber` [`MakeWriter`](tracing_subscriber::fmt::MakeWriter)
+/// that scrubs every formatted event before it reaches the inner writer.
+///
+/// `tracing_subscriber`'s formatters write one event per `write` call
+/// (they format into a buffer first), so a secret is never split between
+/// two calls; the writer also buffers until it is dropped, so it scrubs
+/// whole events even with writers that do not.
+///
+/// ```no_run
+/// use gleaner_framework::redact::RedactingWriter;
+/// tracing_subscriber::fmt()
+///     .with_writer(RedactingWriter::new(std::io::stderr))
+///     .init();
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedactingWriter<M> {
+    inner: M,
+}
+
+impl<M> RedactingWriter<M> {
+    /// Wraps a `MakeWriter` (such as `std::io::stderr`).
+    pub fn new(inner: M) -> Self {
+        Self { inner }
+    }
+}
+
+/// The writer [`RedactingWriter`] hands out for one event.
+pub struct RedactingEventWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> RedactingEventWriter<W> {
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let scrubbed = scrub_bytes(&self.buf);
+        self.inner.write_all(&scrubbed)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for RedactingEventWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()?;
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Drop for RedactingEventWriter<W> {
+    fn drop(&mut self) {
+        // Errors cannot be reported from a drop; a log line is lost at worst.
+        let _ = self.flush_buf();
+        let _ = self.inner.flush();
+    }
+}
+
+impl<'a, M> tracing_subscriber::fmt::MakeWriter<'a> for RedactingWriter<M>
+where
+    M: tracing_subscriber::fmt::MakeWriter<'a>,
+{
+    type Writer = RedactingEventWriter<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingEventWriter {
+            inner: self.inner.make_writer(),
+            buf: Vec::with_capacity(256),
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        RedactingEventWriter {
+            inner: self.inner.make_writer_for(meta),
+            buf: Vec::with_capacity(256),
+        }
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     #[test]
     fn registered_values_are_masked_plain_and_url_encoded() {
         register("s3cr&t value");
         assert_eq!(scrub("pw=s3cr&t value!"), "pw=[REDACTED]!");
         assert_eq!(scrub("/x?pw=s3cr%26t+value"), "/x?pw=[REDACTED]");
+        assert_eq!(scrub("/x?pw=s3cr%26t%20value"), "/x?pw=[REDACTED]");
         assert_eq!(scrub("nothing here"), "nothing here");
+        assert!(matches!(scrub("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn lowercase_percent_escapes_and_base64_are_masked() {
+        register("tok/en=with:colons");
+        assert_eq!(scrub("u=tok%2fen%3dwith%3acolons"), "u=[REDACTED]");
+        let basic = base64::engine::general_purpose::STANDARD.encode("tok/en=with:colons");
+        assert_eq!(
+            scrub(&format!("Authorization: Basic {basic}")),
+            "Authorization: Basic [REDACTED]"
+        );
     }
 
     #[test]
     fn short_values_are_not_registered() {
         register("ab");
         assert_eq!(scrub("abc"), "abc");
+    }
+
+    #[test]
+    fn a_secret_containing_another_is_masked_whole() {
+        register("innerpart");
+        register("outer-innerpart-outer");
+        assert_eq!(scrub("x outer-innerpart-outer y"), "x [REDACTED] y");
+        assert_eq!(scrub("x innerpart y"), "x [REDACTED] y");
+    }
+
+    #[test]
+    fn many_secrets_in_one_line_are_all_masked() {
+        let values: Vec<String> = (0..50).map(|i| format!("many-secret-{i:03}")).collect();
+        register_all(values.iter().map(String::as_str));
+        let line = values.join(" | ");
+        let scrubbed = scrub(&line);
+        assert!(!scrubbed.contains("many-secret"), "{scrubbed}");
+        assert_eq!(scrubbed.matches(MASK).count(), 50);
+    }
+
+    #[test]
+    fn scrub_bytes_keeps_non_utf8_bytes() {
+        register("bytes-secret");
+        let input = b"\xff bytes-secret \xfe";
+        assert_eq!(&*scrub_bytes(input), b"\xff [REDACTED] \xfe");
+    }
+
+    /// A MakeWriter that collects into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Sink {
+        type Writer = Sink;
+        fn make_writer(&'a self) -> Sink {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn the_writer_masks_human_and_json_lines() {
+        let secret = crate::Secret::new("writer-test-token-123");
+        for json in [false, true] {
+            let sink = Sink::default();
+            let builder = tracing_subscriber::fmt()
+                .with_writer(RedactingWriter::new(sink.clone()))
+                .with_ansi(false);
+            let subscriber: Box<dyn tracing::Subscriber + Send + Sync> = if json {
+                Box::new(builder.json().finish())
+            } else {
+                Box::new(builder.finish())
+            };
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::warn!(
+                    url = %format!("https://x.example/cb?token={}", secret.expose()),
+                    "got {}",
+                    secret.expose()
+                );
+            });
+            let out = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+            assert!(out.contains("got [REDACTED]"), "{out}");
+            assert!(out.contains("token=[REDACTED]"), "{out}");
+            assert!(!out.contains("writer-test-token-123"), "{out}");
+        }
     }
 }

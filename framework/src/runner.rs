@@ -22,6 +22,7 @@ use crate::http::{HttpClient, HttpConfig, RetryPolicy};
 use crate::konnector::Konnector;
 use crate::oauth::{OAuthConfig, TokenManager};
 use crate::secret::Secret;
+use crate::session::Sessions;
 use crate::store::{Account, CommitCounts, DocStore, FileStore, RunCommit};
 use crate::twofa::{TwoFactorChannel, Unattended};
 
@@ -84,6 +85,9 @@ pub struct RunOptions {
     /// The OAuth token manager, for konnectors with an `[oauth]` section
     /// (share one per process: it serializes refreshes).
     pub oauth: Option<Arc<TokenManager>>,
+    /// Where login sessions are kept between runs (sealed by the vault);
+    /// `None` turns sessions off. See [`crate::session`].
+    pub sessions: Option<Sessions>,
 }
 
 impl Default for RunOptions {
@@ -93,6 +97,7 @@ impl Default for RunOptions {
             two_factor: Arc::new(Unattended),
             run_id: None,
             oauth: None,
+            sessions: None,
         }
     }
 }
@@ -216,7 +221,8 @@ async fn run_inner(
         state: previous.map(|s| s.state).unwrap_or(serde_json::Value::Null),
         progress: options.progress,
         two_factor: options.two_factor,
-    });
+    })
+    .with_sessions(options.sessions);
     if let Some(session) = oauth {
         ctx.set_oauth(session);
     }
@@ -231,7 +237,7 @@ async fn run_inner(
         tokio::pin!(run);
         loop {
             tokio::select! {
-                r = &mut run => break Some(r),
+                r = &mut run => break r,
                 () = tokio::time::sleep_until(deadline) => {
                     let extended = started + limit + waits.waited();
                     if waits.asking() {
@@ -239,23 +245,30 @@ async fn run_inner(
                     } else if extended > deadline {
                         deadline = extended;
                     } else {
-                        break None;
+                        break Err(KonnectorError::new(
+                            ErrorCode::Timeout,
+                            format!("the run took longer than its {} s limit", limit.as_secs()),
+                        ));
                     }
                 }
             }
         }
     };
-    match outcome {
-        Some(Ok(())) => {}
-        Some(Err(e)) => return Err(e),
-        None => {
-            return Err(KonnectorError::new(
-                ErrorCode::Timeout,
-                format!("the run took longer than its {} s limit", limit.as_secs()),
-            ));
+    if let Err(e) = outcome {
+        // A failed run still keeps (or clears) its login session: see
+        // crate::session for why.
+        if let Some(warning) = ctx.finish_session().await {
+            tracing::warn!(%warning, "session not saved");
         }
+        return Err(e);
     }
     let identifier = ctx.identifier().map(str::to_owned);
+    // Export the jar now, while the context is alive; written after the
+    // commit below (a failed commit still keeps the login).
+    let session_warning = ctx.finish_session().await;
+    if let Some(w) = session_warning {
+        ctx.push_warning(w);
+    }
     let staged = ctx.into_staged();
     let finished_at = Utc::now();
     // Files first: a crash after this leaves files no document points to,

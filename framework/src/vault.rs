@@ -1,33 +1,144 @@
-//! Encryption at rest for credentials.
+//! Encryption at rest for credentials, sessions and tokens.
 //!
-//! The vault seals an account's secret fields with XChaCha20-Poly1305 (an
-//! AEAD from the RustCrypto `chacha20poly1305` crate, picked because it is
-//! audited, pure Rust and needs no nonce bookkeeping with 192-bit random
-//! nonces). The key is 32 random bytes in a key file created on first use
-//! with mode 0600. The account id is the associated data, so a sealed blob
-//! copied onto another account does not open.
+//! The vault seals records with XChaCha20-Poly1305 (an AEAD from the
+//! RustCrypto `chacha20poly1305` crate, picked because it is audited, pure
+//! Rust and needs no nonce bookkeeping with 192-bit random nonces). Every
+//! record names what it belongs to in its associated data (the account id,
+//! plus `/session` for a login session), so a sealed blob copied onto
+//! another account or another column does not open.
 //!
-//! A wrong key or a tampered blob gives an error, never garbage.
-//! Passphrase-derived keys, the OS keyring and key rotation build on this
-//! module (see the accounts and authentication issue).
+//! # Key sources
+//!
+//! - **Key file** (default): `vault.key`, 32 random bytes, created on first
+//!   use with mode 0600 ([`Vault::open_or_create`]).
+//! - **Passphrase**: `vault.header` holds a random salt, the Argon2id
+//!   parameters and a *verifier* (the AEAD of a known constant under the
+//!   derived key), so a wrong passphrase is reported as
+//!   `vault: wrong passphrase` and never yields garbage
+//!   ([`Vault::create_with_passphrase`], [`Vault::open_with_passphrase`]).
+//!   The default parameters ([`KdfParams::LAPTOP`]: m = 19 MiB, t = 2,
+//!   p = 1, OWASP's first recommendation for Argon2id) take a fraction of a
+//!   second on a laptop.
+//! - The OS keyring is not wired yet (see `docs/security.md`).
+//!
+//! # Records
+//!
+//! A record is `GLV2 | key id (8 bytes) | nonce (24) | ciphertext+tag`. The
+//! key id is the first 8 bytes of SHA-256 over a domain string and the key:
+//! it tells which key a record was sealed with (so "wrong key" is told
+//! apart from "tampered"), and the store keeps the id of the key its
+//! records use, which is how an interrupted rotation is detected and
+//! finished (see [`VaultLocation::recover`]). Records from before key ids
+//! (`GLV1`) still open.
+//!
+//! # Rotation
+//!
+//! [`VaultLocation::prepare_rotation`] writes the new key (or header) to a
+//! `.new` file, the store re-seals every sealed column and records the new
+//! key id **in one transaction**, then [`PendingRotation::commit`] renames
+//! the `.new` file into place. At every point the pair (key file, store) is
+//! consistent or recoverable: before the commit the store still names the
+//! old key (the `.new` file is stale and removed); after it the store names
+//! the new key, and if the process died before the rename, the next open
+//! finds the `.new` file whose id the store names and renames it.
+//!
+//! A wrong key or a tampered record gives an error, never garbage.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::error::{ErrorCode, KonnectorError};
 use crate::secret::Secret;
 
-const MAGIC: &[u8; 4] = b"GLV1";
+const MAGIC_V1: &[u8; 4] = b"GLV1";
+const MAGIC_V2: &[u8; 4] = b"GLV2";
 const NONCE_LEN: usize = 24;
+const KEY_ID_LEN: usize = 8;
+const KEY_LEN: usize = 32;
 
-/// Seals and opens secrets with one key.
+/// The key file's name in the data directory.
+pub const KEY_FILE: &str = "vault.key";
+/// The passphrase header's name in the data directory.
+pub const HEADER_FILE: &str = "vault.header";
+/// The suffix of a key or header written by a rotation not yet finished.
+pub const NEW_SUFFIX: &str = ".new";
+
+/// What the verifier in a passphrase header seals.
+const VERIFIER_PLAIN: &[u8] = b"gleaner vault verifier v1";
+const VERIFIER_AAD: &[u8] = b"gleaner-vault-header";
+
+/// Where a vault's key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeySource {
+    /// 32 random bytes in a file (mode 0600).
+    KeyFile,
+    /// Derived from a passphrase with Argon2id.
+    Passphrase,
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::KeyFile => "key file",
+            Self::Passphrase => "passphrase",
+        })
+    }
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Passes.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl KdfParams {
+    /// The default: 19 MiB, 2 passes, 1 lane (OWASP's Argon2id baseline);
+    /// about 50 ms of one core on a recent laptop.
+    pub const LAPTOP: KdfParams = KdfParams {
+        m_cost_kib: 19 * 1024,
+        t_cost: 2,
+        p_cost: 1,
+    };
+
+    /// Cheap parameters for tests only: never for a real vault.
+    pub const INSECURE_FOR_TESTS: KdfParams = KdfParams {
+        m_cost_kib: 64,
+        t_cost: 1,
+        p_cost: 1,
+    };
+}
+
+/// The passphrase header file (`vault.header`), JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Header {
+    version: u32,
+    kdf: String,
+    params: KdfParams,
+    salt: String,
+    verifier: String,
+    key_id: String,
+}
+
+/// Seals and opens records with one key.
 pub struct Vault {
     cipher: XChaCha20Poly1305,
     key_path: PathBuf,
+    key_id: [u8; KEY_ID_LEN],
+    source: KeySource,
 }
 
 impl Vault {
@@ -35,8 +146,12 @@ impl Vault {
     /// key (mode 0600) when the file does not exist.
     pub fn open_or_create(key_path: &Path) -> Result<Self, KonnectorError> {
         let key_bytes = match std::fs::read(key_path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key_file(key_path)?,
+            Ok(bytes) => Zeroizing::new(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = random_key();
+                write_private_file(key_path, &key, false)?;
+                key
+            }
             Err(e) => {
                 return Err(vault_error(format!(
                     "cannot read the key file {}: {e}",
@@ -44,33 +159,172 @@ impl Vault {
                 )));
             }
         };
-        if key_bytes.len() != 32 {
+        Self::from_key_file_bytes(key_path, &key_bytes)
+    }
+
+    fn from_key_file_bytes(key_path: &Path, key_bytes: &[u8]) -> Result<Self, KonnectorError> {
+        if key_bytes.len() != KEY_LEN {
             return Err(vault_error(format!(
                 "the key file {} holds {} bytes, not 32: it is corrupt or not a Gleaner key",
                 key_path.display(),
                 key_bytes.len()
             )));
         }
-        Ok(Self {
-            cipher: XChaCha20Poly1305::new(Key::from_slice(&key_bytes)),
-            key_path: key_path.to_owned(),
-        })
+        Ok(Self::from_key(key_bytes, key_path, KeySource::KeyFile))
     }
 
-    /// Where the key file is.
+    fn from_key(key: &[u8], path: &Path, source: KeySource) -> Self {
+        Self {
+            cipher: XChaCha20Poly1305::new(Key::from_slice(key)),
+            key_path: path.to_owned(),
+            key_id: key_id(key),
+            source,
+        }
+    }
+
+    /// Creates a passphrase vault: a new random salt and a header at
+    /// `header_path` (mode 0600). Fails if the header exists.
+    pub fn create_with_passphrase(
+        header_path: &Path,
+        passphrase: &Secret,
+        params: KdfParams,
+    ) -> Result<Self, KonnectorError> {
+        let (vault, header) = Self::new_passphrase_vault(header_path, passphrase, params)?;
+        write_private_file(header_path, header.as_bytes(), false)?;
+        Ok(vault)
+    }
+
+    fn new_passphrase_vault(
+        header_path: &Path,
+        passphrase: &Secret,
+        params: KdfParams,
+    ) -> Result<(Self, String), KonnectorError> {
+        if passphrase.expose().is_empty() {
+            return Err(vault_error("vault: the passphrase is empty".into()));
+        }
+        let mut salt = [0u8; 16];
+        rand::fill(&mut salt);
+        let key = derive_key(passphrase, &salt, params)?;
+        let vault = Self::from_key(key.as_slice(), header_path, KeySource::Passphrase);
+        let verifier = vault.seal_bytes(VERIFIER_AAD, VERIFIER_PLAIN)?;
+        let header = Header {
+            version: 1,
+            kdf: "argon2id".into(),
+            params,
+            salt: b64(&salt),
+            verifier: b64(&verifier),
+            key_id: vault.key_id(),
+        };
+        let text = serde_json::to_string_pretty(&header)
+            .map_err(|e| vault_error(format!("cannot encode the vault header: {e}")))?;
+        Ok((vault, text))
+    }
+
+    /// Opens a passphrase vault from its header. A wrong passphrase is
+    /// `vault: wrong passphrase`.
+    pub fn open_with_passphrase(
+        header_path: &Path,
+        passphrase: &Secret,
+    ) -> Result<Self, KonnectorError> {
+        let header = read_header(header_path)?;
+        let bad = |what: &str| {
+            vault_error(format!(
+                "the vault header {} is corrupt ({what})",
+                header_path.display()
+            ))
+        };
+        if header.version != 1 || header.kdf != "argon2id" {
+            return Err(bad("unknown version or KDF"));
+        }
+        let salt = unb64(&header.salt).ok_or_else(|| bad("salt"))?;
+        let verifier = unb64(&header.verifier).ok_or_else(|| bad("verifier"))?;
+        let key = derive_key(passphrase, &salt, header.params)?;
+        let vault = Self::from_key(key.as_slice(), header_path, KeySource::Passphrase);
+        match vault.open_bytes(VERIFIER_AAD, &verifier, "the vault header") {
+            Ok(plain) if plain.as_slice() == VERIFIER_PLAIN => Ok(vault),
+            _ => Err(vault_error("vault: wrong passphrase".into())),
+        }
+    }
+
+    /// Where the key material is: the key file, or the passphrase header.
     pub fn key_path(&self) -> &Path {
         &self.key_path
     }
 
-    /// Seals named secrets for one account.
+    /// Where the key comes from.
+    pub fn source(&self) -> KeySource {
+        self.source
+    }
+
+    /// The key's id (16 hex digits): a fingerprint that names the key
+    /// without revealing it.
+    pub fn key_id(&self) -> String {
+        hex::encode(self.key_id)
+    }
+
+    /// Seals arbitrary bytes; `aad` names what they belong to and must be
+    /// given again to open them.
+    pub fn seal_bytes(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, KonnectorError> {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self
+            .cipher
+            .encrypt(&nonce, Payload { msg: plain, aad })
+            .map_err(|_| vault_error("encryption failed".into()))?;
+        let mut out = Vec::with_capacity(MAGIC_V2.len() + KEY_ID_LEN + NONCE_LEN + sealed.len());
+        out.extend_from_slice(MAGIC_V2);
+        out.extend_from_slice(&self.key_id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Opens what [`Vault::seal_bytes`] sealed with the same `aad`. `what`
+    /// names the record in errors ("the session of account x").
+    pub fn open_bytes(
+        &self,
+        aad: &[u8],
+        blob: &[u8],
+        what: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, KonnectorError> {
+        let (nonce, body) = if blob.starts_with(MAGIC_V2)
+            && blob.len() >= MAGIC_V2.len() + KEY_ID_LEN + NONCE_LEN
+        {
+            let id = &blob[MAGIC_V2.len()..MAGIC_V2.len() + KEY_ID_LEN];
+            if id != self.key_id {
+                return Err(vault_error(format!(
+                    "{what} was sealed with key {}, not with the vault's key {} ({}): wrong key file or passphrase, or a store restored from elsewhere",
+                    hex::encode(id),
+                    self.key_id(),
+                    self.key_path.display()
+                )));
+            }
+            let start = MAGIC_V2.len() + KEY_ID_LEN;
+            (&blob[start..start + NONCE_LEN], &blob[start + NONCE_LEN..])
+        } else if blob.starts_with(MAGIC_V1) && blob.len() >= MAGIC_V1.len() + NONCE_LEN {
+            let start = MAGIC_V1.len();
+            (&blob[start..start + NONCE_LEN], &blob[start + NONCE_LEN..])
+        } else {
+            return Err(vault_error(format!("{what} is not a Gleaner vault record")));
+        };
+        self.cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad })
+            .map(Zeroizing::new)
+            .map_err(|_| {
+                vault_error(format!(
+                    "{what} does not open with the key in {}: wrong key or tampered record",
+                    self.key_path.display()
+                ))
+            })
+    }
+
+    /// Seals named secrets for one account (the account id is the AAD).
     pub fn seal(
         &self,
         account_id: &str,
         secrets: &BTreeMap<String, Secret>,
     ) -> Result<Vec<u8>, KonnectorError> {
-        // The plaintext is a tiny length-prefixed encoding, built in a buffer
-        // that is dropped right after encryption.
-        let mut plain = Vec::new();
+        // A tiny length-prefixed encoding, in a buffer zeroed on drop.
+        let mut plain = Zeroizing::new(Vec::new());
         for (name, value) in secrets {
             for part in [name.as_bytes(), value.expose().as_bytes()] {
                 let len = u32::try_from(part.len())
@@ -79,24 +333,7 @@ impl Vault {
                 plain.extend_from_slice(part);
             }
         }
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &plain,
-                    aad: account_id.as_bytes(),
-                },
-            )
-            .map_err(|_| vault_error("encryption failed".into()));
-        plain.iter_mut().for_each(|b| *b = 0);
-        let sealed = sealed?;
-        let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + sealed.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        self.seal_bytes(account_id.as_bytes(), &plain)
     }
 
     /// Opens what [`Vault::seal`] sealed for the same account.
@@ -105,29 +342,62 @@ impl Vault {
         account_id: &str,
         blob: &[u8],
     ) -> Result<BTreeMap<String, Secret>, KonnectorError> {
-        if blob.len() < MAGIC.len() + NONCE_LEN || &blob[..MAGIC.len()] != MAGIC {
-            return Err(vault_error(format!(
-                "the credentials of account {account_id} are not a Gleaner vault record"
-            )));
-        }
-        let nonce = XNonce::from_slice(&blob[MAGIC.len()..MAGIC.len() + NONCE_LEN]);
-        let mut plain = self
-            .cipher
-            .decrypt(nonce, Payload { msg: &blob[MAGIC.len() + NONCE_LEN..], aad: account_id.as_bytes() })
-            .map_err(|_| {
-                vault_error(format!(
-                    "the credentials of account {account_id} do not open with the key in {}: wrong key or tampered record",
-                    self.key_path.display()
-                ))
-            })?;
-        let parsed = decode(&plain);
-        plain.iter_mut().for_each(|b| *b = 0);
-        parsed.ok_or_else(|| {
-            vault_error(format!(
-                "the credentials of account {account_id} are malformed"
-            ))
-        })
+        let what = format!("the credentials of account {account_id}");
+        let plain = self.open_bytes(account_id.as_bytes(), blob, &what)?;
+        decode(&plain).ok_or_else(|| vault_error(format!("{what} are malformed")))
     }
+}
+
+fn key_id(key: &[u8]) -> [u8; KEY_ID_LEN] {
+    let digest = Sha256::new()
+        .chain_update(b"gleaner vault key id v1\0")
+        .chain_update(key)
+        .finalize();
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&digest[..KEY_ID_LEN]);
+    id
+}
+
+fn random_key() -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(XChaCha20Poly1305::generate_key(&mut OsRng).to_vec())
+}
+
+fn derive_key(
+    passphrase: &Secret,
+    salt: &[u8],
+    p: KdfParams,
+) -> Result<Zeroizing<[u8; KEY_LEN]>, KonnectorError> {
+    let params = argon2::Params::new(p.m_cost_kib, p.t_cost, p.p_cost, Some(KEY_LEN))
+        .map_err(|e| vault_error(format!("bad Argon2 parameters in the vault header: {e}")))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    argon
+        .hash_password_into(passphrase.expose().as_bytes(), salt, key.as_mut())
+        .map_err(|e| vault_error(format!("cannot derive the vault key: {e}")))?;
+    Ok(key)
+}
+
+fn read_header(path: &Path) -> Result<Header, KonnectorError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vault_error(format!(
+            "cannot read the vault header {}: {e}",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        vault_error(format!(
+            "the vault header {} is corrupt: {e}",
+            path.display()
+        ))
+    })
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn unb64(text: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 fn decode(mut rest: &[u8]) -> Option<BTreeMap<String, Secret>> {
@@ -146,33 +416,383 @@ fn decode(mut rest: &[u8]) -> Option<BTreeMap<String, Secret>> {
     Some(out)
 }
 
-fn create_key_file(path: &Path) -> Result<Vec<u8>, KonnectorError> {
-    let key = XChaCha20Poly1305::generate_key(&mut OsRng).to_vec();
+/// Writes `bytes` to a new file with mode 0600 and syncs it. With
+/// `replace`, an existing file is truncated; otherwise it is an error.
+fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> Result<(), KonnectorError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| vault_error(format!("cannot create {}: {e}", dir.display())))?;
     }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true);
+    if replace {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|e| {
-        vault_error(format!(
-            "cannot create the key file {}: {e}",
-            path.display()
-        ))
-    })?;
-    file.write_all(&key)
+    let mut file = options
+        .open(path)
+        .map_err(|e| vault_error(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| vault_error(format!("cannot write the key file {}: {e}", path.display())))?;
-    Ok(key)
+        .map_err(|e| vault_error(format!("cannot write {}: {e}", path.display())))
+}
+
+fn sync_dir(dir: &Path) {
+    // Makes renames durable; not supported everywhere, and a failure only
+    // weakens durability against power loss, so it is logged, not fatal.
+    #[cfg(unix)]
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::debug!(dir = %dir.display(), error = %e, "cannot sync the directory");
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 fn vault_error(message: String) -> KonnectorError {
     KonnectorError::new(ErrorCode::LoginFailedNeedsSecret, message)
+}
+
+/// The key id a key file or header on disk holds, without opening it.
+fn file_key_id(path: &Path) -> Result<Option<String>, KonnectorError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.starts_with(HEADER_FILE) {
+        Ok(Some(read_header(path)?.key_id))
+    } else {
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+            vault_error(format!("cannot read the key file {}: {e}", path.display()))
+        })?);
+        if bytes.len() != KEY_LEN {
+            return Ok(None);
+        }
+        Ok(Some(hex::encode(key_id(&bytes))))
+    }
+}
+
+/// Where a data directory keeps its vault files; opens, recovers and
+/// rotates them.
+#[derive(Debug, Clone)]
+pub struct VaultLocation {
+    dir: PathBuf,
+}
+
+/// What a rotation moves to.
+pub enum RotationTarget {
+    /// A new random key in the key file.
+    KeyFile,
+    /// A key derived from this passphrase (a new salt, so a new key even
+    /// with the same passphrase).
+    Passphrase(Secret, KdfParams),
+}
+
+impl VaultLocation {
+    /// The vault files of the data directory `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The key file's path.
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.join(KEY_FILE)
+    }
+
+    /// The passphrase header's path.
+    pub fn header_file(&self) -> PathBuf {
+        self.dir.join(HEADER_FILE)
+    }
+
+    fn staged(path: &Path) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(NEW_SUFFIX);
+        PathBuf::from(name)
+    }
+
+    /// Which key source the directory uses, if any vault exists yet. A
+    /// header wins over a key file (a switch to a passphrase removes the
+    /// key file last).
+    pub fn detect(&self) -> Option<KeySource> {
+        if self.header_file().exists() {
+            Some(KeySource::Passphrase)
+        } else if self.key_file().exists() {
+            Some(KeySource::KeyFile)
+        } else {
+            None
+        }
+    }
+
+    /// Finishes or cleans up an interrupted rotation, given the id of the
+    /// key the store's records use. Returns what it did, if anything.
+    ///
+    /// - a `.new` file whose id is `expected` while the file in place is
+    ///   not: the store committed and the process stopped before the
+    ///   rename; the `.new` file is moved into place (and the other
+    ///   source's file, which a mode switch removes, is removed);
+    /// - a `.new` file with another id: the rotation never committed; it
+    ///   is removed;
+    /// - in-place files of both sources: the one whose id is not
+    ///   `expected` is a leftover of a finished mode switch; it is removed.
+    ///
+    /// Nothing is removed unless some file on disk holds `expected`.
+    pub fn recover(&self, expected: &str) -> Result<Vec<String>, KonnectorError> {
+        let mut done = Vec::new();
+        let key = self.key_file();
+        let header = self.header_file();
+        let candidates = [
+            key.clone(),
+            header.clone(),
+            Self::staged(&key),
+            Self::staged(&header),
+        ];
+        let mut ids = Vec::new();
+        for path in &candidates {
+            ids.push(file_key_id(path)?);
+        }
+        let Some(winner) = ids.iter().position(|id| id.as_deref() == Some(expected)) else {
+            // No file holds the store's key: leave everything as it is;
+            // opening will report the mismatch.
+            return Ok(done);
+        };
+        let remove = |path: &Path, done: &mut Vec<String>, why: &str| {
+            if path.exists() {
+                match std::fs::remove_file(path) {
+                    Ok(()) => done.push(format!("removed {} ({why})", path.display())),
+                    Err(e) => done.push(format!("could not remove {}: {e}", path.display())),
+                }
+            }
+        };
+        if winner >= 2 {
+            let target = &candidates[winner - 2];
+            std::fs::rename(&candidates[winner], target).map_err(|e| {
+                vault_error(format!(
+                    "cannot finish the interrupted key rotation (rename {} to {}): {e}",
+                    candidates[winner].display(),
+                    target.display()
+                ))
+            })?;
+            sync_dir(&self.dir);
+            done.push(format!(
+                "finished an interrupted key rotation: {} is now in place",
+                target.display()
+            ));
+        }
+        let in_place = if winner == 0 || winner == 2 { 0 } else { 1 };
+        for (i, path) in candidates.iter().enumerate() {
+            if i == in_place || (winner >= 2 && i == winner) {
+                continue;
+            }
+            if i >= 2 {
+                remove(path, &mut done, "left by a rotation that did not commit");
+            } else {
+                remove(path, &mut done, "the key of a finished rotation");
+            }
+        }
+        Ok(done)
+    }
+
+    /// Writes the new key (or header) of a rotation to a `.new` file and
+    /// returns the new vault; see [`PendingRotation`].
+    pub fn prepare_rotation(
+        &self,
+        target: RotationTarget,
+    ) -> Result<PendingRotation, KonnectorError> {
+        let (vault, bytes, final_path, other) = match target {
+            RotationTarget::KeyFile => {
+                let key = random_key();
+                let path = self.key_file();
+                let vault = Vault::from_key(&key, &path, KeySource::KeyFile);
+                (vault, key, path, self.header_file())
+            }
+            RotationTarget::Passphrase(passphrase, params) => {
+                let path = self.header_file();
+                let (vault, header) = Vault::new_passphrase_vault(&path, &passphrase, params)?;
+                (
+                    vault,
+                    Zeroizing::new(header.into_bytes()),
+                    path,
+                    self.key_file(),
+                )
+            }
+        };
+        let staged = Self::staged(&final_path);
+        write_private_file(&staged, &bytes, true)?;
+        sync_dir(&self.dir);
+        Ok(PendingRotation {
+            vault,
+            staged: StagedKey {
+                path: staged,
+                armed: true,
+            },
+            final_path,
+            other,
+            dir: self.dir.clone(),
+        })
+    }
+}
+
+/// What [`open_for_store`] did besides opening.
+#[derive(Debug, Default)]
+pub struct OpenNotes {
+    /// Recovery steps and warnings, for the log.
+    pub notes: Vec<String>,
+}
+
+/// Opens the vault of a data directory for its store:
+///
+/// 1. if the store names a key id, finishes or cleans up an interrupted
+///    rotation ([`VaultLocation::recover`]);
+/// 2. picks the key source from the files on disk: a passphrase header
+///    (the passphrase is `env_passphrase`, else `prompt()`, else an error
+///    saying how to give it), else the key file; with neither, a new vault
+///    is created, passphrase-based if `env_passphrase` is given (Argon2id
+///    with `params`), else a new key file;
+/// 3. checks the key against the id the store recorded: a mismatch is an
+///    error naming both ids, unless the store holds no sealed record (then
+///    the new id is recorded). A store with no id yet records this key's.
+pub async fn open_for_store(
+    loc: &VaultLocation,
+    store: &crate::store::SqliteStore,
+    env_passphrase: Option<Secret>,
+    prompt: &dyn Fn() -> Result<Option<Secret>, KonnectorError>,
+    params: KdfParams,
+) -> Result<(Vault, OpenNotes), KonnectorError> {
+    let mut notes = OpenNotes::default();
+    let expected = store.vault_key_id().await?;
+    if let Some(expected) = &expected {
+        notes.notes.extend(loc.recover(expected)?);
+    }
+    let vault = match loc.detect() {
+        Some(KeySource::Passphrase) => {
+            let passphrase = match env_passphrase {
+                Some(p) => p,
+                None => prompt()?.ok_or_else(|| {
+                    vault_error(format!(
+                        "vault: {} is locked with a passphrase: set GLEANER_PASSPHRASE or run from a terminal",
+                        loc.header_file().display()
+                    ))
+                })?,
+            };
+            Vault::open_with_passphrase(&loc.header_file(), &passphrase)?
+        }
+        Some(_) => {
+            if env_passphrase.is_some() {
+                notes.notes.push(format!(
+                    "GLEANER_PASSPHRASE is set but this vault uses the key file {}; ignored (switch with `gleaner vault rotate --to-passphrase`)",
+                    loc.key_file().display()
+                ));
+            }
+            Vault::open_or_create(&loc.key_file())?
+        }
+        None => match env_passphrase {
+            Some(p) => Vault::create_with_passphrase(&loc.header_file(), &p, params)?,
+            None => Vault::open_or_create(&loc.key_file())?,
+        },
+    };
+    match expected {
+        Some(id) if id != vault.key_id() => {
+            let sealed: u64 = store.sealed_counts().await?.values().sum();
+            if sealed > 0 {
+                return Err(vault_error(format!(
+                    "vault: the store's {sealed} sealed record(s) use key {id}, but {} holds key {}: restore the right key file (or passphrase), or remove the accounts",
+                    vault.key_path().display(),
+                    vault.key_id()
+                )));
+            }
+            store.set_vault_key_id(&vault.key_id()).await?;
+        }
+        Some(_) => {}
+        None => store.set_vault_key_id(&vault.key_id()).await?,
+    }
+    Ok((vault, notes))
+}
+
+/// Rotates the vault of `loc` for `store`: prepares the new key, re-seals
+/// every sealed record in one transaction, then moves the key into place.
+/// Returns the new vault and how many records were re-sealed per table.
+pub async fn rotate(
+    loc: &VaultLocation,
+    store: &crate::store::SqliteStore,
+    current: &Vault,
+    target: RotationTarget,
+) -> Result<(Vault, BTreeMap<String, u64>), KonnectorError> {
+    let pending = loc.prepare_rotation(target)?;
+    // On error the pending rotation is dropped: its `.new` file goes, the
+    // transaction rolled back, the old key stays.
+    let counts = store.reseal_all(current, pending.vault()).await?;
+    let vault = pending.commit()?;
+    Ok((vault, counts))
+}
+
+/// A rotation whose new key is written to a `.new` file.
+///
+/// Re-seal the store with [`PendingRotation::vault`] (one transaction that
+/// also records the new key id), then call [`PendingRotation::commit`].
+/// Dropping it without committing removes the `.new` file: the store was
+/// not re-sealed, the old key stays.
+pub struct PendingRotation {
+    vault: Vault,
+    staged: StagedKey,
+    final_path: PathBuf,
+    other: PathBuf,
+    dir: PathBuf,
+}
+
+/// The `.new` file of a pending rotation, removed on drop while armed.
+struct StagedKey {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for StagedKey {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl PendingRotation {
+    /// The new vault.
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    /// Leaves the `.new` file on disk, as a crash would (for tests of the
+    /// recovery path).
+    pub fn abandon(mut self) {
+        self.staged.armed = false;
+    }
+
+    /// Moves the new key into place and removes the other source's file
+    /// (after a switch between key file and passphrase), then returns the
+    /// new vault. Call it only after the store committed the re-sealed
+    /// records.
+    pub fn commit(mut self) -> Result<Vault, KonnectorError> {
+        self.staged.armed = false;
+        std::fs::rename(&self.staged.path, &self.final_path).map_err(|e| {
+            vault_error(format!(
+                "the store is re-sealed, but {} could not be renamed to {}: {e}; the next start finishes the rotation",
+                self.staged.path.display(),
+                self.final_path.display()
+            ))
+        })?;
+        sync_dir(&self.dir);
+        if self.other.exists()
+            && let Err(e) = std::fs::remove_file(&self.other)
+        {
+            tracing::warn!(file = %self.other.display(), error = %e, "cannot remove the previous key");
+        }
+        Ok(self.vault)
+    }
 }
 
 #[cfg(test)]
@@ -214,10 +834,26 @@ mod tests {
         let mut bad = blob.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(vault.open("acc1", &bad).is_err());
-        assert!(other.open("acc1", &blob).is_err());
+        let err = vault.open("acc1", &bad).err().unwrap();
+        assert!(err.message.contains("tampered"), "{}", err.message);
+        let err = other.open("acc1", &blob).err().unwrap();
+        assert!(err.message.contains("sealed with key"), "{}", err.message);
         assert!(vault.open("acc2", &blob).is_err());
         assert!(vault.open("acc1", b"garbage").is_err());
+    }
+
+    #[test]
+    fn legacy_v1_records_still_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open_or_create(&dir.path().join("vault.key")).unwrap();
+        let v2 = vault.seal_bytes(b"acc", b"plain").unwrap();
+        // A v1 record is the same without the key id.
+        let mut v1 = MAGIC_V1.to_vec();
+        v1.extend_from_slice(&v2[MAGIC_V2.len() + KEY_ID_LEN..]);
+        assert_eq!(
+            vault.open_bytes(b"acc", &v1, "r").unwrap().as_slice(),
+            b"plain"
+        );
     }
 
     #[test]
@@ -227,5 +863,61 @@ mod tests {
         std::fs::write(&path, b"short").unwrap();
         let err = Vault::open_or_create(&path).err().unwrap();
         assert!(err.message.contains("corrupt"));
+    }
+
+    #[test]
+    fn passphrase_vault_opens_with_the_right_passphrase_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = dir.path().join(HEADER_FILE);
+        let pass = Secret::new("correct horse battery");
+        let vault =
+            Vault::create_with_passphrase(&header, &pass, KdfParams::INSECURE_FOR_TESTS).unwrap();
+        let blob = vault.seal("acc", &secrets()).unwrap();
+        let again = Vault::open_with_passphrase(&header, &pass).unwrap();
+        assert_eq!(again.key_id(), vault.key_id());
+        assert_eq!(
+            again.open("acc", &blob).unwrap()["password"].expose(),
+            "hunter2-zebra"
+        );
+        let err = Vault::open_with_passphrase(&header, &Secret::new("wrong horse battery"))
+            .err()
+            .unwrap();
+        assert_eq!(err.message, "vault: wrong passphrase");
+        // The header holds no plaintext and has mode 0600.
+        let text = std::fs::read_to_string(&header).unwrap();
+        assert!(!text.contains("correct horse"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&header).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A second create refuses to overwrite.
+        assert!(
+            Vault::create_with_passphrase(&header, &pass, KdfParams::INSECURE_FOR_TESTS).is_err()
+        );
+    }
+
+    #[test]
+    fn a_tampered_header_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = dir.path().join(HEADER_FILE);
+        let pass = Secret::new("tamper-pass-1");
+        Vault::create_with_passphrase(&header, &pass, KdfParams::INSECURE_FOR_TESTS).unwrap();
+        let mut h: Header =
+            serde_json::from_str(&std::fs::read_to_string(&header).unwrap()).unwrap();
+        h.salt = b64(&[7u8; 16]);
+        std::fs::write(&header, serde_json::to_string(&h).unwrap()).unwrap();
+        let err = Vault::open_with_passphrase(&header, &pass).err().unwrap();
+        assert_eq!(err.message, "vault: wrong passphrase");
+        std::fs::write(&header, "{not json").unwrap();
+        let err = Vault::open_with_passphrase(&header, &pass).err().unwrap();
+        assert!(err.message.contains("corrupt"), "{}", err.message);
+    }
+
+    #[test]
+    fn the_laptop_parameters_are_the_documented_ones() {
+        assert_eq!(KdfParams::LAPTOP.m_cost_kib, 19456);
+        assert_eq!(KdfParams::LAPTOP.t_cost, 2);
     }
 }

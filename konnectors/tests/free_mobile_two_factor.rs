@@ -324,8 +324,10 @@ async fn a_trusted_device_is_not_asked_again_with_the_same_cookie_jar() {
     konnector.run(&mut first).await.unwrap();
     assert_eq!(person.asked().len(), 1);
 
-    // Same jar (the konnector logged out at the end of the first run, so
-    // this is a new login): not asked, no new email.
+    // Same jar, once the site dropped the login session (idle too long):
+    // a new login, not asked thanks to the trusted-device cookie.
+    h.sandbox
+        .advance_clock(std::time::Duration::from_secs(31 * 60));
     let mut second = context(shared_jar.clone(), Arc::new(Unattended));
     konnector.run(&mut second).await.unwrap();
     assert_eq!(h.sandbox.outbox().len(), 1);

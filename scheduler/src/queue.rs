@@ -513,7 +513,7 @@ impl Queue {
     /// down) runs **once**, marked `catch-up`. Returns the jobs queued.
     pub async fn enqueue_due(
         &self,
-        next: &(dyn Fn(&TriggerState, DateTime<Utc>) -> Option<DateTime<Utc>> + Send + Sync),
+        next: &NextRun<'_>,
         catch_up_after: Duration,
     ) -> Result<Vec<i64>> {
         let now = self.now();
@@ -991,7 +991,7 @@ impl Queue {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(SchedulerError::sql("recovering jobs"))?;
-        let active: Vec<(i64, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        let active: Vec<ActiveLease> = sqlx::query_as(
             "SELECT id, account_id, run_id, lease_owner, lease_expires_at FROM sched_jobs
              WHERE state IN ('running', 'awaiting_user')",
         )
@@ -1227,6 +1227,13 @@ impl Queue {
         Ok(sealed)
     }
 }
+
+/// Computes a trigger's next run after a time (the scheduler's plan).
+pub type NextRun<'a> =
+    dyn Fn(&TriggerState, DateTime<Utc>) -> Option<DateTime<Utc>> + Send + Sync + 'a;
+
+/// An active job's id, account, run id, lease owner and lease end.
+type ActiveLease = (i64, String, String, Option<String>, Option<String>);
 
 /// A std duration as a chrono one (saturating).
 pub fn to_chrono(d: std::time::Duration) -> Duration {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use gleaner_framework::oauth::TokenManager;
+use gleaner_framework::session::Sessions;
 use gleaner_framework::store::{Account, AccountStore};
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{
@@ -97,6 +98,8 @@ pub struct Scheduler {
     /// OAuth tokens, for konnectors that use OAuth (one manager per process:
     /// it serializes refreshes).
     pub oauth: Option<Arc<TokenManager>>,
+    /// Where runs keep login sessions between runs (`None`: sessions off).
+    pub sessions: Option<Sessions>,
 }
 
 impl Scheduler {
@@ -286,6 +289,7 @@ impl Scheduler {
             two_factor,
             run_id: Some(job.run_id.clone()),
             oauth: self.oauth.clone(),
+            sessions: self.sessions.clone(),
         };
         let lost = Arc::new(Notify::new());
         let heartbeat = {

@@ -102,6 +102,7 @@ impl Harness {
             config,
             owner: Scheduler::new_owner(role),
             oauth: None,
+            sessions: None,
         })
     }
 

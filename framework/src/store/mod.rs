@@ -12,9 +12,11 @@
 //! never half of one.
 
 pub mod files;
+pub mod sealed;
 pub mod sqlite;
 
 pub use files::{FileStore, StagedFile};
+pub use sealed::{SEALED_COLUMNS, SealedColumn};
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
@@ -159,4 +161,30 @@ pub trait AccountStore: Send + Sync {
     /// Removes an account and its state; with `purge`, its documents too.
     /// Returns whether it existed.
     async fn remove_account(&self, id: &str, purge: bool) -> Result<bool, KonnectorError>;
+}
+
+/// A login session as stored: a vault record and its expiry.
+#[derive(Clone)]
+pub struct SealedSession {
+    /// The vault record (cookie jar and konnector state), sealed with the
+    /// account id + [`sealed::SESSION_AAD_SUFFIX`] as associated data.
+    pub sealed: Vec<u8>,
+    /// After this instant the session is not restored.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Saved login sessions, one per account (see [`crate::session`]).
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// The account's saved session, expired or not.
+    async fn load_session(&self, account_id: &str)
+    -> Result<Option<SealedSession>, KonnectorError>;
+    /// Saves (replaces) the account's session.
+    async fn save_session(
+        &self,
+        account_id: &str,
+        session: &SealedSession,
+    ) -> Result<(), KonnectorError>;
+    /// Forgets the account's session.
+    async fn delete_session(&self, account_id: &str) -> Result<(), KonnectorError>;
 }

@@ -13,6 +13,9 @@
 //! - `konnector_state(account_id, state, last_sync, last_run_id)`;
 //! - `accounts(id, konnector, label, fields, sealed_secrets, endpoint, ...)`;
 //! - `oauth_tokens(account_id, sealed, expires_at, updated_at)`.
+//! - `sessions(account_id, sealed, expires_at, updated_at)`: saved login
+//!   sessions, sealed by the vault (see [`super::sealed`]);
+//! - `vault_meta(name, value)`: the id of the key the records use.
 //!
 //! The database runs in WAL mode with `synchronous = NORMAL`: a process
 //! crash never loses a committed run, and a power cut may lose the last
@@ -76,6 +79,16 @@ const SCHEMA: &[&str] = &[
         sealed BLOB NOT NULL,
         expires_at TEXT,
         updated_at TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS sessions (
+        account_id TEXT PRIMARY KEY,
+        sealed BLOB NOT NULL,
+        expires_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS vault_meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     )",
 ];
 
@@ -493,6 +506,11 @@ impl AccountStore for SqliteStore {
             .await
             .map_err(&err)?;
         sqlx::query("DELETE FROM oauth_tokens WHERE account_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?;
+        sqlx::query("DELETE FROM sessions WHERE account_id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await

@@ -30,6 +30,43 @@ pub enum Step {
     Verify(Verification),
 }
 
+/// How long the customer area keeps an idle session (PHP's default
+/// `session.gc_maxlifetime` is 24 min; the site keeps sessions about
+/// 30 min, and the sandbox expires them after 30 min too).
+pub const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Returns the logged-in home page: through the session the last run saved
+/// when it is still alive (no login request at all), else by logging in.
+/// Either way the session (with the trusted-device cookie, if the site set
+/// one) is saved for the next run.
+pub async fn open_session(ctx: &mut RunContext) -> Result<HomePage> {
+    if ctx.restore_session().await? {
+        let url = ctx.url(routes::INVOICES)?;
+        let resp = fetch(ctx, &url).await?;
+        {
+            let page = HtmlPage::parse(resp.url.as_str(), &resp.text());
+            match classify(&page)? {
+                PageKind::Home => {
+                    tracing::info!("saved session still alive: no login");
+                    let home = parse_home(&page);
+                    ctx.save_session(SESSION_TTL, serde_json::json!({}));
+                    return home;
+                }
+                PageKind::Maintenance { message } => return Err(maintenance(&message)),
+                PageKind::VerificationLocked { message } => return Err(locked_error(&message)),
+                PageKind::Login { .. } | PageKind::Verification(_) => {
+                    tracing::info!("saved session is dead: logging in again");
+                }
+            }
+        }
+        // Only the session is dead: the jar keeps the trusted-device
+        // cookie, so the new login is not asked for a code again.
+    }
+    let home = login(ctx).await?;
+    ctx.save_session(SESSION_TTL, serde_json::json!({}));
+    Ok(home)
+}
+
 /// Logs in and returns the home page it lands on, parsed.
 ///
 /// (A parsed `HtmlPage` is not `Send`, so pages never live across an
@@ -60,11 +97,17 @@ pub async fn login(ctx: &mut RunContext) -> Result<HomePage> {
             )
             .await?
     };
-    let step = {
+    let (step, logged_in) = {
         let page = HtmlPage::parse(resp.url.as_str(), &resp.text());
-        after_login(&page, resp.status.as_u16())?
+        let logged_in = matches!(classify(&page), Ok(PageKind::Home));
+        (after_login(&page, resp.status.as_u16()), logged_in)
     };
-    match step {
+    if logged_in {
+        // A login that worked is kept for the next run even if reading
+        // the page fails now.
+        ctx.save_session(SESSION_TTL, serde_json::json!({}));
+    }
+    match step? {
         Step::Home(home) => Ok(*home),
         Step::Verify(challenge) => verify_device(ctx, challenge).await,
     }

@@ -42,7 +42,7 @@ impl Konnector for FreeMobile {
     }
 
     async fn run(&self, ctx: &mut RunContext) -> Result<()> {
-        let first = auth::login(ctx).await?;
+        let first = auth::open_session(ctx).await?;
         // The first page shows the current line; the others need a switch.
         let mut homes: Vec<HomePage> = Vec::new();
         let others: Vec<_> = first
@@ -79,12 +79,8 @@ impl Konnector for FreeMobile {
             "lines": homes.iter().map(|h| h.current_phone.clone()).collect::<Vec<_>>(),
             "invoices_seen": total,
         }));
-        // Be polite: end the session. A failure here changes nothing.
-        if let Ok(url) = ctx.url(routes::LOGOUT)
-            && let Err(e) = ctx.http().get(&url).await
-        {
-            tracing::debug!(error = %e, "logout failed");
-        }
+        // No logout: the session is kept (sealed) for the next run, which
+        // then needs no login request while it lives.
         Ok(())
     }
 }

@@ -10,7 +10,11 @@ pub const ACCOUNT: &str = "/account/";
 /// The new-device verification form posts the emailed code here.
 pub const VERIFY: &str = "/account/verification";
 
-/// Ends the session.
+/// The invoices page: the home page when the session is alive, a redirect
+/// to the login form when it is dead. A cheap session test.
+pub const INVOICES: &str = "/account/conso-et-factures";
+
+/// Ends the session (not used: the session is kept for the next run).
 pub const LOGOUT: &str = "/account/?logout";
 
 /// Makes another line of the account current and shows its home page.

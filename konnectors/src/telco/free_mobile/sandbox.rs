@@ -95,6 +95,10 @@ const PAGE_LATENCY: Duration = Duration::from_millis(2);
 /// Delay added to every response of the PDF route.
 const PDF_LATENCY: Duration = Duration::from_millis(15);
 
+/// How long an idle session lives server-side unless
+/// [`Sandbox::set_session_ttl`] says otherwise (30 min, like the site).
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(30 * 60);
+
 /// How long [`Sandbox::shutdown`] waits for open connections before aborting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -395,6 +399,14 @@ struct Shared {
     verification_posts: AtomicUsize,
     /// New-device verification.
     two_factor: Mutex<TwoFactorState>,
+    /// Session id → when it was last used, on the sandbox clock.
+    session_seen: Mutex<HashMap<String, Duration>>,
+    /// The sandbox clock's origin (set on first use).
+    epoch: std::sync::OnceLock<std::time::Instant>,
+    /// Time added to the sandbox clock by [`Sandbox::advance_clock`].
+    clock_offset: Mutex<Duration>,
+    /// Idle session lifetime; `None` means [`DEFAULT_SESSION_TTL`].
+    session_ttl: Mutex<Option<Duration>>,
 }
 
 impl Shared {
@@ -411,6 +423,49 @@ impl Shared {
         self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sandbox clock: real time since start plus the test's advances.
+    fn now(&self) -> Duration {
+        let offset = *self
+            .clock_offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.epoch.get_or_init(std::time::Instant::now).elapsed() + offset
+    }
+
+    fn session_seen(&self) -> MutexGuard<'_, HashMap<String, Duration>> {
+        self.session_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Drops sessions idle for longer than the TTL (as PHP's session GC
+    /// does), then marks the request's session, if live, as used now.
+    fn expire_and_touch(&self, headers: &HeaderMap) {
+        let now = self.now();
+        let ttl = self
+            .session_ttl
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or(DEFAULT_SESSION_TTL);
+        let mut sessions = self.sessions();
+        let mut seen = self.session_seen();
+        seen.retain(|id, last| {
+            let alive = now.saturating_sub(*last) <= ttl;
+            if !alive {
+                sessions.remove(id);
+            }
+            alive
+        });
+        if let Some(id) = session_id(&sessions, headers) {
+            seen.insert(id, now);
+        }
+    }
+
+    fn touch(&self, id: &str) {
+        let now = self.now();
+        self.session_seen().insert(id.to_owned(), now);
     }
 
     fn failed_logins(&self) -> MutexGuard<'_, HashMap<String, u32>> {
@@ -549,10 +604,32 @@ impl Sandbox {
             .map(|mail| mail.code.clone())
     }
 
-    /// Moves the sandbox's clock forward (code expiry, lockout) without
-    /// waiting.
+    /// Sets how long an idle session lives server-side (default
+    /// [`DEFAULT_SESSION_TTL`]).
+    pub fn set_session_ttl(&self, ttl: Duration) {
+        *self
+            .shared
+            .session_ttl
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ttl);
+    }
+
+    /// Moves the sandbox clock forward, as if `by` had passed: sessions idle
+    /// for longer than their TTL die at the next request, codes expire and
+    /// lockouts end. Lets tests move time without sleeping.
     pub fn advance_clock(&self, by: Duration) {
         self.shared.two_factor().clock_offset += by;
+        let mut offset = self
+            .shared
+            .clock_offset
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *offset += by;
+    }
+
+    /// Number of live sessions the sandbox holds.
+    pub fn live_sessions(&self) -> usize {
+        self.shared.sessions().len()
     }
 
     /// Switches to another scenario; applies to the next request. Sessions
@@ -605,6 +682,7 @@ async fn handle(
     }
     shared.requests.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight::enter(&shared);
+    shared.expire_and_touch(&headers);
     let path = uri.path();
     let query = uri.query().unwrap_or("");
     if method == Method::POST && path == "/account/" {
@@ -683,6 +761,7 @@ fn account_get(shared: &Shared, scenario: Scenario, query: &str, headers: &Heade
     if params.contains_key("logout") {
         if let Some(id) = &session {
             sessions.remove(id);
+            shared.session_seen().remove(id);
         }
         let mut response = html(StatusCode::OK, LOGIN_HTML);
         response.headers_mut().insert(
@@ -754,8 +833,9 @@ fn account_post(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
         if let Some(old) = session_id(&sessions, headers) {
             sessions.remove(&old);
         }
-        sessions.insert(new_id, LINES[0].0);
+        sessions.insert(new_id.clone(), LINES[0].0);
     }
+    shared.touch(&new_id);
     let mut response = redirect("/account/".to_owned());
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     response
