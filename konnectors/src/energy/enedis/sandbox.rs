@@ -79,6 +79,8 @@ struct AccessGrant {
 }
 
 struct Inner {
+    /// The client secret the token endpoint takes (default [`CLIENT_SECRET`]).
+    client_secret: Mutex<String>,
     clock: Arc<dyn Clock>,
     lifetime: Mutex<i64>,
     codes: Mutex<HashMap<String, CodeGrant>>,
@@ -118,6 +120,7 @@ impl Sandbox {
             .filter(|v| v.len() == 366)
             .ok_or_else(|| std::io::Error::other("daily_wh.json needs 366 values"))?;
         let inner = Arc::new(Inner {
+            client_secret: Mutex::new(CLIENT_SECRET.to_owned()),
             clock,
             lifetime: Mutex::new(ACCESS_TOKEN_LIFETIME),
             codes: Mutex::default(),
@@ -168,6 +171,16 @@ impl Sandbox {
     /// Makes the consent page refuse (`error=access_denied`).
     pub fn set_deny_consent(&self, deny: bool) {
         self.inner.deny_consent.store(deny, Ordering::SeqCst);
+    }
+
+    /// Changes the client secret the token endpoint takes (default
+    /// [`CLIENT_SECRET`]), so tests can use unusual values.
+    pub fn set_client_secret(&self, secret: &str) {
+        *self
+            .inner
+            .client_secret
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = secret.to_owned();
     }
 
     /// The next `n` API calls answer 429.
@@ -340,7 +353,13 @@ async fn token(State(s): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> 
     }
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     match client_auth(&headers, &form) {
-        Some((id, secret)) if id == CLIENT_ID && secret == CLIENT_SECRET => {}
+        Some((id, secret))
+            if id == CLIENT_ID
+                && *secret
+                    == *s
+                        .client_secret
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) => {}
         _ => {
             return error(
                 StatusCode::UNAUTHORIZED,

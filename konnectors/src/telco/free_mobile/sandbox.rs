@@ -407,6 +407,8 @@ struct Shared {
     clock_offset: Mutex<Duration>,
     /// Idle session lifetime; `None` means [`DEFAULT_SESSION_TTL`].
     session_ttl: Mutex<Option<Duration>>,
+    /// The password the account takes; `None` means [`PASSWORD`].
+    password: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -604,6 +606,16 @@ impl Sandbox {
             .map(|mail| mail.code.clone())
     }
 
+    /// Changes the account's password (default [`PASSWORD`]), so tests can
+    /// use unusual values (the leak test).
+    pub fn set_password(&self, password: &str) {
+        *self
+            .shared
+            .password
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(password.to_owned());
+    }
+
     /// Sets how long an idle session lives server-side (default
     /// [`DEFAULT_SESSION_TTL`]).
     pub fn set_session_ttl(&self, ttl: Duration) {
@@ -799,7 +811,13 @@ fn account_post(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
         if *count >= MAX_FAILED_LOGINS {
             return html(StatusCode::OK, LOGIN_BLOCKED_HTML);
         }
-        if (ident != LOGIN && ident != LOGIN_2FA) || password != PASSWORD {
+        let expected = shared
+            .password
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| PASSWORD.to_owned());
+        if (ident != LOGIN && ident != LOGIN_2FA) || *password != expected {
             *count += 1;
             return html(StatusCode::OK, LOGIN_FAILED_HTML);
         }
