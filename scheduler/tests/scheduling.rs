@@ -806,3 +806,63 @@ async fn history_is_pruned_after_the_retention_period() {
     );
     assert!(h.jobs("acc-p").await.is_empty());
 }
+
+/// A konnector that never answers: its run hits the manifest's time limit.
+struct Hangs;
+
+static HANGS_MANIFEST: std::sync::OnceLock<Manifest> = std::sync::OnceLock::new();
+
+#[async_trait]
+impl Konnector for Hangs {
+    fn manifest(&self) -> &Manifest {
+        HANGS_MANIFEST.get_or_init(|| {
+            Manifest::from_toml(
+                "test",
+                r#"
+slug = "hangs"
+name = "Hangs"
+version = "1.0.0"
+category = "bank"
+vendor_link = "https://example.org"
+base_url = "https://example.org/"
+hosts = ["example.org"]
+frequency = "daily"
+data_types = ["io.cozy.bills"]
+timeout_secs = 1
+
+[fields.login]
+type = "text"
+label = "Login"
+identifier = true
+
+[fields.password]
+type = "password"
+label = "Password"
+"#,
+            )
+            .unwrap()
+        })
+    }
+
+    async fn run(&self, _ctx: &mut RunContext) -> Result<(), KonnectorError> {
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_run_past_its_time_limit_is_stopped_recorded_as_a_timeout_and_retried() {
+    let h = Harness::start_with(config(), vec![Arc::new(Hangs)]).await;
+    h.add("acc-slow", "hangs", PASSWORD).await;
+    h.to_next_slot("acc-slow").await;
+    let ran = h.run_due().await;
+    let e = ran[0].result.as_ref().err().unwrap();
+    assert_eq!(e.code, ErrorCode::Timeout);
+    assert!(e.message.contains("1 s limit"), "{}", e.message);
+    assert!(matches!(ran[0].after, Some(AfterFailure::Retry(_))));
+    let jobs = h.jobs("acc-slow").await;
+    assert_eq!(jobs[0].state, JobState::Errored);
+    assert_eq!(jobs[0].error_code.as_deref(), Some("VENDOR_DOWN.TIMEOUT"));
+    assert_eq!(jobs[1].state, JobState::Queued);
+    assert_eq!(jobs[1].attempt, 2);
+}
