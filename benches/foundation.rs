@@ -217,13 +217,9 @@ fn stage(indices: impl Iterator<Item = usize>) -> Result<(Vec<StagedDoc>, usize)
         b.validate()
             .with_context(|| format!("bill {i} is invalid"))?;
         let data = serde_json::to_value(&b)?;
-        json_bytes += data.to_string().len();
-        docs.push(StagedDoc {
-            doctype: Bill::DOCTYPE,
-            key: b.dedup_key(),
-            id: None,
-            data,
-        });
+        let doc = StagedDoc::from_value(Bill::DOCTYPE, b.dedup_key(), None, &data);
+        json_bytes += doc.json.len();
+        docs.push(doc);
     }
     Ok((docs, json_bytes))
 }

@@ -11,7 +11,8 @@
 //!   night: every trigger due in one tick).
 //! - **Concurrent runs**: 1,000 Free Mobile accounts, all queued, run by
 //!   one daemon allowed 1,000 runs at once, against the Free Mobile sandbox
-//!   on loopback in the same process (login, pages, 20 PDFs each, commit).
+//!   on loopback (login, pages, 20 PDFs each, commit). The sandbox runs in a
+//!   child process, so the peak RSS is Gleaner's whole process alone.
 //!
 //! `GLEANER_BENCH_SCALE` (a float, default 1.0) scales both counts.
 
@@ -66,6 +67,7 @@ fn main() -> Result<()> {
     match args.next().as_deref() {
         Some("plan") => return phase_plan(),
         Some("runs") => return phase_runs(),
+        Some("sandbox") => return serve_sandbox(),
         _ => {}
     }
     println!("gleaner scheduler benchmark (scale {})", scale());
@@ -179,12 +181,48 @@ fn phase_plan() -> Result<()> {
     Ok(())
 }
 
-fn phase_runs() -> Result<()> {
-    let n = scaled(1000.0);
-    let dir = tempfile::tempdir()?;
+/// The provider's side, in a process of its own so that the runs' figures
+/// are Gleaner's alone: prints the sandbox's URL, serves until stdin closes,
+/// then prints its counters.
+fn serve_sandbox() -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async {
         let sandbox = Sandbox::start(Scenario::Normal).await?;
+        println!("{}", sandbox.base_url());
+        tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin()
+                .read_line(&mut sink)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {}
+        })
+        .await?;
+        println!(
+            "{} {} {}",
+            sandbox.max_concurrent_sessions(),
+            sandbox.requests(),
+            mib(status_kib("VmHWM"))
+        );
+        anyhow::Ok(())
+    })
+}
+
+fn phase_runs() -> Result<()> {
+    let n = scaled(1000.0);
+    let dir = tempfile::tempdir()?;
+    let mut server = std::process::Command::new(std::env::current_exe()?)
+        .arg("sandbox")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start the sandbox process")?;
+    let mut server_out = std::io::BufReader::new(server.stdout.take().context("no stdout")?);
+    let mut base_url = String::new();
+    std::io::BufRead::read_line(&mut server_out, &mut base_url)?;
+    let base_url = base_url.trim().to_owned();
+    let rt = runtime()?;
+    let result = rt.block_on(async {
         let store = SqliteStore::open(&dir.path().join("gleaner.db")).await?;
         let vault = Arc::new(Vault::open_or_create(&dir.path().join("vault.key"))?);
         let secrets = BTreeMap::from([("password".to_owned(), Secret::new(PASSWORD))]);
@@ -199,7 +237,7 @@ fn phase_runs() -> Result<()> {
                     konnector: "free-mobile".into(),
                     label: id.clone(),
                     fields: BTreeMap::from([("login".to_owned(), LOGIN.to_owned())]),
-                    endpoint: Some(sandbox.base_url()),
+                    endpoint: Some(base_url.clone()),
                     created_at: Utc::now(),
                 })
                 .await?;
@@ -231,12 +269,18 @@ fn phase_runs() -> Result<()> {
         });
         let rss_before = status_kib("VmRSS");
         let t = Instant::now();
+        let peak_running = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let watcher = {
             let queue = queue.clone();
+            let peak_running = Arc::clone(&peak_running);
             async move {
                 loop {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     let c = queue.counts().await.unwrap_or_default();
+                    peak_running.fetch_max(
+                        c.get("running").copied().unwrap_or(0),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     let ended = c.get("done").copied().unwrap_or(0)
                         + c.get("errored").copied().unwrap_or(0);
                     if ended as usize >= n {
@@ -263,11 +307,6 @@ fn phase_runs() -> Result<()> {
             counts.get("done").copied().unwrap_or(0),
             counts.get("errored").copied().unwrap_or(0)
         );
-        println!(
-            "  sessions open at once (max):  {}",
-            sandbox.max_concurrent_sessions()
-        );
-        println!("  HTTP requests served:         {}", sandbox.requests());
         println!("  documents in store:           {docs:?}");
         println!(
             "  RSS before runs / peak:       {} / {}",
@@ -275,11 +314,19 @@ fn phase_runs() -> Result<()> {
             mib(status_kib("VmHWM"))
         );
         println!(
-            "  peak per concurrent run:      {:.0} KiB",
+            "  peak per run (1,000 queued):  {:.0} KiB",
             status_kib("VmHWM")
                 .unwrap_or(0)
                 .saturating_sub(rss_before.unwrap_or(0)) as f64
                 / n as f64
+        );
+        println!(
+            "  threads at the end:           {}",
+            status_kib("Threads").unwrap_or(0)
+        );
+        println!(
+            "  runs in flight at once (max): {}",
+            peak_running.load(std::sync::atomic::Ordering::Relaxed)
         );
         anyhow::ensure!(
             summary.finished as usize == n,
@@ -287,5 +334,23 @@ fn phase_runs() -> Result<()> {
             summary.finished
         );
         anyhow::Ok(())
-    })
+    });
+    drop(server.stdin.take());
+    let mut counters = String::new();
+    std::io::BufRead::read_line(&mut server_out, &mut counters)?;
+    server.wait()?;
+    let mut parts = counters.split_whitespace();
+    println!(
+        "  requests in flight (max):     {} (counted by the sandbox)",
+        parts.next().unwrap_or("?")
+    );
+    println!(
+        "  HTTP requests served:         {}",
+        parts.next().unwrap_or("?")
+    );
+    println!(
+        "  sandbox process peak RSS:     {} (the provider's side, not counted above)",
+        parts.collect::<Vec<_>>().join(" ")
+    );
+    result
 }

@@ -502,12 +502,7 @@ impl RunContext {
             KonnectorError::invalid_data(format!("cannot encode a {} document: {e}", D::DOCTYPE))
         })?;
         let key = doc.dedup_key();
-        let staged = StagedDoc {
-            doctype: D::DOCTYPE,
-            key: key.clone(),
-            id,
-            data,
-        };
+        let staged = StagedDoc::from_value(D::DOCTYPE, key.clone(), id, &data);
         match self.doc_index.get(&(D::DOCTYPE, key.clone())) {
             Some(&i) => self.docs[i] = staged,
             None => {

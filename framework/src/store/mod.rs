@@ -37,8 +37,29 @@ pub struct StagedDoc {
     /// The id to use if the document is new (files are linked from bills
     /// before the commit, so their ids are chosen early).
     pub id: Option<String>,
-    /// The document, without `_id`, `_rev` or `cozyMetadata`.
-    pub data: serde_json::Value,
+    /// The document as canonical JSON (object keys sorted), without `_id`,
+    /// `_rev` or `cozyMetadata`. Kept serialized: a run holds its documents
+    /// until the commit, and text takes a fraction of a `Value` tree's
+    /// memory (it counts with a thousand runs at once).
+    pub json: Box<str>,
+}
+
+impl StagedDoc {
+    /// Stages `data` (serialized canonically: `serde_json`'s maps are
+    /// sorted by key).
+    pub fn from_value(
+        doctype: &'static str,
+        key: String,
+        id: Option<String>,
+        data: &serde_json::Value,
+    ) -> Self {
+        Self {
+            doctype,
+            key,
+            id,
+            json: data.to_string().into_boxed_str(),
+        }
+    }
 }
 
 /// Everything one run writes.

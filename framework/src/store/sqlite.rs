@@ -187,9 +187,9 @@ impl SqliteStore {
 }
 
 /// The hash that decides whether a re-saved document changed.
-fn content_hash(data: &serde_json::Value) -> String {
-    // serde_json's map is ordered by key here, so serialization is canonical.
-    let digest = Sha256::digest(data.to_string().as_bytes());
+fn content_hash(json: &str) -> String {
+    // Staged JSON is canonical (serde_json's maps are ordered by key).
+    let digest = Sha256::digest(json.as_bytes());
     hex::encode(&digest[..16])
 }
 
@@ -208,12 +208,18 @@ fn cozy_metadata(commit: &RunCommit, created_at: &str, updated_at: &str) -> serd
     })
 }
 
-fn with_metadata(data: &serde_json::Value, meta: serde_json::Value) -> String {
-    let mut data = data.clone();
-    if let Some(obj) = data.as_object_mut() {
-        obj.insert("cozyMetadata".to_owned(), meta);
+fn with_metadata(json: &str, meta: serde_json::Value) -> String {
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(mut data) => {
+            if let Some(obj) = data.as_object_mut() {
+                obj.insert("cozyMetadata".to_owned(), meta);
+            }
+            data.to_string()
+        }
+        // Staged JSON comes from `serde_json::Value::to_string`; keep it as
+        // it is if it ever does not parse back.
+        Err(_) => json.to_owned(),
     }
-    data.to_string()
 }
 
 struct Existing {
@@ -290,12 +296,12 @@ impl DocStore for SqliteStore {
                 // 2. New documents in one multi-row insert; changed ones updated.
                 let mut inserts = Vec::new();
                 for doc in chunk {
-                    let hash = content_hash(&doc.data);
+                    let hash = content_hash(&doc.json);
                     match existing.get(&doc.key) {
                         Some(old) if old.hash == hash => c.skipped += 1,
                         Some(old) => {
                             let data = with_metadata(
-                                &doc.data,
+                                &doc.json,
                                 cozy_metadata(&commit, &old.created_at, &now),
                             );
                             sqlx::query(
@@ -314,7 +320,7 @@ impl DocStore for SqliteStore {
                         }
                         None => {
                             let id = doc.id.clone().unwrap_or_else(new_id);
-                            let data = with_metadata(&doc.data, cozy_metadata(&commit, &now, &now));
+                            let data = with_metadata(&doc.json, cozy_metadata(&commit, &now, &now));
                             inserts.push((id, doc.key.as_str(), hash, data));
                             c.created += 1;
                         }
@@ -578,12 +584,12 @@ mod tests {
     }
 
     fn doc(key: &str, amount: u32) -> StagedDoc {
-        StagedDoc {
-            doctype: "io.cozy.bills",
-            key: key.into(),
-            id: None,
-            data: json!({"vendor": "V", "amount": amount}),
-        }
+        StagedDoc::from_value(
+            "io.cozy.bills",
+            key.into(),
+            None,
+            &json!({"vendor": "V", "amount": amount}),
+        )
     }
 
     #[tokio::test]
