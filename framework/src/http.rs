@@ -484,6 +484,15 @@ impl HttpClient {
                         ),
                     ));
                 }
+                // A refused certificate does not heal in a second: no retry,
+                // and a message that says what it is.
+                Err(e) if error_chain(&e).contains("certificate") => {
+                    return Err(KonnectorError::vendor_down(format!(
+                        "the TLS certificate of {} was refused: {}",
+                        display_url(&url),
+                        error_chain(&e)
+                    )));
+                }
                 Err(e) if idempotent || e.is_connect() => Attempt::Retry(
                     format!("could not reach {}: {}", display_url(&url), error_chain(&e)),
                     None,
