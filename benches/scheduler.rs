@@ -132,7 +132,7 @@ fn phase_plan() -> Result<()> {
         let clock = ManualClock::new(now);
         let queue = Queue::open(store.pool().clone(), Arc::new(clock.clone())).await?;
         let t = Instant::now();
-        queue.sync_triggers(&plan).await?;
+        queue.add_triggers(&plan).await?;
         let sync = t.elapsed();
         // The worst night: every trigger due at once.
         clock.set(now + chrono::Duration::days(8));

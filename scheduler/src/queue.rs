@@ -424,34 +424,32 @@ impl Queue {
         row.as_ref().map(TriggerState::from_row).transpose()
     }
 
-    /// Creates the triggers of new accounts (`(account, konnector, first
-    /// run)`) and deletes those of removed accounts, with their queued jobs.
-    /// Existing triggers keep their state.
-    pub async fn sync_triggers(&self, accounts: &[(String, String, DateTime<Utc>)]) -> Result<()> {
+    /// Accounts of the store (its `accounts` table, in the same file) that
+    /// have no trigger yet, as `(account, konnector)`: one indexed query, so
+    /// a daemon with 100,000 accounts does not list them all every sync.
+    pub async fn accounts_without_trigger(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query_as(
+            "SELECT a.id, a.konnector FROM accounts a
+             WHERE NOT EXISTS (SELECT 1 FROM sched_triggers t WHERE t.account_id = a.id)",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(SchedulerError::sql("finding new accounts"))
+    }
+
+    /// Creates triggers (`(account, konnector, first run)`); existing ones
+    /// keep their state.
+    pub async fn add_triggers(&self, rows: &[(String, String, DateTime<Utc>)]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let now = ts(self.now());
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("syncing triggers"))?;
-        let existing: Vec<String> = sqlx::query_scalar("SELECT account_id FROM sched_triggers")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(SchedulerError::sql("syncing triggers"))?;
-        let wanted: HashMap<&str, ()> = accounts.iter().map(|(a, _, _)| (a.as_str(), ())).collect();
-        for gone in existing.iter().filter(|a| !wanted.contains_key(a.as_str())) {
-            sqlx::query("DELETE FROM sched_triggers WHERE account_id = ?")
-                .bind(gone)
-                .execute(&mut *tx)
-                .await
-                .map_err(SchedulerError::sql("removing a trigger"))?;
-            sqlx::query("DELETE FROM sched_jobs WHERE account_id = ? AND state = 'queued'")
-                .bind(gone)
-                .execute(&mut *tx)
-                .await
-                .map_err(SchedulerError::sql("removing a trigger"))?;
-        }
-        for (account, konnector, first) in accounts {
+            .map_err(SchedulerError::sql("adding triggers"))?;
+        for (account, konnector, first) in rows {
             sqlx::query(
                 "INSERT INTO sched_triggers (account_id, konnector, next_run_at, updated_at)
                  VALUES (?, ?, ?, ?) ON CONFLICT (account_id) DO NOTHING",
@@ -466,7 +464,38 @@ impl Queue {
         }
         tx.commit()
             .await
-            .map_err(SchedulerError::sql("syncing triggers"))
+            .map_err(SchedulerError::sql("adding triggers"))
+    }
+
+    /// Deletes the triggers, and queued jobs, of accounts that are no longer
+    /// in the store. Returns how many triggers went.
+    pub async fn drop_orphan_triggers(&self) -> Result<u64> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(SchedulerError::sql("removing triggers"))?;
+        sqlx::query(
+            "DELETE FROM sched_jobs WHERE state = 'queued'
+             AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = sched_jobs.account_id)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(SchedulerError::sql(
+            "removing queued jobs of removed accounts",
+        ))?;
+        let gone = sqlx::query(
+            "DELETE FROM sched_triggers
+             WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = sched_triggers.account_id)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(SchedulerError::sql("removing triggers"))?
+        .rows_affected();
+        tx.commit()
+            .await
+            .map_err(SchedulerError::sql("removing triggers"))?;
+        Ok(gone)
     }
 
     /// Sets or clears an account's cron override, with its next run.

@@ -137,18 +137,22 @@ impl Scheduler {
     /// Creates triggers for new accounts and drops those of removed ones.
     pub async fn sync_triggers(&self) -> Result<()> {
         let now = self.queue.now();
-        let accounts = self.accounts.list_accounts().await?;
-        let rows: Vec<(String, String, DateTime<Utc>)> = accounts
-            .iter()
-            .map(|a| {
+        let rows: Vec<(String, String, DateTime<Utc>)> = self
+            .queue
+            .accounts_without_trigger()
+            .await?
+            .into_iter()
+            .map(|(id, konnector)| {
                 let first = self
-                    .schedule_of(&a.id, &a.konnector, None)
+                    .schedule_of(&id, &konnector, None)
                     .and_then(|s| s.next_after(now, self.config.timezone))
                     .unwrap_or(now + chrono::Duration::days(1));
-                (a.id.clone(), a.konnector.clone(), first)
+                (id, konnector, first)
             })
             .collect();
-        self.queue.sync_triggers(&rows).await
+        self.queue.add_triggers(&rows).await?;
+        self.queue.drop_orphan_triggers().await?;
+        Ok(())
     }
 
     /// Sets (or with `None` removes) an account's cron override.
