@@ -22,6 +22,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::status_kib;
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -92,18 +95,6 @@ struct Row {
     wall: Duration,
     throughput: String,
     mem: Mem,
-}
-
-/// A field of `/proc/self/status`, in KiB.
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim_start_matches(':')
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Resets the peak-RSS mark before a phase and reads it after.

@@ -18,6 +18,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::status_kib;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,17 +38,6 @@ use gleaner_scheduler::plan::Schedule;
 use gleaner_scheduler::{
     Clock, KonnectorSource, ManualClock, Queue, Scheduler, SchedulerConfig, SystemClock,
 };
-
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim_start_matches(':')
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
 
 fn mib(kib: Option<u64>) -> String {
     kib.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))

@@ -126,6 +126,16 @@ fn open_browser(url: &str) {
     }
 }
 
+/// The manifest's field names, for error messages.
+fn field_names(manifest: &gleaner_framework::Manifest) -> String {
+    manifest
+        .fields
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `gleaner accounts add`
 pub async fn accounts_add(
     app: &App,
@@ -140,12 +150,7 @@ pub async fn accounts_add(
     if let Some(unknown) = given.keys().find(|k| !manifest.fields.contains_key(*k)) {
         bail!(
             "konnector `{slug}` has no field `{unknown}`; its fields are: {}",
-            manifest
-                .fields
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            field_names(&manifest)
         );
     }
     if let Some(url) = &endpoint {
@@ -241,12 +246,7 @@ pub async fn accounts_edit(app: &App, what: &str, given: Vec<(String, String)>) 
         bail!(
             "nothing to change: give --field name=value (fields of {}: {})",
             manifest.slug,
-            manifest
-                .fields
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            field_names(&manifest)
         );
     }
     let mut secrets = app.secrets(&account)?;

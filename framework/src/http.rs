@@ -585,8 +585,10 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(delta.to_std().unwrap_or(Duration::ZERO))
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    // reqwest's Display includes the URL (with its query); print the causes only.
+/// The causes of an error, joined by `: `, without its own message:
+/// reqwest's Display includes the URL (with its query), so only the causes
+/// are printed.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = Vec::new();
     let mut source = e.source();
     while let Some(s) = source {

@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+pub mod clock;
 pub mod context;
 pub mod doctypes;
 pub mod error;

@@ -195,31 +195,25 @@ pub async fn send(
         .body(body)
         .send()
         .await
-        .map_err(|e| TransportError(format!("could not reach {target}: {}", cause(&e))))?;
+        .map_err(|e| {
+            TransportError(format!(
+                "could not reach {target}: {}",
+                crate::http::error_chain(&e)
+            ))
+        })?;
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.bytes().await.map_err(|e| {
-        TransportError(format!("the answer of {target} was cut off: {}", cause(&e)))
+        TransportError(format!(
+            "the answer of {target} was cut off: {}",
+            crate::http::error_chain(&e)
+        ))
     })?;
     let mut out = oauth2::http::Response::new(body.to_vec());
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     tracing::debug!(url = %target, status = status.as_u16(), "oauth token call");
     Ok(out)
-}
-
-fn cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    if parts.is_empty() {
-        "request failed".into()
-    } else {
-        parts.join(": ")
-    }
 }
 
 /// Turns a token call's failure into a Cozy-style error: a refused grant
