@@ -306,7 +306,7 @@ fn phase_runs() -> Result<()> {
             mib(status_kib("VmHWM"))
         );
         println!(
-            "  peak per run (1,000 queued):  {:.0} KiB",
+            "  peak per queued run:          {:.0} KiB",
             status_kib("VmHWM")
                 .unwrap_or(0)
                 .saturating_sub(rss_before.unwrap_or(0)) as f64
