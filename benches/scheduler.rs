@@ -231,6 +231,7 @@ fn phase_runs() -> Result<()> {
                     fields: BTreeMap::from([("login".to_owned(), LOGIN.to_owned())]),
                     endpoint: Some(base_url.clone()),
                     created_at: Utc::now(),
+                    folder: Account::default_folder("Free Mobile", &id),
                 })
                 .await?;
             queue.enqueue_manual(&id, "free-mobile").await?;
@@ -252,7 +253,7 @@ fn phase_runs() -> Result<()> {
                 retry: RetryPolicy::default(),
             },
             accounts: Arc::new(store.clone()),
-            vault,
+            vault: Some(vault),
             konnectors,
             config,
             owner: Scheduler::new_owner("bench"),

@@ -14,6 +14,7 @@ use gleaner_framework::vault::{self, KdfParams, Vault, VaultLocation};
 use gleaner_framework::{RunEnv, Secret};
 use gleaner_konnectors::Registry;
 use gleaner_scheduler::{Clock, KonnectorSource, Queue, Scheduler, SchedulerConfig, SystemClock};
+use tokio::sync::OnceCell;
 
 /// Everything a command needs.
 pub struct App {
@@ -23,12 +24,15 @@ pub struct App {
     pub store: SqliteStore,
     /// The files tree.
     pub files: FileStore,
-    /// The credentials vault.
-    pub vault: Arc<Vault>,
+    /// The credentials vault, opened on first use ([`App::vault`]): the
+    /// commands that need no secret (lists, documents, export, removing an
+    /// account) work even when the key is lost, and never ask for the
+    /// passphrase.
+    vault: OnceCell<Arc<Vault>>,
+    /// OAuth tokens (one per process: it serializes refreshes).
+    oauth: OnceCell<Arc<TokenManager>>,
     /// The scheduler's settings (`gleaner.toml`).
     pub config: SchedulerConfig,
-    /// OAuth tokens (one per process: it serializes refreshes).
-    pub oauth: Arc<TokenManager>,
     /// The konnectors.
     pub registry: Registry,
 }
@@ -42,46 +46,118 @@ impl App {
                 .map(|p| p.data_dir().to_owned())
                 .context("no home directory: give --data-dir or set GLEANER_HOME")?,
         };
-        std::fs::create_dir_all(&data_dir)
+        gleaner_framework::store::files::create_private_dir(&data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        // Personal data: the folder is the user's alone, even one that
+        // existed before Gleaner used it.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(&data_dir)
+                && meta.permissions().mode() & 0o077 != 0
+                && let Err(e) =
+                    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+            {
+                tracing::warn!(dir = %data_dir.display(), error = %e, "cannot make the data directory private");
+            }
+        }
         let store = SqliteStore::open(&data_dir.join("gleaner.db")).await?;
         let files = FileStore::open(&data_dir.join("files"))?;
-        // The key source: a passphrase header if one exists (passphrase from
-        // GLEANER_PASSPHRASE or a prompt), else the key file; a new data
-        // directory gets a passphrase vault when GLEANER_PASSPHRASE is set.
-        let env_passphrase = std::env::var("GLEANER_PASSPHRASE")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(Secret::new);
-        let (vault, notes) = vault::open_for_store(
-            &VaultLocation::new(&data_dir),
-            &store,
-            env_passphrase,
-            &prompt_passphrase,
-            KdfParams::LAPTOP,
-        )
-        .await?;
-        for note in notes.notes {
-            tracing::warn!("{note}");
-        }
-        let vault = Arc::new(vault);
-        let oauth = Arc::new(TokenManager::new(store.clone(), Arc::clone(&vault))?);
         let registry = Registry::builtin()?;
+        // Accounts made before folders were recorded keep the folder their
+        // files are in (unless another account claimed it first).
+        let assigned = store
+            .assign_missing_folders(&|a: &Account| {
+                let name = registry
+                    .get(&a.konnector)
+                    .map(|e| e.konnector.manifest().name.clone())
+                    .unwrap_or_else(|_| a.konnector.clone());
+                (
+                    format!(
+                        "{}/{}",
+                        gleaner_framework::store::files::sanitize_name(&name),
+                        gleaner_framework::store::files::sanitize_name(&a.label)
+                    ),
+                    Account::default_folder(&name, &a.id),
+                )
+            })
+            .await?;
+        for (id, folder) in assigned {
+            tracing::info!(account = %id, folder = %folder, "account folder recorded");
+        }
         let config = SchedulerConfig::load(&data_dir.join("gleaner.toml"))?;
         Ok(Self {
             data_dir,
             store,
             files,
-            vault,
+            vault: OnceCell::new(),
+            oauth: OnceCell::new(),
             config,
-            oauth,
             registry,
         })
     }
 
+    /// The vault, opened (and on a new installation created) on first use.
+    ///
+    /// The key source: a passphrase header if one exists (passphrase from
+    /// GLEANER_PASSPHRASE or a prompt), else the key file; a new data
+    /// directory gets a passphrase vault when GLEANER_PASSPHRASE is set. A
+    /// store that holds sealed records never gets a new key.
+    pub async fn vault(&self) -> Result<Arc<Vault>> {
+        let vault = self
+            .vault
+            .get_or_try_init(|| async {
+                let env_passphrase = match std::env::var("GLEANER_PASSPHRASE") {
+                    Ok(p) if p.is_empty() => bail!(
+                        "GLEANER_PASSPHRASE is set but empty: give the passphrase, or unset it to use the key file"
+                    ),
+                    Ok(p) => Some(Secret::new(p)),
+                    Err(_) => None,
+                };
+                let (vault, notes) = vault::open_for_store(
+                    &VaultLocation::new(&self.data_dir),
+                    &self.store,
+                    env_passphrase,
+                    &prompt_passphrase,
+                    KdfParams::LAPTOP,
+                )
+                .await
+                .map_err(|e| {
+                    let lost = e.code == gleaner_framework::ErrorCode::VaultFailed
+                        && e.message.contains("is missing");
+                    let err = anyhow::Error::new(e);
+                    if lost {
+                        err.context(
+                            "commands that need no secret still work: `gleaner accounts list`, `gleaner docs`, `gleaner export`, and `gleaner accounts remove <account>` (its documents are kept)",
+                        )
+                    } else {
+                        err
+                    }
+                })?;
+                for note in notes.notes {
+                    tracing::warn!("{note}");
+                }
+                Ok::<_, anyhow::Error>(Arc::new(vault))
+            })
+            .await?;
+        Ok(Arc::clone(vault))
+    }
+
+    /// The process's OAuth token manager (opens the vault).
+    pub async fn oauth(&self) -> Result<Arc<TokenManager>> {
+        let oauth = self
+            .oauth
+            .get_or_try_init(|| async {
+                let vault = self.vault().await?;
+                Ok::<_, anyhow::Error>(Arc::new(TokenManager::new(self.store.clone(), vault)?))
+            })
+            .await?;
+        Ok(Arc::clone(oauth))
+    }
+
     /// Where runs keep login sessions, sealed by the vault.
-    pub fn sessions(&self) -> Sessions {
-        Sessions::new(Arc::new(self.store.clone()), Arc::clone(&self.vault))
+    fn sessions(&self, vault: Arc<Vault>) -> Sessions {
+        Sessions::new(Arc::new(self.store.clone()), vault)
     }
 
     /// The run environment shared by runs.
@@ -93,9 +169,34 @@ impl App {
         }
     }
 
-    /// The scheduler over this installation; `role` names this process on
-    /// job leases (`daemon`, `cli`).
+    /// The scheduler over this installation, able to run jobs (it opens
+    /// the vault); `role` names this process on job leases (`daemon`,
+    /// `cli`).
     pub async fn scheduler(&self, role: &str) -> Result<Arc<Scheduler>> {
+        let vault = self.vault().await?;
+        let oauth = self.oauth().await?;
+        self.build_scheduler(role, Some((vault, oauth))).await
+    }
+
+    /// The scheduler for commands that only read or plan (status, jobs,
+    /// schedule, triggers): it does not open the vault.
+    pub async fn planner(&self) -> Result<Arc<Scheduler>> {
+        let sched = self.build_scheduler("cli", None).await?;
+        // Jobs of processes that died (or could not record their outcome,
+        // on a full disk) are settled first, so what is shown is true: done
+        // if their run committed, queued again if not. Best effort: on a
+        // full disk the listing still works.
+        if let Err(e) = sched.queue.recover().await {
+            tracing::warn!(error = %e, "cannot settle the jobs of stopped processes");
+        }
+        Ok(sched)
+    }
+
+    async fn build_scheduler(
+        &self,
+        role: &str,
+        secrets: Option<(Arc<Vault>, Arc<TokenManager>)>,
+    ) -> Result<Arc<Scheduler>> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let queue = Queue::open(self.store.pool().clone(), clock).await?;
         let registry = self.registry.clone();
@@ -105,12 +206,12 @@ impl App {
             queue,
             env: self.run_env(),
             accounts: Arc::new(self.store.clone()),
-            vault: Arc::clone(&self.vault),
+            vault: secrets.as_ref().map(|(v, _)| Arc::clone(v)),
             konnectors,
             config: self.config.clone(),
             owner: Scheduler::new_owner(role),
-            oauth: Some(Arc::clone(&self.oauth)),
-            sessions: Some(self.sessions()),
+            oauth: secrets.as_ref().map(|(_, o)| Arc::clone(o)),
+            sessions: secrets.map(|(v, _)| self.sessions(v)),
         }))
     }
 
@@ -132,8 +233,17 @@ impl App {
     }
 
     /// Opens an account's secrets.
-    pub fn secrets(&self, account: &Account) -> Result<BTreeMap<String, Secret>> {
-        Ok(self.vault.open(&account.id, &account.sealed_secrets)?)
+    pub async fn secrets(&self, account: &Account) -> Result<BTreeMap<String, Secret>> {
+        Ok(self
+            .vault()
+            .await?
+            .open(&account.id, &account.sealed_secrets)?)
+    }
+
+    /// Closes the store's connections (SQLite checkpoints the WAL into the
+    /// database file when the last one closes).
+    pub async fn close(&self) {
+        self.store.pool().close().await;
     }
 
     /// The absolute path of the files tree.
@@ -151,9 +261,6 @@ fn prompt_passphrase() -> Result<Option<Secret>, gleaner_framework::KonnectorErr
     rpassword::prompt_password("Vault passphrase: ")
         .map(|p| Some(Secret::new(p)))
         .map_err(|e| {
-            gleaner_framework::KonnectorError::new(
-                gleaner_framework::ErrorCode::LoginFailedNeedsSecret,
-                format!("cannot read the passphrase: {e}"),
-            )
+            gleaner_framework::KonnectorError::vault(format!("cannot read the passphrase: {e}"))
         })
 }

@@ -177,6 +177,7 @@ pub async fn accounts_add(
     let label = label
         .or(identifier)
         .unwrap_or_else(|| format!("{slug}-{}", &id[..6]));
+    gleaner_framework::store::check_label(&label)?;
     if app
         .store
         .list_accounts()
@@ -194,7 +195,8 @@ pub async fn accounts_add(
         None => None,
     };
     let account = Account {
-        sealed_secrets: app.vault.seal(&id, &secrets)?,
+        sealed_secrets: app.vault().await?.seal(&id, &secrets)?,
+        folder: Account::default_folder(&manifest.name, &id),
         id,
         konnector: slug.to_owned(),
         label,
@@ -202,9 +204,19 @@ pub async fn accounts_add(
         endpoint,
         created_at: Utc::now(),
     };
-    app.store.put_account(&account).await?;
+    // The unique index decides: another process may have added the same
+    // label since the check above.
+    app.store.put_account(&account).await.map_err(|e| {
+        let hint = e.message.contains("exists already");
+        let err = anyhow::Error::new(e);
+        if hint {
+            err.context("pick another label with --label")
+        } else {
+            err
+        }
+    })?;
     if let Some(tokens) = tokens {
-        app.oauth.save(&account.id, &tokens).await?;
+        app.oauth().await?.save(&account.id, &tokens).await?;
     }
     Ok(account)
 }
@@ -249,7 +261,7 @@ pub async fn accounts_edit(app: &App, what: &str, given: Vec<(String, String)>) 
             field_names(&manifest)
         );
     }
-    let mut secrets = app.secrets(&account)?;
+    let mut secrets = app.secrets(&account).await?;
     let mut changed = Vec::new();
     for (name, value) in given {
         let spec = manifest
@@ -269,7 +281,7 @@ pub async fn accounts_edit(app: &App, what: &str, given: Vec<(String, String)>) 
         }
         changed.push(name);
     }
-    account.sealed_secrets = app.vault.seal(&account.id, &secrets)?;
+    account.sealed_secrets = app.vault().await?.seal(&account.id, &secrets)?;
     app.store.put_account(&account).await?;
     crate::scheduling::credentials_changed(app, &account).await?;
     println!(
@@ -282,7 +294,14 @@ pub async fn accounts_edit(app: &App, what: &str, given: Vec<(String, String)>) 
 
 /// `gleaner accounts list`
 pub async fn accounts_list(app: &App) -> Result<()> {
-    let mut t = table(&["id", "konnector", "label", "endpoint", "last sync"]);
+    let mut t = table(&[
+        "id",
+        "konnector",
+        "label",
+        "folder",
+        "endpoint",
+        "last sync",
+    ]);
     for a in app.store.list_accounts().await? {
         let last = app
             .store
@@ -293,8 +312,9 @@ pub async fn accounts_list(app: &App) -> Result<()> {
         t.add_row(vec![
             a.id.clone(),
             a.konnector.clone(),
-            a.label.clone(),
-            a.endpoint.clone().unwrap_or_default(),
+            printable(&a.label),
+            printable(&a.folder),
+            printable(a.endpoint.as_deref().unwrap_or_default()),
             last,
         ]);
     }
@@ -306,32 +326,44 @@ pub async fn accounts_list(app: &App) -> Result<()> {
 pub async fn accounts_remove(app: &App, what: &str, purge: bool) -> Result<()> {
     let account = app.find_account(what).await?;
     app.store.remove_account(&account.id, purge).await?;
+    let label = printable(&account.label);
     if purge {
-        let manifest = app.registry.get(&account.konnector)?.konnector.manifest();
-        let dir = app
-            .files
-            .root()
-            .join(gleaner_framework::store::files::sanitize_name(
-                &manifest.name,
-            ))
-            .join(gleaner_framework::store::files::sanitize_name(
-                &account.label,
-            ));
-        if dir.exists() {
+        // The account's own folder (unique in the store): never another
+        // account's files.
+        let dir = app.files.absolute(&account.folder);
+        if !account.folder.trim_matches('/').is_empty() && dir.exists() {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("cannot remove {}", dir.display()))?;
         }
         println!(
-            "removed account {} ({}) with its documents and files",
-            account.label, account.id
+            "removed account {label} ({}) with its documents and files",
+            account.id
         );
     } else {
         println!(
-            "removed account {} ({}); its documents and files are kept",
-            account.label, account.id
+            "removed account {label} ({}); its documents and files are kept",
+            account.id
         );
     }
     Ok(())
+}
+
+/// Text from outside (a label, a provider's string) made safe for a
+/// terminal: control characters (newlines, ANSI escapes) are shown
+/// escaped, never interpreted.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// A progress bar for a run and the callback that feeds it.
@@ -415,6 +447,17 @@ pub async fn docs(
         .store
         .list(doctype, account_id.as_deref(), None, limit)
         .await?;
+    let total = match &account_id {
+        None => app
+            .store
+            .count_by_doctype()
+            .await?
+            .get(doctype)
+            .copied()
+            .unwrap_or(0),
+        // One account: count by paging (no per-account count query).
+        Some(id) => count_docs(app, doctype, id).await?,
+    };
     if json {
         for d in &docs {
             println!("{}", d.data);
@@ -450,8 +493,31 @@ pub async fn docs(
         });
     }
     println!("{t}");
-    println!("{} document(s) of {doctype}", docs.len());
+    if (docs.len() as u64) < total {
+        println!(
+            "{} of {total} document(s) of {doctype}; see more with --limit {total}, or all with `gleaner export`",
+            docs.len()
+        );
+    } else {
+        println!("{} document(s) of {doctype}", docs.len());
+    }
     Ok(())
+}
+
+/// How many documents of `doctype` an account has.
+async fn count_docs(app: &App, doctype: &str, account_id: &str) -> Result<u64> {
+    let mut n = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .store
+            .list(doctype, Some(account_id), after.as_deref(), 1000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        n += page.len() as u64;
+    }
+    Ok(n)
 }
 
 /// `gleaner export`
@@ -470,11 +536,27 @@ pub async fn export(
             .filter(|d| d != "io.cozy.accounts")
             .collect()
     };
-    let mut sink: Box<dyn Write> = match &out {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        )),
+    // With --out, lines go to a temporary file beside the target, renamed
+    // over it only once all of them are written and synced: a full disk or
+    // a damaged store leaves the previous file whole (the temporary file is
+    // removed when dropped on error).
+    let mut temp = match &out {
+        Some(path) => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+                _ => std::path::PathBuf::from("."),
+            };
+            Some(
+                tempfile::Builder::new()
+                    .prefix(".gleaner-export-")
+                    .tempfile_in(&dir)
+                    .with_context(|| format!("cannot write in {}", dir.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut sink: Box<dyn Write> = match &mut temp {
+        Some(file) => Box::new(std::io::BufWriter::new(file.as_file_mut())),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let mut n = 0u64;
@@ -517,7 +599,13 @@ pub async fn export(
         }
     }
     sink.flush()?;
-    if let Some(path) = out {
+    drop(sink);
+    if let (Some(temp), Some(path)) = (temp, &out) {
+        temp.as_file()
+            .sync_all()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        temp.persist(path)
+            .with_context(|| format!("cannot replace {}", path.display()))?;
         eprintln!("exported {n} document(s) to {}", path.display());
     }
     Ok(())
@@ -526,6 +614,9 @@ pub async fn export(
 /// `gleaner demo`
 pub async fn demo(app: &App) -> Result<()> {
     println!("Gleaner demo: data in {}", app.data_dir.display());
+    // One demo at a time per data directory: a second one waits for the
+    // first, then finds its accounts (the OS lock goes with the process).
+    let _lock = lock_file(&app.data_dir.join("demo.lock")).await?;
     let mut failures = 0;
     for entry in app.registry.entries() {
         let Some(start) = entry.sandbox else { continue };
@@ -550,12 +641,12 @@ pub async fn demo(app: &App) -> Result<()> {
                 a.endpoint = Some(sandbox.base_url.clone());
                 // And a new sandbox knows no earlier OAuth token: consent
                 // again (its consent page approves at once).
-                let secrets = app.secrets(&a)?;
+                let secrets = app.secrets(&a).await?;
                 if let Some((fields, tokens)) =
                     oauth_consent(manifest, a.endpoint.as_deref(), &secrets, &Consent::Auto).await?
                 {
                     a.fields.extend(fields);
-                    app.oauth.save(&a.id, &tokens).await?;
+                    app.oauth().await?.save(&a.id, &tokens).await?;
                 }
                 app.store.put_account(&a).await?;
                 a
@@ -598,12 +689,25 @@ pub async fn demo(app: &App) -> Result<()> {
     Ok(())
 }
 
+/// Takes an exclusive lock on `path` (created 0600), waiting for another
+/// process that holds it. Released when the file is dropped.
+async fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
+    let file = gleaner_framework::store::files::create_private_file_keep(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .context("the lock task stopped")?
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
+}
+
 /// `gleaner vault status`
 pub async fn vault_status(app: &App) -> Result<()> {
     let counts = app.store.sealed_counts().await?;
-    println!("key source: {}", app.vault.source());
-    println!("key:        {}", app.vault.key_path().display());
-    println!("key id:     {}", app.vault.key_id());
+    let vault = app.vault().await?;
+    println!("key source: {}", vault.source());
+    println!("key:        {}", vault.key_path().display());
+    println!("key id:     {}", vault.key_id());
     let mut t = table(&["table", "sealed records"]);
     for (table, n) in &counts {
         t.add_row(vec![table.clone(), n.to_string()]);
@@ -616,15 +720,16 @@ pub async fn vault_status(app: &App) -> Result<()> {
 /// `gleaner vault rotate`
 pub async fn vault_rotate(app: &App, to_passphrase: bool, to_keyfile: bool) -> Result<()> {
     use gleaner_framework::vault::{self, KdfParams, KeySource, RotationTarget, VaultLocation};
+    let current = app.vault().await?;
     let passphrase_target =
-        to_passphrase || (!to_keyfile && app.vault.source() == KeySource::Passphrase);
+        to_passphrase || (!to_keyfile && current.source() == KeySource::Passphrase);
     let target = if passphrase_target {
         RotationTarget::Passphrase(new_passphrase()?, KdfParams::LAPTOP)
     } else {
         RotationTarget::KeyFile
     };
     let loc = VaultLocation::new(&app.data_dir);
-    let (new, counts) = vault::rotate(&loc, &app.store, &app.vault, target).await?;
+    let (new, counts) = vault::rotate(&loc, &app.store, &current, target).await?;
     println!(
         "vault rotated: {} record(s) re-sealed ({}); key source {} at {}, key id {} (was {})",
         counts.values().sum::<u64>(),
@@ -636,7 +741,7 @@ pub async fn vault_rotate(app: &App, to_passphrase: bool, to_keyfile: bool) -> R
         new.source(),
         new.key_path().display(),
         new.key_id(),
-        app.vault.key_id()
+        current.key_id()
     );
     Ok(())
 }

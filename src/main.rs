@@ -93,10 +93,17 @@ pub(crate) fn describe(e: &anyhow::Error, verbose: u8) -> String {
     };
     // A context added around a konnector error (which job, what happens
     // next) goes on its own line.
-    if e.downcast_ref::<KonnectorError>().is_none()
-        && e.chain()
-            .any(|c| c.downcast_ref::<KonnectorError>().is_some())
-    {
+    // (anyhow lets a context error downcast to the error it wraps, so ask
+    // the chain's first link, which is exactly the outermost error.)
+    let outermost_is_konnector = e
+        .chain()
+        .next()
+        .is_some_and(|c| c.downcast_ref::<KonnectorError>().is_some());
+    let konnector_text = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<KonnectorError>())
+        .map(ToString::to_string);
+    if !outermost_is_konnector && konnector_text.is_some_and(|k| k != e.to_string()) {
         out.push_str(&format!("\n  ({e})"));
     }
     if verbose > 0 {
@@ -109,8 +116,16 @@ pub(crate) fn describe(e: &anyhow::Error, verbose: u8) -> String {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let app = app::App::open(cli.data_dir).await?;
-    match cli.command {
-        Command::Konnectors => commands::konnectors(&app),
+    let result = run_command(&app, cli.command).await;
+    // Closing the store checkpoints its WAL into the database file, so a
+    // finished command leaves one whole file behind.
+    app.close().await;
+    result
+}
+
+async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Konnectors => commands::konnectors(app),
         Command::Accounts(AccountsCommand::Add {
             slug,
             fields,
@@ -124,36 +139,36 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 port: oauth_port,
             };
             let account =
-                commands::accounts_add(&app, &slug, fields, label, endpoint, consent).await?;
+                commands::accounts_add(app, &slug, fields, label, endpoint, consent).await?;
             println!(
                 "added account {} ({}) for {}; run it with `gleaner run {}`",
                 account.label, account.id, account.konnector, account.label
             );
         }
-        Command::Accounts(AccountsCommand::List) => commands::accounts_list(&app).await?,
+        Command::Accounts(AccountsCommand::List) => commands::accounts_list(app).await?,
         Command::Accounts(AccountsCommand::Edit { account, fields }) => {
-            commands::accounts_edit(&app, &account, fields).await?;
+            commands::accounts_edit(app, &account, fields).await?;
         }
         Command::Accounts(AccountsCommand::Remove { account, purge }) => {
-            commands::accounts_remove(&app, &account, purge).await?;
+            commands::accounts_remove(app, &account, purge).await?;
         }
-        Command::Run { account, detach } => commands::run(&app, &account, detach).await?,
+        Command::Run { account, detach } => commands::run(app, &account, detach).await?,
         Command::Daemon {
             concurrency,
             per_konnector,
             ..
-        } => scheduling::daemon(&app, concurrency, per_konnector).await?,
-        Command::Schedule => scheduling::schedule(&app).await?,
+        } => scheduling::daemon(app, concurrency, per_konnector).await?,
+        Command::Schedule => scheduling::schedule(app).await?,
         Command::Jobs {
             account,
             failed,
             limit,
             json,
-        } => scheduling::jobs(&app, account.as_deref(), failed, limit, json).await?,
-        Command::Status => scheduling::status(&app).await?,
+        } => scheduling::jobs(app, account.as_deref(), failed, limit, json).await?,
+        Command::Status => scheduling::status(app).await?,
         Command::TwoFa { account, code } => {
             let account = app.find_account(&account).await?;
-            scheduling::two_factor(&app, &account, code).await?;
+            scheduling::two_factor(app, &account, code).await?;
         }
         Command::Trigger {
             account,
@@ -164,21 +179,21 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             if cron.is_none() && !auto {
                 anyhow::bail!("give --cron \"EXPR\" or --auto");
             }
-            scheduling::trigger(&app, &account, cron.as_deref()).await?;
+            scheduling::trigger(app, &account, cron.as_deref()).await?;
         }
         Command::Docs {
             doctype,
             account,
             json,
             limit,
-        } => commands::docs(&app, &doctype, account.as_deref(), json, limit).await?,
-        Command::Export { doctypes, out } => commands::export(&app, doctypes, out).await?,
-        Command::Demo => commands::demo(&app).await?,
-        Command::Vault(VaultCommand::Status) => commands::vault_status(&app).await?,
+        } => commands::docs(app, &doctype, account.as_deref(), json, limit).await?,
+        Command::Export { doctypes, out } => commands::export(app, doctypes, out).await?,
+        Command::Demo => commands::demo(app).await?,
+        Command::Vault(VaultCommand::Status) => commands::vault_status(app).await?,
         Command::Vault(VaultCommand::Rotate {
             to_passphrase,
             to_keyfile,
-        }) => commands::vault_rotate(&app, to_passphrase, to_keyfile).await?,
+        }) => commands::vault_rotate(app, to_passphrase, to_keyfile).await?,
     }
     Ok(())
 }

@@ -87,7 +87,7 @@ pub async fn run_job(app: &App, account: &Account) -> Result<RunReport> {
 
 /// `gleaner run --detach`: queue a manual run for the daemon.
 pub async fn enqueue(app: &App, account: &Account) -> Result<()> {
-    let sched = app.scheduler("cli").await?;
+    let sched = app.planner().await?;
     sched.sync_triggers().await?;
     let id = sched
         .queue
@@ -158,7 +158,7 @@ fn local(app: &App, t: Option<DateTime<Utc>>) -> String {
 
 /// `gleaner schedule`
 pub async fn schedule(app: &App) -> Result<()> {
-    let sched = app.scheduler("cli").await?;
+    let sched = app.planner().await?;
     let labels = sched.labels().await?;
     let mut rows = sched.overview().await?;
     rows.sort_by_key(|(t, _)| t.next_run_at);
@@ -196,7 +196,7 @@ pub async fn jobs(
     limit: u32,
     json: bool,
 ) -> Result<()> {
-    let sched = app.scheduler("cli").await?;
+    let sched = app.planner().await?;
     let account_id = match account {
         Some(a) => Some(app.find_account(a).await?.id),
         None => None,
@@ -270,7 +270,7 @@ pub async fn jobs(
 
 /// `gleaner status`: one line per account, readable at a glance.
 pub async fn status(app: &App) -> Result<()> {
-    let sched = app.scheduler("cli").await?;
+    let sched = app.planner().await?;
     let labels = sched.labels().await?;
     let rows = sched.overview().await?;
     let active = sched
@@ -344,7 +344,7 @@ pub async fn two_factor(app: &App, account: &Account, code: Option<String>) -> R
     if code.trim().is_empty() {
         bail!("the code is empty");
     }
-    let sealed = seal_code(&app.vault, &account.id, &code)?;
+    let sealed = seal_code(&*app.vault().await?, &account.id, &code)?;
     // A run between two questions (it just sent a refused code to the
     // provider) is briefly `running`: wait a little for it to ask again.
     let mut job = sched.queue.give_answer(&account.id, &sealed).await;
@@ -374,7 +374,7 @@ pub async fn two_factor(app: &App, account: &Account, code: Option<String>) -> R
 
 /// `gleaner trigger <account> --cron EXPR | --auto`
 pub async fn trigger(app: &App, account: &Account, cron: Option<&str>) -> Result<()> {
-    let sched = app.scheduler("cli").await?;
+    let sched = app.planner().await?;
     let next = sched.set_cron(account, cron).await?;
     println!(
         "{}: {}; next run {} ({})",
@@ -391,7 +391,7 @@ pub async fn trigger(app: &App, account: &Account, cron: Option<&str>) -> Result
 
 /// Tells the scheduler an account's credentials changed (lifts its block).
 pub async fn credentials_changed(app: &App, account: &Account) -> Result<()> {
-    let sched = app.scheduler("cli").await?;
+    let sched = app.planner().await?;
     sched.sync_triggers().await?;
     sched.queue.credentials_changed(&account.id).await?;
     let _ = app.store.get_account(&account.id).await?;

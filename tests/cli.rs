@@ -2,112 +2,12 @@
 //! provider sandboxes on loopback. New CLI features get a test here.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Command;
+
+use common::{Home, row_counts};
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
-
-struct Home(tempfile::TempDir);
-
-impl Home {
-    fn new() -> Self {
-        Self(tempfile::tempdir().unwrap())
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-
-    fn gleaner(&self, args: &[&str]) -> Output {
-        self.gleaner_env(args, &[])
-    }
-
-    fn gleaner_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gleaner"));
-        cmd.args(args)
-            .env("GLEANER_HOME", self.path())
-            .env_remove("GLEANER_LOG")
-            .env_remove("GLEANER_PASSPHRASE")
-            .env_remove("GLEANER_NEW_PASSPHRASE")
-            .stdin(std::process::Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.gleaner(args);
-        assert!(
-            out.status.success(),
-            "gleaner {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.gleaner(args);
-        assert!(!out.status.success(), "gleaner {args:?} should fail");
-        String::from_utf8(out.stderr).unwrap()
-    }
-
-    /// Adds a Free Mobile account pointing at a sandbox; returns stdout.
-    fn add_free_mobile(&self, endpoint: &str, password: &str, label: &str) -> String {
-        self.ok(&[
-            "accounts",
-            "add",
-            "free-mobile",
-            "--field",
-            &format!("login={LOGIN}"),
-            "--field",
-            &format!("password={password}"),
-            "--label",
-            label,
-            "--endpoint",
-            endpoint,
-        ])
-    }
-
-    fn files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            for e in std::fs::read_dir(dir).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    walk(&p, out)
-                } else {
-                    out.push(p)
-                }
-            }
-        }
-        let mut out = Vec::new();
-        let root = self.path().join("files");
-        if root.exists() {
-            walk(&root, &mut out);
-        }
-        out.sort();
-        out
-    }
-
-    fn export(&self) -> Vec<serde_json::Value> {
-        self.ok(&["export"])
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-fn row_counts(out: &str, doctype: &str) -> Vec<String> {
-    let line = out
-        .lines()
-        .find(|l| l.contains(doctype))
-        .unwrap_or_else(|| panic!("no {doctype} row in:\n{out}"));
-    line.split(['│', '┆'])
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty())
-        .collect()
-}
 
 #[test]
 fn demo_imports_bills_and_pdfs_then_a_second_run_creates_nothing() {
@@ -457,6 +357,16 @@ async fn an_enedis_account_is_added_through_the_loopback_consent_and_runs() {
     let again = home.ok(&["run", "maison"]);
     assert_eq!(row_counts(&again, "io.cozy.timeseries.energy")[1], "0");
     assert_eq!(sandbox.token_requests(), 1);
+    // Issue 8, defect 2: a key rotation re-seals the OAuth tokens too, so
+    // the next run still opens them (it used to fail with a vault error
+    // and pause the account).
+    let rotated = home.ok(&["vault", "rotate"]);
+    assert!(rotated.contains("oauth_tokens: 1"), "{rotated}");
+    let status = home.ok(&["vault", "status"]);
+    assert!(status.contains("oauth_tokens"), "{status}");
+    let after = home.ok(&["run", "maison"]);
+    assert_eq!(row_counts(&after, "io.cozy.timeseries.energy")[1], "0");
+    assert_eq!(sandbox.token_requests(), 1, "the sealed token was reused");
     // No token is in clear anywhere in the data directory.
     for token in sandbox.issued_tokens() {
         for entry in std::fs::read_dir(home.path()).unwrap() {

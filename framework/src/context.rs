@@ -106,6 +106,9 @@ pub struct RunAccount {
     pub fields: BTreeMap<String, String>,
     /// The secret fields, opened.
     pub secrets: BTreeMap<String, Secret>,
+    /// The account's folder in the files tree (its own, unique; see
+    /// [`crate::store::Account::folder`]).
+    pub folder: String,
 }
 
 /// The handle a konnector run works through.
@@ -186,11 +189,7 @@ impl RunContext {
             .manifest
             .identifier_field()
             .and_then(|f| parts.account.fields.get(f).cloned());
-        let account_dir = format!(
-            "{}/{}",
-            crate::store::files::sanitize_name(&parts.manifest.name),
-            crate::store::files::sanitize_name(&parts.account.label)
-        );
+        let account_dir = parts.account.folder.trim_matches('/').to_owned();
         Self {
             run_id: parts.run_id,
             account: parts.account,

@@ -69,6 +69,9 @@ pub enum ErrorCode {
     InvalidData,
     /// The store is unreadable or its contents are corrupt.
     StoreFailed,
+    /// The vault cannot open or seal records (its key is missing, wrong or
+    /// unreadable): a local failure, not the person's credentials.
+    VaultFailed,
     /// No konnector with the given slug exists.
     KonnectorNotFound,
     /// A konnector manifest failed validation.
@@ -105,6 +108,7 @@ impl ErrorCode {
         Self::RequestBudgetExceeded,
         Self::InvalidData,
         Self::StoreFailed,
+        Self::VaultFailed,
         Self::KonnectorNotFound,
         Self::ManifestInvalid,
         Self::Timeout,
@@ -138,6 +142,7 @@ impl ErrorCode {
             Self::RequestBudgetExceeded => "UNKNOWN_ERROR.REQUEST_BUDGET_EXCEEDED",
             Self::InvalidData => "UNKNOWN_ERROR.INVALID_DATA",
             Self::StoreFailed => "UNKNOWN_ERROR.STORE_FAILED",
+            Self::VaultFailed => "UNKNOWN_ERROR.VAULT_FAILED",
             Self::KonnectorNotFound => "UNKNOWN_ERROR.KONNECTOR_NOT_FOUND",
             Self::ManifestInvalid => "UNKNOWN_ERROR.MANIFEST_INVALID",
             Self::Timeout => "VENDOR_DOWN.TIMEOUT",
@@ -247,6 +252,19 @@ impl KonnectorError {
         Self::new(ErrorCode::StoreFailed, message)
     }
 
+    /// `UNKNOWN_ERROR.VAULT_FAILED`: the vault's key is missing, wrong or
+    /// unreadable, or a record does not open. Local, never blamed on the
+    /// person's credentials: it neither retries nor pauses the account.
+    pub fn vault(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::VaultFailed, message)
+    }
+
+    /// `DISK_QUOTA_EXCEEDED`: the disk holding the store or the files is
+    /// full.
+    pub fn disk_full(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::DiskQuotaExceeded, message)
+    }
+
     /// Attaches the delay the provider asked for.
     pub fn with_retry_after(mut self, delay: Duration) -> Self {
         self.retry_after = Some(delay);
@@ -283,6 +301,18 @@ mod tests {
         }
         assert!(ErrorCode::VendorDown.is_retryable());
         assert!(!ErrorCode::PageChanged.is_retryable());
+    }
+
+    #[test]
+    fn local_failures_neither_retry_nor_blame_the_person() {
+        for code in [
+            ErrorCode::VaultFailed,
+            ErrorCode::StoreFailed,
+            ErrorCode::DiskQuotaExceeded,
+        ] {
+            assert!(!code.needs_user(), "{code} must not pause the account");
+            assert!(!code.is_retryable(), "{code} is not transient");
+        }
     }
 
     #[test]

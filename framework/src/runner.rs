@@ -212,6 +212,7 @@ async fn run_inner(
             label: account.label.clone(),
             fields: account.fields.clone(),
             secrets,
+            folder: account.folder.clone(),
         },
         manifest: Arc::clone(&manifest),
         base_url,

@@ -55,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::error::{ErrorCode, KonnectorError};
+use crate::error::KonnectorError;
 use crate::secret::Secret;
 
 const MAGIC_V1: &[u8; 4] = b"GLV1";
@@ -455,7 +455,7 @@ fn sync_dir(dir: &Path) {
 }
 
 fn vault_error(message: String) -> KonnectorError {
-    KonnectorError::new(ErrorCode::LoginFailedNeedsSecret, message)
+    KonnectorError::vault(message)
 }
 
 /// The key id a key file or header on disk holds, without opening it.
@@ -692,10 +692,31 @@ pub async fn open_for_store(
             }
             Vault::open_or_create(&loc.key_file())?
         }
-        None => match env_passphrase {
-            Some(p) => Vault::create_with_passphrase(&loc.header_file(), &p, params)?,
-            None => Vault::open_or_create(&loc.key_file())?,
-        },
+        None => {
+            // No key on disk. A new key is made only for a store with
+            // nothing sealed: one for a store whose records need the lost
+            // key would open nothing and hide what happened.
+            let counts = store.sealed_counts().await?;
+            let sealed: u64 = counts.values().sum();
+            if sealed > 0 {
+                let detail = counts
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(t, n)| format!("{t}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(vault_error(format!(
+                    "vault: the key is missing: neither {} nor {} exists, and the store holds {sealed} sealed record(s) ({detail}) sealed with key {}; no new key was made. Restore the key file (or the passphrase header) from a backup; without it those credentials, sessions and tokens are lost and their accounts must be removed and added again",
+                    loc.key_file().display(),
+                    loc.header_file().display(),
+                    expected.as_deref().unwrap_or("unknown"),
+                )));
+            }
+            match env_passphrase {
+                Some(p) => Vault::create_with_passphrase(&loc.header_file(), &p, params)?,
+                None => Vault::open_or_create(&loc.key_file())?,
+            }
+        }
     };
     match expected {
         Some(id) if id != vault.key_id() => {

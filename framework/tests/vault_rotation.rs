@@ -48,6 +48,7 @@ async fn fill(store: &SqliteStore, vault: &Vault) {
                 fields: BTreeMap::new(),
                 endpoint: None,
                 created_at: Utc::now(),
+                folder: Account::default_folder("Free Mobile", &id),
             })
             .await
             .unwrap();
@@ -67,6 +68,19 @@ async fn fill(store: &SqliteStore, vault: &Vault) {
             )
             .await
             .unwrap();
+        // An OAuth token record, as `oauth::tokens` seals it.
+        let token = vault
+            .seal_bytes(
+                format!("{id}/oauth").as_bytes(),
+                format!("token-{i}").as_bytes(),
+            )
+            .unwrap();
+        sqlx::query("INSERT INTO oauth_tokens (account_id, sealed, expires_at, updated_at) VALUES (?, ?, NULL, '2026-01-01T00:00:00Z')")
+            .bind(&id)
+            .bind(token)
+            .execute(store.pool())
+            .await
+            .unwrap();
     }
 }
 
@@ -82,6 +96,16 @@ async fn assert_all_open(store: &SqliteStore, vault: &Vault) {
             .open_bytes(format!("{id}/session").as_bytes(), &s.sealed, "session")
             .unwrap();
         assert_eq!(plain.as_slice(), format!("cookies-{i}").as_bytes());
+        let token: Vec<u8> =
+            sqlx::query_scalar("SELECT sealed FROM oauth_tokens WHERE account_id = ?")
+                .bind(&id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        let plain = vault
+            .open_bytes(format!("{id}/oauth").as_bytes(), &token, "token")
+            .unwrap();
+        assert_eq!(plain.as_slice(), format!("token-{i}").as_bytes());
     }
 }
 
@@ -112,8 +136,22 @@ async fn a_rotation_reseals_everything_under_a_new_key() {
     let (new, counts) = vault::rotate(&loc, &store, &old, RotationTarget::KeyFile)
         .await
         .unwrap();
-    assert_eq!(counts["accounts"], ACCOUNTS as u64);
-    assert_eq!(counts["sessions"], ACCOUNTS as u64);
+    // Every sealed table of the store (the one list the rotation reads),
+    // filled by `fill`, was re-sealed: a table added to the list and not
+    // to `fill` fails here. (Issue 8, defect 2: OAuth tokens were missed.)
+    let store_tables = ["accounts", "sessions", "oauth_tokens"];
+    for col in gleaner_framework::store::SEALED_COLUMNS {
+        if col.on_rotation == gleaner_framework::store::OnRotation::Reseal {
+            assert!(
+                store_tables.contains(&col.table),
+                "{} is sealed but this test does not fill it",
+                col.table
+            );
+        }
+    }
+    for table in store_tables {
+        assert_eq!(counts[table], ACCOUNTS as u64, "{table}: {counts:?}");
+    }
     assert_ne!(new.key_id(), old.key_id());
     assert_eq!(store.vault_key_id().await.unwrap(), Some(new.key_id()));
     assert_all_open(&store, &new).await;
@@ -254,7 +292,16 @@ async fn a_crash_during_a_switch_to_a_passphrase_recovers_either_way() {
 #[tokio::test]
 async fn a_replaced_key_file_is_a_clear_error_not_garbage() {
     let (dir, store, _old) = setup().await;
-    std::fs::remove_file(dir.path().join("vault.key")).unwrap();
+    let key = dir.path().join("vault.key");
+    std::fs::remove_file(&key).unwrap();
+    // A lost key: named as such, and no new key is made (issue 8, defect
+    // 5: one used to be written that could open nothing).
+    let err = open(dir.path(), &store, None).await.err().unwrap();
+    assert_eq!(err.code, gleaner_framework::ErrorCode::VaultFailed);
+    assert!(err.message.contains("the key is missing"), "{}", err.message);
+    assert!(!key.exists(), "a new key was written");
+    // Another key put in its place: the mismatch is named.
+    Vault::open_or_create(&key).unwrap();
     let err = open(dir.path(), &store, None).await.err().unwrap();
     assert!(
         err.message.contains("sealed record(s) use key"),

@@ -130,6 +130,7 @@ impl Harness {
             sealed_secrets: Vec::new(),
             endpoint: Some(self.sandbox.base_url()),
             created_at: Utc::now(),
+            folder: Account::default_folder("Enedis", ACCOUNT),
         };
         let env = RunEnv {
             store: Arc::new(self.store.clone()) as Arc<dyn DocStore>,
@@ -435,6 +436,7 @@ async fn without_a_token_store_the_run_says_so() {
         sealed_secrets: Vec::new(),
         endpoint: Some(h.sandbox.base_url()),
         created_at: Utc::now(),
+        folder: Account::default_folder("Enedis", ACCOUNT),
     };
     let env = RunEnv {
         store: Arc::new(h.store.clone()) as Arc<dyn DocStore>,

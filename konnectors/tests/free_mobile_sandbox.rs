@@ -27,8 +27,8 @@ use tempfile::TempDir;
 const BILLS: &str = "io.cozy.bills";
 const FILES: &str = "io.cozy.files";
 const ACCOUNT_ID: &str = "acc-free-mobile";
-/// The account's folder under the files root: `<manifest name>/<label>`.
-const ACCOUNT_DIR: &str = "Free Mobile/12345678";
+/// The account's folder under the files root: `<manifest name>/<account id>`.
+const ACCOUNT_DIR: &str = "Free Mobile/acc-free-mobile";
 
 /// A sandbox, a fresh store and files tree, and an account pointing at the
 /// sandbox.
@@ -54,6 +54,7 @@ impl Harness {
             sealed_secrets: Vec::new(),
             endpoint: Some(sandbox.base_url()),
             created_at: Utc::now(),
+            folder: ACCOUNT_DIR.into(),
         };
         Self {
             _dir: dir,

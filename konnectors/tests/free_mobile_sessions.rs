@@ -60,6 +60,7 @@ impl Harness {
             sealed_secrets: Vec::new(),
             endpoint: Some(sandbox.base_url()),
             created_at: Utc::now(),
+            folder: Account::default_folder("Free Mobile", ACCOUNT_ID),
         };
         Self {
             _dir: dir,

@@ -125,6 +125,7 @@ impl Harness {
             sealed_secrets: Vec::new(),
             endpoint: Some(sandbox.base_url()),
             created_at: Utc::now(),
+            folder: Account::default_folder("Free Mobile", ACCOUNT_ID),
         };
         Self {
             _dir: dir,
@@ -307,6 +308,7 @@ async fn a_trusted_device_is_not_asked_again_with_the_same_cookie_jar() {
                 label: LOGIN_2FA.into(),
                 fields: h.account.fields.clone(),
                 secrets: secrets(),
+                folder: h.account.folder.clone(),
             },
             manifest: Arc::new(konnector.manifest().clone()),
             base_url: base_url.clone(),

@@ -42,8 +42,31 @@ pub enum SchedulerError {
 }
 
 impl SchedulerError {
+    /// A SQL failure of the job queue, classified (full disk, permission,
+    /// damage) when the store's file is not at hand.
     pub(crate) fn sql(what: &str) -> impl Fn(sqlx::Error) -> SchedulerError + '_ {
-        move |e| SchedulerError::Store(KonnectorError::store(format!("job queue: {what}: {e}")))
+        move |e| {
+            SchedulerError::Store(gleaner_framework::store::sqlite_error::classify_unlocated(
+                &format!("job queue: {what}"),
+                &e,
+            ))
+        }
+    }
+
+    /// A SQL failure of the job queue on `pool`, classified with the
+    /// store's file (a full disk is found even when SQLite only says
+    /// "I/O error").
+    pub(crate) fn sql_on<'a>(
+        pool: &'a sqlx::SqlitePool,
+        what: &'a str,
+    ) -> impl Fn(sqlx::Error) -> SchedulerError + 'a {
+        move |e| {
+            SchedulerError::Store(gleaner_framework::store::sqlite_error::classify_pool(
+                &format!("job queue: {what}"),
+                pool,
+                &e,
+            ))
+        }
     }
 }
 

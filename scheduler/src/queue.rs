@@ -385,16 +385,16 @@ impl Queue {
         let mut tx = pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("opening the queue"))?;
+            .map_err(SchedulerError::sql_on(&pool, "opening the queue"))?;
         for stmt in SCHEMA {
             sqlx::query(*stmt)
                 .execute(&mut *tx)
                 .await
-                .map_err(SchedulerError::sql("creating the queue's tables"))?;
+                .map_err(SchedulerError::sql_on(&pool, "creating the queue's tables"))?;
         }
         tx.commit()
             .await
-            .map_err(SchedulerError::sql("creating the queue's tables"))?;
+            .map_err(SchedulerError::sql_on(&pool, "creating the queue's tables"))?;
         Ok(Self { pool, clock })
     }
 
@@ -410,7 +410,7 @@ impl Queue {
         let rows = sqlx::query("SELECT * FROM sched_triggers ORDER BY account_id")
             .fetch_all(&self.pool)
             .await
-            .map_err(SchedulerError::sql("listing triggers"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "listing triggers"))?;
         rows.iter().map(TriggerState::from_row).collect()
     }
 
@@ -420,7 +420,7 @@ impl Queue {
             .bind(account_id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(SchedulerError::sql("reading a trigger"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "reading a trigger"))?;
         row.as_ref().map(TriggerState::from_row).transpose()
     }
 
@@ -434,7 +434,7 @@ impl Queue {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(SchedulerError::sql("finding new accounts"))
+        .map_err(SchedulerError::sql_on(&self.pool, "finding new accounts"))
     }
 
     /// Creates triggers (`(account, konnector, first run)`); existing ones
@@ -448,7 +448,7 @@ impl Queue {
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("adding triggers"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "adding triggers"))?;
         for (account, konnector, first) in rows {
             sqlx::query(
                 "INSERT INTO sched_triggers (account_id, konnector, next_run_at, updated_at)
@@ -460,11 +460,11 @@ impl Queue {
             .bind(&now)
             .execute(&mut *tx)
             .await
-            .map_err(SchedulerError::sql("adding a trigger"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "adding a trigger"))?;
         }
         tx.commit()
             .await
-            .map_err(SchedulerError::sql("adding triggers"))
+            .map_err(SchedulerError::sql_on(&self.pool, "adding triggers"))
     }
 
     /// Deletes the triggers, and queued jobs, of accounts that are no longer
@@ -474,14 +474,15 @@ impl Queue {
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("removing triggers"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "removing triggers"))?;
         sqlx::query(
             "DELETE FROM sched_jobs WHERE state = 'queued'
              AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = sched_jobs.account_id)",
         )
         .execute(&mut *tx)
         .await
-        .map_err(SchedulerError::sql(
+        .map_err(SchedulerError::sql_on(
+            &self.pool,
             "removing queued jobs of removed accounts",
         ))?;
         let gone = sqlx::query(
@@ -490,11 +491,11 @@ impl Queue {
         )
         .execute(&mut *tx)
         .await
-        .map_err(SchedulerError::sql("removing triggers"))?
+        .map_err(SchedulerError::sql_on(&self.pool, "removing triggers"))?
         .rows_affected();
         tx.commit()
             .await
-            .map_err(SchedulerError::sql("removing triggers"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "removing triggers"))?;
         Ok(gone)
     }
 
@@ -514,7 +515,7 @@ impl Queue {
         .bind(account_id)
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::sql("setting a cron override"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "setting a cron override"))?;
         if done.rows_affected() == 0 {
             return Err(SchedulerError::NotFound(format!(
                 "account {account_id} has no trigger yet"
@@ -532,7 +533,7 @@ impl Queue {
         .bind(account_id)
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::sql("lifting a block"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "lifting a block"))?;
         Ok(())
     }
 
@@ -551,14 +552,14 @@ impl Queue {
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("enqueuing due runs"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "enqueuing due runs"))?;
         let due = sqlx::query(
             "SELECT * FROM sched_triggers WHERE next_run_at <= ? ORDER BY next_run_at LIMIT 5000",
         )
         .bind(&now_s)
         .fetch_all(&mut *tx)
         .await
-        .map_err(SchedulerError::sql("finding due triggers"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "finding due triggers"))?;
         let mut queued = Vec::new();
         for row in &due {
             let t = TriggerState::from_row(row)?;
@@ -584,7 +585,7 @@ impl Queue {
                 .bind(&t.account_id)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(SchedulerError::sql("checking active jobs"))?;
+                .map_err(SchedulerError::sql_on(&self.pool, "checking active jobs"))?;
                 active.map(|(id, state)| {
                     (
                         "SKIPPED.ALREADY_ACTIVE".to_owned(),
@@ -612,7 +613,7 @@ impl Queue {
                     .bind(&message)
                     .execute(&mut *tx)
                     .await
-                    .map_err(SchedulerError::sql("recording a skip"))?;
+                    .map_err(SchedulerError::sql_on(&self.pool, "recording a skip"))?;
                 }
                 None => {
                     let id: i64 = sqlx::query_scalar(
@@ -628,7 +629,7 @@ impl Queue {
                     .bind(&now_s)
                     .fetch_one(&mut *tx)
                     .await
-                    .map_err(SchedulerError::sql("queuing a job"))?;
+                    .map_err(SchedulerError::sql_on(&self.pool, "queuing a job"))?;
                     queued.push(id);
                 }
             }
@@ -643,11 +644,11 @@ impl Queue {
             .bind(&t.account_id)
             .execute(&mut *tx)
             .await
-            .map_err(SchedulerError::sql("moving a trigger"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "moving a trigger"))?;
         }
         tx.commit()
             .await
-            .map_err(SchedulerError::sql("enqueuing due runs"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "enqueuing due runs"))?;
         Ok(queued)
     }
 
@@ -656,19 +657,36 @@ impl Queue {
     /// Queues a manual run of an account (or turns its queued automatic
     /// run into a manual one). Returns the job id.
     pub async fn enqueue_manual(&self, account_id: &str, konnector: &str) -> Result<i64> {
-        let now_s = ts(self.now());
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("queuing a manual run"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "queuing a manual run"))?;
+        let id = self
+            .enqueue_manual_in(&mut tx, account_id, konnector)
+            .await?;
+        tx.commit()
+            .await
+            .map_err(SchedulerError::sql_on(&self.pool, "queuing a manual run"))?;
+        Ok(id)
+    }
+
+    /// The account's queued job made manual and due now, or a new manual
+    /// job, inside the caller's transaction.
+    async fn enqueue_manual_in(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        account_id: &str,
+        konnector: &str,
+    ) -> Result<i64> {
+        let now_s = ts(self.now());
         let queued: Option<i64> = sqlx::query_scalar(
             "SELECT id FROM sched_jobs WHERE account_id = ? AND state = 'queued'",
         )
         .bind(account_id)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(SchedulerError::sql("queuing a manual run"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "queuing a manual run"))?;
         let id = match queued {
             Some(id) => {
                 sqlx::query(
@@ -678,7 +696,7 @@ impl Queue {
                 .bind(id)
                 .execute(&mut *tx)
                 .await
-                .map_err(SchedulerError::sql("queuing a manual run"))?;
+                .map_err(SchedulerError::sql_on(&self.pool, "queuing a manual run"))?;
                 id
             }
             None => sqlx::query_scalar(
@@ -693,18 +711,17 @@ impl Queue {
             .bind(&now_s)
             .fetch_one(&mut *tx)
             .await
-            .map_err(SchedulerError::sql("queuing a manual run"))?,
+            .map_err(SchedulerError::sql_on(&self.pool, "queuing a manual run"))?,
         };
-        tx.commit()
-            .await
-            .map_err(SchedulerError::sql("queuing a manual run"))?;
         Ok(id)
     }
 
     /// Starts a manual run right away for `owner` (the `gleaner run`
     /// process): the account's queued job if it has one, else a new job.
     /// Fails with [`SchedulerError::Busy`] while another run holds the
-    /// account.
+    /// account, **and then changes nothing**: the check, the queuing and
+    /// the claim are one `BEGIN IMMEDIATE` transaction, so a refused run
+    /// never leaves a job behind for a daemon to run later.
     pub async fn start_manual(
         &self,
         account_id: &str,
@@ -713,39 +730,32 @@ impl Queue {
         lease: std::time::Duration,
     ) -> Result<Job> {
         self.recover().await?;
-        let id = self.enqueue_manual(account_id, konnector).await?;
-        if let Some(job) = self.claim_job(id, owner, lease).await? {
-            return Ok(job);
-        }
-        let active = self
-            .jobs(&JobFilter {
-                account_id: Some(account_id.to_owned()),
-                states: vec![JobState::Running, JobState::AwaitingUser],
-                limit: 1,
-                ..JobFilter::default()
-            })
-            .await?;
-        match active.first() {
-            Some(j) => Err(SchedulerError::Busy {
+        let sql = SchedulerError::sql_on(&self.pool, "starting a manual run");
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(&sql)?;
+        let active: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, state FROM sched_jobs WHERE account_id = ? AND state IN ('running', 'awaiting_user') LIMIT 1",
+        )
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(&sql)?;
+        if let Some((job, state)) = active {
+            // Dropping the transaction rolls it back: nothing was written.
+            return Err(SchedulerError::Busy {
                 account: account_id.to_owned(),
-                job: j.id,
-                state: j.state.as_str().to_owned(),
-            }),
-            None => Err(SchedulerError::NotFound(format!(
-                "job #{id} was taken by another worker"
-            ))),
+                job,
+                state,
+            });
         }
-    }
-
-    /// Claims one specific queued job.
-    async fn claim_job(
-        &self,
-        id: i64,
-        owner: &str,
-        lease: std::time::Duration,
-    ) -> Result<Option<Job>> {
+        let id = self
+            .enqueue_manual_in(&mut tx, account_id, konnector)
+            .await?;
         let now = self.now();
-        let result = sqlx::query(concat!(
+        let row = sqlx::query(concat!(
             "UPDATE sched_jobs SET state = 'running', started_at = ?, lease_owner = ?, lease_expires_at = ?
              WHERE id = ? AND state = 'queued' RETURNING ",
             job_columns!()
@@ -754,14 +764,12 @@ impl Queue {
         .bind(owner)
         .bind(ts(now + to_chrono(lease)))
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await;
-        match result {
-            Ok(row) => row.as_ref().map(Job::from_row).transpose(),
-            // The unique index: another run holds the account.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
-            Err(e) => Err(SchedulerError::sql("claiming a job")(e)),
-        }
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(&sql)?;
+        let job = Job::from_row(&row)?;
+        tx.commit().await.map_err(&sql)?;
+        Ok(job)
     }
 
     /// Claims the oldest runnable queued job for `owner`: due, its account
@@ -798,13 +806,13 @@ impl Queue {
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("claiming jobs"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "claiming jobs"))?;
         let active: Vec<(String, i64)> = sqlx::query_as(
             "SELECT konnector, COUNT(*) FROM sched_jobs WHERE state IN ('running', 'awaiting_user') GROUP BY konnector",
         )
         .fetch_all(&mut *tx)
         .await
-        .map_err(SchedulerError::sql("claiming jobs"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "claiming jobs"))?;
         let mut active: HashMap<String, usize> = active
             .into_iter()
             .map(|(k, n)| (k, usize::try_from(n).unwrap_or(usize::MAX)))
@@ -822,7 +830,7 @@ impl Queue {
         .bind(i64::try_from(max.saturating_mul(4).max(200)).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await
-        .map_err(SchedulerError::sql("claiming jobs"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "claiming jobs"))?;
         let mut jobs = Vec::new();
         for (id, konnector) in candidates {
             if jobs.len() >= max {
@@ -844,12 +852,12 @@ impl Queue {
             .bind(id)
             .fetch_one(&mut *tx)
             .await
-            .map_err(SchedulerError::sql("claiming jobs"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "claiming jobs"))?;
             jobs.push(Job::from_row(&row)?);
         }
         tx.commit()
             .await
-            .map_err(SchedulerError::sql("claiming jobs"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "claiming jobs"))?;
         Ok(jobs)
     }
 
@@ -872,7 +880,7 @@ impl Queue {
         .bind(owner)
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::sql("renewing a lease"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "renewing a lease"))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -887,7 +895,7 @@ impl Queue {
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("finishing a job"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "finishing a job"))?;
         let (state, code, message, report) = match outcome {
             Outcome::Done(report) => ("done", None, None, Some(report.to_string())),
             Outcome::Failed { code, message, .. } => {
@@ -909,7 +917,7 @@ impl Queue {
         .bind(owner)
         .execute(&mut *tx)
         .await
-        .map_err(SchedulerError::sql("finishing a job"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "finishing a job"))?;
         if updated.rows_affected() == 0 {
             tracing::warn!(
                 job = job.id,
@@ -921,7 +929,7 @@ impl Queue {
             .bind(job.id)
             .execute(&mut *tx)
             .await
-            .map_err(SchedulerError::sql("finishing a job"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "finishing a job"))?;
         let manual_col = if job.manual {
             Some(now_s.clone())
         } else {
@@ -943,7 +951,7 @@ impl Queue {
                 .bind(&job.account_id)
                 .execute(&mut *tx)
                 .await
-                .map_err(SchedulerError::sql("updating a trigger"))?;
+                .map_err(SchedulerError::sql_on(&self.pool, "updating a trigger"))?;
             }
             Outcome::Failed {
                 code,
@@ -969,7 +977,7 @@ impl Queue {
                 .bind(&job.account_id)
                 .execute(&mut *tx)
                 .await
-                .map_err(SchedulerError::sql("updating a trigger"))?;
+                .map_err(SchedulerError::sql_on(&self.pool, "updating a trigger"))?;
                 if let crate::retry::AfterFailure::Retry(delay) = next {
                     let id: Option<i64> = sqlx::query_scalar(
                         "INSERT OR IGNORE INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state,
@@ -985,14 +993,14 @@ impl Queue {
                     .bind(ts(now + to_chrono(*delay)))
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(SchedulerError::sql("queuing a retry"))?;
+                    .map_err(SchedulerError::sql_on(&self.pool, "queuing a retry"))?;
                     retry_id = id;
                 }
             }
         }
         tx.commit()
             .await
-            .map_err(SchedulerError::sql("finishing a job"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "finishing a job"))?;
         Ok(retry_id)
     }
 
@@ -1007,7 +1015,7 @@ impl Queue {
         .bind(owner)
         .fetch_all(&self.pool)
         .await
-        .map_err(SchedulerError::sql("requeuing jobs"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "requeuing jobs"))?;
         Ok(ids)
     }
 
@@ -1019,14 +1027,14 @@ impl Queue {
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(SchedulerError::sql("recovering jobs"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "recovering jobs"))?;
         let active: Vec<ActiveLease> = sqlx::query_as(
             "SELECT id, account_id, run_id, lease_owner, lease_expires_at FROM sched_jobs
              WHERE state IN ('running', 'awaiting_user')",
         )
         .fetch_all(&mut *tx)
         .await
-        .map_err(SchedulerError::sql("recovering jobs"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "recovering jobs"))?;
         let stale = active
             .into_iter()
             .filter_map(|(id, account, run_id, owner, expires)| {
@@ -1043,7 +1051,7 @@ impl Queue {
             .bind(&run_id)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(SchedulerError::sql("recovering jobs"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "recovering jobs"))?;
             if committed.is_some() {
                 sqlx::query(
                     "UPDATE sched_jobs SET state = 'done', finished_at = ?, lease_owner = NULL,
@@ -1055,7 +1063,7 @@ impl Queue {
                 .bind(id)
                 .execute(&mut *tx)
                 .await
-                .map_err(SchedulerError::sql("recovering jobs"))?;
+                .map_err(SchedulerError::sql_on(&self.pool, "recovering jobs"))?;
                 sqlx::query(
                     "UPDATE sched_triggers SET status = 'done', last_execution = ?, last_success = ?,
                         last_error_code = NULL, last_error_message = NULL, blocked_code = NULL, updated_at = ?
@@ -1067,7 +1075,7 @@ impl Queue {
                 .bind(&account)
                 .execute(&mut *tx)
                 .await
-                .map_err(SchedulerError::sql("recovering jobs"))?;
+                .map_err(SchedulerError::sql_on(&self.pool, "recovering jobs"))?;
                 out.completed.push(id);
             } else {
                 // A queued job of the same account (queued meanwhile) makes
@@ -1081,7 +1089,7 @@ impl Queue {
                 .bind(id)
                 .execute(&mut *tx)
                 .await
-                .map_err(SchedulerError::sql("recovering jobs"))?;
+                .map_err(SchedulerError::sql_on(&self.pool, "recovering jobs"))?;
                 if requeued.rows_affected() == 1 {
                     out.requeued.push(id);
                 } else {
@@ -1095,13 +1103,13 @@ impl Queue {
                     .bind(id)
                     .execute(&mut *tx)
                     .await
-                    .map_err(SchedulerError::sql("recovering jobs"))?;
+                    .map_err(SchedulerError::sql_on(&self.pool, "recovering jobs"))?;
                 }
             }
         }
         tx.commit()
             .await
-            .map_err(SchedulerError::sql("recovering jobs"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "recovering jobs"))?;
         if !out.completed.is_empty() || !out.requeued.is_empty() {
             tracing::warn!(completed = ?out.completed, requeued = ?out.requeued, "took back jobs of a stopped worker");
         }
@@ -1117,7 +1125,7 @@ impl Queue {
         .bind(cutoff)
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::sql("pruning history"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "pruning history"))?;
         Ok(done.rows_affected())
     }
 
@@ -1131,7 +1139,7 @@ impl Queue {
         .bind(id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(SchedulerError::sql("reading a job"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "reading a job"))?;
         row.as_ref().map(Job::from_row).transpose()
     }
 
@@ -1162,7 +1170,7 @@ impl Queue {
             .build()
             .fetch_all(&self.pool)
             .await
-            .map_err(SchedulerError::sql("listing jobs"))?;
+            .map_err(SchedulerError::sql_on(&self.pool, "listing jobs"))?;
         rows.iter().map(Job::from_row).collect()
     }
 
@@ -1172,7 +1180,7 @@ impl Queue {
             sqlx::query_as("SELECT state, COUNT(*) FROM sched_jobs GROUP BY state")
                 .fetch_all(&self.pool)
                 .await
-                .map_err(SchedulerError::sql("counting jobs"))?;
+                .map_err(SchedulerError::sql_on(&self.pool, "counting jobs"))?;
         Ok(rows
             .into_iter()
             .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))
@@ -1199,7 +1207,7 @@ impl Queue {
         .bind(id)
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::sql("marking a job awaiting_user"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "marking a job awaiting_user"))?;
         Ok(())
     }
 
@@ -1213,7 +1221,7 @@ impl Queue {
         .bind(id)
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::sql("marking a job running"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "marking a job running"))?;
         Ok(())
     }
 
@@ -1226,7 +1234,7 @@ impl Queue {
         .bind(account_id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(SchedulerError::sql("giving a code"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "giving a code"))?;
         let Some(id) = job else {
             return Err(SchedulerError::NotFound(format!(
                 "no run of account {account_id} is waiting for a code; `gleaner jobs --account {account_id}` shows its runs"
@@ -1241,7 +1249,7 @@ impl Queue {
         .bind(ts(self.now()))
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::sql("giving a code"))?;
+        .map_err(SchedulerError::sql_on(&self.pool, "giving a code"))?;
         Ok(id)
     }
 
@@ -1252,7 +1260,7 @@ impl Queue {
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(SchedulerError::sql("taking a code"))?;
+                .map_err(SchedulerError::sql_on(&self.pool, "taking a code"))?;
         Ok(sealed)
     }
 }

@@ -87,8 +87,10 @@ pub struct Scheduler {
     pub env: RunEnv,
     /// The accounts.
     pub accounts: Arc<dyn AccountStore>,
-    /// The vault that opens credentials.
-    pub vault: Arc<Vault>,
+    /// The vault that opens credentials; `None` for a scheduler that only
+    /// reads and plans (status, history, triggers), which must work even
+    /// when the vault's key is lost. Executing a job needs it.
+    pub vault: Option<Arc<Vault>>,
     /// The konnectors.
     pub konnectors: Arc<dyn KonnectorSource>,
     /// The settings.
@@ -271,7 +273,10 @@ impl Scheduler {
                 format!("no konnector `{}` in this build", job.konnector),
             )
         })?;
-        let secrets = self.vault.open(&account.id, &account.sealed_secrets)?;
+        let vault = self.vault.as_ref().ok_or_else(|| {
+            KonnectorError::vault("this scheduler was opened without the vault; it cannot run jobs")
+        })?;
+        let secrets = vault.open(&account.id, &account.sealed_secrets)?;
         let attended = attended.unwrap_or_default();
         let progress = attended.progress;
         let two_factor: Arc<dyn TwoFactorChannel> = match attended.two_factor {
@@ -279,7 +284,7 @@ impl Scheduler {
             None => Arc::new(QueueTwoFactor {
                 queue: self.queue.clone(),
                 job_id: job.id,
-                vault: Arc::clone(&self.vault),
+                vault: Arc::clone(vault),
                 wait: if job.manual {
                     self.config.twofa_wait
                 } else {

@@ -97,7 +97,7 @@ impl Harness {
                 retry: fast_retry(),
             },
             accounts: Arc::new(store.clone()),
-            vault: Arc::clone(vault),
+            vault: Some(Arc::clone(vault)),
             konnectors: konnectors(extra),
             config,
             owner: Scheduler::new_owner(role),
@@ -116,6 +116,7 @@ impl Harness {
             sealed_secrets: self.vault.seal(id, &secrets).unwrap(),
             endpoint: Some(self.sandbox.base_url()),
             created_at: Utc::now(),
+            folder: Account::default_folder(konnector, id),
         };
         self.store.put_account(&account).await.unwrap();
         account
@@ -468,6 +469,15 @@ async fn a_slot_due_while_a_run_is_active_is_skipped_with_its_reason() {
             .to_string()
             .contains(&format!("job #{}", job.id))
     );
+    // Issue 8, defect 7: the refused start left nothing behind for a daemon
+    // to run later (it used to leave a queued manual job).
+    let queued: Vec<_> = h
+        .jobs("acc-busy")
+        .await
+        .into_iter()
+        .filter(|j| j.state == JobState::Queued)
+        .collect();
+    assert!(queued.is_empty(), "a refused run left {queued:?}");
 }
 
 #[tokio::test]
@@ -902,4 +912,44 @@ async fn triggers_follow_accounts_added_and_removed() {
     );
     let after = h.sched.queue.trigger("acc-keep").await.unwrap().unwrap();
     assert_eq!(before, after, "an existing trigger keeps its state");
+}
+
+/// Issue 8, defect 2: every column of the real schema (the store's tables
+/// and the scheduler's, in one file) that can hold a vault record is in
+/// `SEALED_COLUMNS`, the one list key rotation and `vault status` read.
+#[tokio::test]
+async fn every_sealed_column_of_the_schema_is_listed_for_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("gleaner.db"))
+        .await
+        .unwrap();
+    Queue::open(store.pool().clone(), Arc::new(ManualClock::new(Utc::now())))
+        .await
+        .unwrap();
+    let blobs: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.name, c.name FROM sqlite_master m JOIN pragma_table_info(m.name) c
+         WHERE m.type = 'table' AND upper(c.type) = 'BLOB' ORDER BY 1, 2",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert!(!blobs.is_empty());
+    let listed: Vec<(String, String)> = gleaner_framework::store::SEALED_COLUMNS
+        .iter()
+        .map(|c| (c.table.to_owned(), c.blob_column.to_owned()))
+        .collect();
+    for blob in &blobs {
+        assert!(
+            listed.contains(blob),
+            "{}.{} holds blobs but is not in SEALED_COLUMNS",
+            blob.0,
+            blob.1
+        );
+    }
+    for col in &listed {
+        assert!(
+            blobs.contains(col),
+            "{col:?} is listed but not in the schema"
+        );
+    }
 }

@@ -67,7 +67,7 @@ pub struct TokenManager {
 }
 
 fn aad(account_id: &str) -> String {
-    format!("{account_id}/oauth")
+    format!("{account_id}{}", crate::store::sealed::OAUTH_AAD_SUFFIX)
 }
 
 impl TokenManager {

@@ -38,7 +38,7 @@ impl FileStore {
     /// Opens the tree at `root`, creating it, and removes staging folders
     /// left by runs that died.
     pub fn open(root: &Path) -> Result<Self, KonnectorError> {
-        std::fs::create_dir_all(root).map_err(|e| save_failed(root, &e))?;
+        create_private_dir(root).map_err(|e| save_failed(root, &e))?;
         clean_dead_staging(&root.join(".staging"));
         Ok(Self {
             root: root.to_owned(),
@@ -77,7 +77,7 @@ impl FileStore {
         let rel_path = format!("{}/{}", rel_dir.trim_matches('/'), name);
         let dir = self.root.join(".staging").join(run_id);
         if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(|e| save_failed(&dir, &e))?;
+            create_private_dir(&dir).map_err(|e| save_failed(&dir, &e))?;
             let owner = dir.join(OWNER_FILE);
             std::fs::write(&owner, crate::liveness::this_process())
                 .map_err(|e| save_failed(&owner, &e))?;
@@ -101,7 +101,7 @@ impl FileStore {
             let target = self.absolute(&f.rel_path);
             let result = target
                 .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
+                .map_or(Ok(()), create_private_dir)
                 .and_then(|()| std::fs::rename(&f.staging, &target));
             if let Err(e) = result {
                 self.unpromote(&moved);
@@ -166,9 +166,62 @@ fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
+/// Creates a folder and its missing parents, readable by the user alone
+/// (0700 on Unix): the tree holds personal data. An existing folder keeps
+/// its mode.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Makes an existing file readable and writable by the user alone (0600
+/// on Unix); best effort, a missing file is left alone.
+pub fn make_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if path.exists()
+            && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(path = %path.display(), error = %e, "cannot make the file private");
+        }
+    }
+}
+
+/// Creates (or truncates) a file readable and writable by the user alone.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Opens (creating, never truncating) a file readable and writable by the
+/// user alone: for lock files.
+pub fn create_private_file_keep(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), KonnectorError> {
     use std::io::Write;
-    let mut f = std::fs::File::create(path).map_err(|e| save_failed(path, &e))?;
+    let mut f = create_private_file(path).map_err(|e| save_failed(path, &e))?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| save_failed(path, &e))

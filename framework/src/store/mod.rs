@@ -14,9 +14,10 @@
 pub mod files;
 pub mod sealed;
 pub mod sqlite;
+pub mod sqlite_error;
 
 pub use files::{FileStore, StagedFile};
-pub use sealed::{SEALED_COLUMNS, SealedColumn};
+pub use sealed::{OnRotation, SEALED_COLUMNS, SealedColumn};
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
@@ -138,6 +139,56 @@ pub struct Account {
     pub endpoint: Option<String>,
     /// When the account was added.
     pub created_at: DateTime<Utc>,
+    /// The account's folder in the files tree, relative and `/`-separated
+    /// (see [`Account::default_folder`]). Unique in the store: no two
+    /// accounts ever share one.
+    pub folder: String,
+}
+
+impl Account {
+    /// The files folder of a new account: the konnector's name, then the
+    /// account's id. Keyed by the id, which is unique and never changes;
+    /// the label is only for display (two labels such as `a:b` and `a_b`
+    /// would sanitize to one folder name).
+    pub fn default_folder(konnector_name: &str, id: &str) -> String {
+        format!(
+            "{}/{}",
+            files::sanitize_name(konnector_name),
+            files::sanitize_name(id)
+        )
+    }
+}
+
+/// The longest label accepted, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+
+/// Checks an account label: not blank, at most [`MAX_LABEL_CHARS`]
+/// characters, no control characters (newlines, escapes) that would garble
+/// a terminal or a log line.
+pub fn check_label(label: &str) -> Result<(), KonnectorError> {
+    let bad = |why: &str| {
+        KonnectorError::new(
+            crate::error::ErrorCode::InvalidData,
+            format!("the label {label:?} is refused: {why}"),
+        )
+    };
+    if label.trim().is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if label.trim() != label {
+        return Err(bad("it starts or ends with a space"));
+    }
+    if label.chars().count() > MAX_LABEL_CHARS {
+        return Err(bad(&format!(
+            "it is longer than {MAX_LABEL_CHARS} characters"
+        )));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(bad(
+            "it holds a control character (a newline, a tab or an escape)",
+        ));
+    }
+    Ok(())
 }
 
 /// Documents and konnector state.

@@ -2,10 +2,12 @@
 //! and re-sealing everything under a new key in one transaction.
 //!
 //! [`SEALED_COLUMNS`] is the one list of every column that holds a vault
-//! record. Key rotation ([`SqliteStore::reseal_all`]) walks it; a table that
-//! is not there (yet) is skipped. **A helper adding a sealed column adds one
-//! line to it** (for instance OAuth tokens:
-//! `SealedColumn { table: "oauth_tokens", id_column: "account_id", blob_column: "sealed", aad_suffix: "/oauth" }`).
+//! record, the scheduler's included (they share the file). Key rotation
+//! ([`SqliteStore::reseal_all`]) and `gleaner vault status`
+//! ([`SqliteStore::sealed_counts`]) walk it; a table that is not there
+//! (yet) is skipped. **Whoever adds a sealed column adds one line to it**:
+//! a test compares it with every `BLOB` column of the real schema, and the
+//! rotation tests fill and check every table it names.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,19 @@ pub struct SealedColumn {
     pub blob_column: &'static str,
     /// Appended to the row id to form the record's associated data.
     pub aad_suffix: &'static str,
+    /// What a key rotation does with the column's records.
+    pub on_rotation: OnRotation,
+}
+
+/// What a key rotation does with a sealed column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRotation {
+    /// Opens each record with the old key and seals it with the new one.
+    Reseal,
+    /// Deletes the records: short-lived ones whose associated data is not
+    /// derived from the row's id (a 2FA code given and not yet taken: the
+    /// waiting run asks again).
+    Discard,
 }
 
 impl SealedColumn {
@@ -47,14 +62,35 @@ pub const SEALED_COLUMNS: &[SealedColumn] = &[
         id_column: "id",
         blob_column: "sealed_secrets",
         aad_suffix: "",
+        on_rotation: OnRotation::Reseal,
     },
     SealedColumn {
         table: "sessions",
         id_column: "account_id",
         blob_column: "sealed",
         aad_suffix: SESSION_AAD_SUFFIX,
+        on_rotation: OnRotation::Reseal,
+    },
+    SealedColumn {
+        table: "oauth_tokens",
+        id_column: "account_id",
+        blob_column: "sealed",
+        aad_suffix: OAUTH_AAD_SUFFIX,
+        on_rotation: OnRotation::Reseal,
+    },
+    // The scheduler's table (same file): codes given with `gleaner 2fa`,
+    // bound to the account (not the row's job id), taken within minutes.
+    SealedColumn {
+        table: "sched_twofa_answers",
+        id_column: "job_id",
+        blob_column: "sealed",
+        aad_suffix: "",
+        on_rotation: OnRotation::Discard,
     },
 ];
+
+/// The AAD suffix of an OAuth token record (after the account id).
+pub const OAUTH_AAD_SUFFIX: &str = "/oauth";
 
 /// The `vault_meta` row naming the key the records are sealed with.
 const KEY_ID: &str = "key_id";
@@ -62,7 +98,7 @@ const KEY_ID: &str = "key_id";
 impl SqliteStore {
     fn sealed_err(&self, what: &str) -> impl Fn(sqlx::Error) -> KonnectorError + '_ {
         let what = what.to_owned();
-        move |e| KonnectorError::store(format!("{what} failed in {}: {e}", self.path().display()))
+        move |e| super::sqlite_error::classify(&what, self.path(), &e)
     }
 
     async fn table_exists<'e, E>(executor: E, table: &str) -> Result<bool, sqlx::Error>
@@ -142,6 +178,17 @@ impl SqliteStore {
                 .await
                 .map_err(&err)?
             {
+                continue;
+            }
+            if col.on_rotation == OnRotation::Discard {
+                // Names come from the const list, never from input.
+                let dropped =
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {}", col.table)))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(&err)?
+                        .rows_affected();
+                counts.insert(format!("{} (dropped)", col.table), dropped);
                 continue;
             }
             // Names come from the const list, never from input.

@@ -35,10 +35,13 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use super::{
     Account, AccountStore, CommitCounts, DocStore, KonnectorState, RunCommit, StagedDoc, StoredDoc,
 };
-use crate::error::KonnectorError;
+use crate::error::{ErrorCode, KonnectorError};
 
 /// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+///
+/// - 1: documents, state, accounts, OAuth tokens, sessions, vault meta;
+/// - 2: accounts get a `folder` (unique), and labels are unique.
+const SCHEMA_VERSION: i64 = 2;
 
 /// How many documents one statement looks up or inserts.
 const CHUNK: usize = 400;
@@ -105,29 +108,26 @@ impl SqliteStore {
     /// A file that is not a SQLite database, or one written by a newer
     /// Gleaner, is refused with `UNKNOWN_ERROR.STORE_FAILED` naming the path.
     pub async fn open(path: &Path) -> Result<Self, KonnectorError> {
+        let Some(path_text) = path.to_str() else {
+            return Err(KonnectorError::store(format!(
+                "the store's path {} is not valid UTF-8, which SQLite cannot open; choose a data directory whose name is UTF-8 (--data-dir or GLEANER_HOME)",
+                path.display()
+            )));
+        };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                KonnectorError::store(format!(
-                    "cannot create the data directory {}: {e}",
-                    dir.display()
-                ))
+            crate::store::files::create_private_dir(dir).map_err(|e| {
+                let failure = super::sqlite_error::io_failure(&e);
+                let message = format!("cannot create the data directory {}: {e}", dir.display());
+                match failure {
+                    super::sqlite_error::Failure::DiskFull => KonnectorError::disk_full(message),
+                    _ => KonnectorError::store(message),
+                }
             })?;
         }
-        let corrupt = |e: sqlx::Error| {
-            if e.to_string().contains("database is locked") {
-                return KonnectorError::store(format!(
-                    "the store {} stayed locked by another Gleaner process for more than 10 s; try again",
-                    path.display()
-                ));
-            }
-            KonnectorError::store(format!(
-                "the store {} cannot be opened ({e}); it is corrupt or not a Gleaner store: move it away or restore a backup",
-                path.display()
-            ))
-        };
+        let opening = |e: sqlx::Error| super::sqlite_error::classify("opening the store", path, &e);
         let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(corrupt)?
-            .filename(path)
+            .map_err(opening)?
+            .filename(path_text)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -135,38 +135,96 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A COMMIT that fails on a full disk makes SQLite roll the
+            // transaction back by itself; sqlx's own rollback then fails
+            // and the connection would come back believing it is still in
+            // a transaction ("begin_with at non-zero transaction depth" on
+            // its next use). Such a connection is closed, not reused.
+            .after_release(|conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Connection as _;
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    // A rollback queued by a dropped transaction runs
+                    // before the ping answers.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
             .connect_with(options)
             .await
-            .map_err(corrupt)?;
+            .map_err(opening)?;
+        // Personal data: the database and its WAL files are the user's alone.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            crate::store::files::make_private(Path::new(&file));
+        }
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&pool)
             .await
-            .map_err(corrupt)?;
+            .map_err(opening)?;
         if version > SCHEMA_VERSION {
             return Err(KonnectorError::store(format!(
                 "the store {} has schema version {version}, newer than this Gleaner's {SCHEMA_VERSION}: upgrade Gleaner",
                 path.display()
             )));
         }
+        let store = Self {
+            pool,
+            path: path.to_owned(),
+        };
+        // Damage is reported before anything writes on it.
+        store.quick_check().await?;
         // IMMEDIATE: take the write lock first (waiting for it up to the
         // busy timeout), instead of failing at once when another process
         // writes between our read and our write.
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(corrupt)?;
+        let migrating = |e: sqlx::Error| {
+            super::sqlite_error::classify("preparing the store's tables", path, &e)
+        };
+        let mut tx = store
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(migrating)?;
         for stmt in SCHEMA {
             sqlx::query(*stmt)
                 .execute(&mut *tx)
                 .await
-                .map_err(corrupt)?;
+                .map_err(migrating)?;
         }
-        sqlx::query("PRAGMA user_version = 1")
-            .execute(&mut *tx)
+        migrate_accounts_v2(&mut tx).await.map_err(migrating)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {SCHEMA_VERSION}"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(migrating)?;
+        tx.commit().await.map_err(migrating)?;
+        Ok(store)
+    }
+
+    /// Runs SQLite's `PRAGMA quick_check` (page and record structure; a
+    /// few milliseconds for a personal store) and reports damage as
+    /// `UNKNOWN_ERROR.STORE_FAILED` naming what SQLite found.
+    pub async fn quick_check(&self) -> Result<(), KonnectorError> {
+        let problems: Vec<String> = sqlx::query_scalar("PRAGMA quick_check(5)")
+            .fetch_all(&self.pool)
             .await
-            .map_err(corrupt)?;
-        tx.commit().await.map_err(corrupt)?;
-        Ok(Self {
-            pool,
-            path: path.to_owned(),
-        })
+            .map_err(|e| super::sqlite_error::classify("checking the store", &self.path, &e))?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(());
+        }
+        Err(KonnectorError::store(format!(
+            "the store {} is damaged (SQLite's check found: {}); nothing was written to it: keep a copy of the file, then restore a backup",
+            self.path.display(),
+            problems
+                .iter()
+                .map(|p| p.replace('\n', " "))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )))
     }
 
     /// The database file.
@@ -182,8 +240,46 @@ impl SqliteStore {
 
     fn err(&self, what: &str) -> impl Fn(sqlx::Error) -> KonnectorError + '_ {
         let what = what.to_owned();
-        move |e| KonnectorError::store(format!("{what} failed in {}: {e}", self.path.display()))
+        move |e| super::sqlite_error::classify(&what, &self.path, &e)
     }
+}
+
+/// Schema 2: every account owns a files folder of its own (a unique
+/// index, so two accounts can never share one and a purge of one can never
+/// delete the other's files), and labels are unique in the database, not
+/// by a check-then-insert that two processes can race.
+///
+/// A store of schema 1 may hold duplicate labels (the race this closes):
+/// the newer duplicates get their id appended. Existing accounts keep an
+/// empty folder until [`SqliteStore::assign_missing_folders`] gives them
+/// their old one (it needs the konnectors' names).
+async fn migrate_accounts_v2(tx: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    let has_folder: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pragma_table_info('accounts') WHERE name = 'folder'",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if has_folder == 0 {
+        sqlx::query("ALTER TABLE accounts ADD COLUMN folder TEXT NOT NULL DEFAULT ''")
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "UPDATE accounts SET label = label || ' (' || substr(id, 1, 6) || ')'
+         WHERE EXISTS (SELECT 1 FROM accounts older WHERE older.label = accounts.label
+                       AND (older.created_at, older.id) < (accounts.created_at, accounts.id))",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("CREATE UNIQUE INDEX IF NOT EXISTS accounts_label ON accounts (label)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "CREATE UNIQUE INDEX IF NOT EXISTS accounts_folder ON accounts (folder) WHERE folder != ''",
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// The hash that decides whether a re-saved document changed.
@@ -455,13 +551,20 @@ impl DocStore for SqliteStore {
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn put_account(&self, a: &Account) -> Result<(), KonnectorError> {
+        super::check_label(&a.label)?;
+        if a.folder.is_empty() {
+            return Err(KonnectorError::invalid_data(format!(
+                "account {} has no files folder",
+                a.id
+            )));
+        }
         let fields = serde_json::to_string(&a.fields).map_err(|e| {
             KonnectorError::store(format!("cannot encode the account's fields: {e}"))
         })?;
-        sqlx::query(
-            "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, endpoint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+        let result = sqlx::query(
+            "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, endpoint, created_at, folder) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET konnector = excluded.konnector, label = excluded.label, fields = excluded.fields,
-               sealed_secrets = excluded.sealed_secrets, endpoint = excluded.endpoint",
+               sealed_secrets = excluded.sealed_secrets, endpoint = excluded.endpoint, folder = excluded.folder",
         )
         .bind(&a.id)
         .bind(&a.konnector)
@@ -470,10 +573,30 @@ impl AccountStore for SqliteStore {
         .bind(&a.sealed_secrets)
         .bind(&a.endpoint)
         .bind(a.created_at.to_rfc3339())
+        .bind(&a.folder)
         .execute(&self.pool)
-        .await
-        .map_err(self.err("saving the account"))?;
-        Ok(())
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                let message = e.message().to_owned();
+                if message.contains("accounts.label") {
+                    Err(KonnectorError::new(
+                        ErrorCode::InvalidData,
+                        format!("an account labelled `{}` exists already", a.label),
+                    ))
+                } else {
+                    Err(KonnectorError::new(
+                        ErrorCode::InvalidData,
+                        format!(
+                            "the files folder `{}` belongs to another account already",
+                            a.folder
+                        ),
+                    ))
+                }
+            }
+            Err(e) => Err(self.err("saving the account")(e)),
+        }
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>, KonnectorError> {
@@ -534,6 +657,50 @@ impl AccountStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Gives every account that has no files folder yet (accounts made
+    /// before schema 2) the folder its files were in: `legacy(account)`,
+    /// the konnector's name and the label as Gleaner used to name it, if
+    /// no other account has claimed that folder; otherwise a folder of its
+    /// own keyed by its id (its files are downloaded again there, and the
+    /// shared folder stays with the older account). One transaction.
+    ///
+    /// Returns the accounts whose folder was set, with the folder.
+    pub async fn assign_missing_folders(
+        &self,
+        legacy: &(dyn Fn(&Account) -> (String, String) + Send + Sync),
+    ) -> Result<Vec<(String, String)>, KonnectorError> {
+        let err = self.err("assigning account folders");
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(&err)?;
+        let rows = sqlx::query("SELECT * FROM accounts WHERE folder = '' ORDER BY created_at, id")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(&err)?;
+        let mut done = Vec::new();
+        for row in &rows {
+            let account = self.account_from_row(row)?;
+            let (old, own) = legacy(&account);
+            let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE folder = ?")
+                .bind(&old)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&err)?;
+            let folder = if taken == 0 { old } else { own };
+            sqlx::query("UPDATE accounts SET folder = ? WHERE id = ?")
+                .bind(&folder)
+                .bind(&account.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(&err)?;
+            done.push((account.id, folder));
+        }
+        tx.commit().await.map_err(&err)?;
+        Ok(done)
+    }
+
     fn account_from_row(&self, r: &sqlx::sqlite::SqliteRow) -> Result<Account, KonnectorError> {
         let err = self.err("reading an account");
         let id: String = r.try_get("id").map_err(&err)?;
@@ -549,6 +716,7 @@ impl SqliteStore {
             sealed_secrets: r.try_get("sealed_secrets").map_err(&err)?,
             endpoint: r.try_get("endpoint").map_err(&err)?,
             created_at: parse_time(&created).map_err(corrupt)?,
+            folder: r.try_get("folder").map_err(&err)?,
             id,
         })
     }
