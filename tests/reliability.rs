@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Home, row_counts};
+use common::{Home, add_args, row_counts};
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
 
 /// `io.cozy.files` documents of an account, as exported.
@@ -71,28 +71,10 @@ fn parallel_adds_with_one_label_make_one_account() {
     let home = Home::new();
     for round in 0..5 {
         let label = format!("phone-{round}");
+        let args = add_args(LOGIN, "parallel-pw", &label);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let children: Vec<_> = (0..4)
-            .map(|_| {
-                Command::new(env!("CARGO_BIN_EXE_gleaner"))
-                    .args([
-                        "accounts",
-                        "add",
-                        "free-mobile",
-                        "--field",
-                        &format!("login={LOGIN}"),
-                        "--field",
-                        "password=parallel-pw",
-                        "--label",
-                        &label,
-                    ])
-                    .env("GLEANER_HOME", home.path())
-                    .env_remove("GLEANER_PASSPHRASE")
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|_| home.command(&args).spawn().unwrap())
             .collect();
         let outs: Vec<_> = children
             .into_iter()
@@ -116,29 +98,9 @@ fn parallel_adds_with_one_label_make_one_account() {
 fn demos_and_adds_in_parallel_give_exact_counts() {
     let home = Home::new();
     for round in 0..3 {
-        let spawn = |args: &[&str]| {
-            Command::new(env!("CARGO_BIN_EXE_gleaner"))
-                .args(args)
-                .env("GLEANER_HOME", home.path())
-                .env_remove("GLEANER_PASSPHRASE")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
-        let label = format!("extra-{round}");
-        let add = [
-            "accounts",
-            "add",
-            "free-mobile",
-            "--field",
-            "login=87654321",
-            "--field",
-            "password=pw",
-            "--label",
-            label.as_str(),
-        ];
+        let spawn = |args: &[&str]| home.command(args).spawn().unwrap();
+        let add = add_args("87654321", "pw", &format!("extra-{round}"));
+        let add: Vec<&str> = add.iter().map(String::as_str).collect();
         let children = vec![spawn(&["demo"]), spawn(&add), spawn(&["demo"]), spawn(&add)];
         let outs: Vec<_> = children
             .into_iter()
@@ -183,17 +145,8 @@ fn demos_and_adds_in_parallel_give_exact_counts() {
 fn bad_labels_are_refused() {
     let home = Home::new();
     for label in ["", "   ", "two\nlines", "red\u{1b}[31m", " padded"] {
-        let out = home.gleaner(&[
-            "accounts",
-            "add",
-            "free-mobile",
-            "--field",
-            &format!("login={LOGIN}"),
-            "--field",
-            "password=pw",
-            "--label",
-            label,
-        ]);
+        let args = add_args(LOGIN, "pw", label);
+        let out = home.gleaner(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(!out.status.success(), "{label:?} was accepted");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("label"), "{err}");
@@ -277,16 +230,9 @@ fn a_lost_key_leaves_the_data_readable_and_makes_no_new_key() {
 #[test]
 fn an_empty_passphrase_is_refused() {
     let home = Home::new();
+    let args = add_args(LOGIN, "pw", "empty-pass");
     let out = home.gleaner_env(
-        &[
-            "accounts",
-            "add",
-            "free-mobile",
-            "--field",
-            &format!("login={LOGIN}"),
-            "--field",
-            "password=pw",
-        ],
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
         &[("GLEANER_PASSPHRASE", "")],
     );
     assert!(!out.status.success());
@@ -445,17 +391,8 @@ fn a_full_disk_is_named_and_loses_nothing() {
         before,
         "the export was replaced"
     );
-    let add = run(&[
-        "accounts",
-        "add",
-        "free-mobile",
-        "--field",
-        &format!("login={LOGIN}"),
-        "--field",
-        "password=pw",
-        "--label",
-        "on-a-full-disk",
-    ]);
+    let args = add_args(LOGIN, "pw", "on-a-full-disk");
+    let add = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let err = String::from_utf8_lossy(&add.stderr);
     assert!(!add.status.success());
     assert!(err.contains("DISK_QUOTA_EXCEEDED"), "{err}");

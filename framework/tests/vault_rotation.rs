@@ -298,7 +298,11 @@ async fn a_replaced_key_file_is_a_clear_error_not_garbage() {
     // 5: one used to be written that could open nothing).
     let err = open(dir.path(), &store, None).await.err().unwrap();
     assert_eq!(err.code, gleaner_framework::ErrorCode::VaultFailed);
-    assert!(err.message.contains("the key is missing"), "{}", err.message);
+    assert!(
+        err.message.contains("the key is missing"),
+        "{}",
+        err.message
+    );
     assert!(!key.exists(), "a new key was written");
     // Another key put in its place: the mismatch is named.
     Vault::open_or_create(&key).unwrap();

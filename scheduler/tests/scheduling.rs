@@ -953,3 +953,24 @@ async fn every_sealed_column_of_the_schema_is_listed_for_rotation() {
         );
     }
 }
+
+/// Issue 8 (rough edge): a local vault failure (a record sealed with
+/// another key) is `UNKNOWN_ERROR.VAULT_FAILED`, never blamed on the
+/// person's credentials: the account is not paused and no login happens.
+#[tokio::test]
+async fn a_vault_failure_does_not_pause_the_account() {
+    let h = Harness::start(config()).await;
+    let mut account = h.add("acc-vault", "free-mobile", PASSWORD).await;
+    let other = Vault::open_or_create(&h.dir.path().join("other.key")).unwrap();
+    let secrets = BTreeMap::from([("password".to_owned(), Secret::new(PASSWORD))]);
+    account.sealed_secrets = other.seal(&account.id, &secrets).unwrap();
+    h.store.put_account(&account).await.unwrap();
+    h.to_next_slot("acc-vault").await;
+    let ran = h.run_due().await;
+    let err = ran[0].result.as_ref().err().unwrap();
+    assert_eq!(err.code, ErrorCode::VaultFailed, "{}", err.message);
+    assert_ne!(ran[0].after, Some(AfterFailure::BlockAccount));
+    assert_eq!(h.sandbox.login_posts(), 0);
+    let t = h.sched.queue.trigger("acc-vault").await.unwrap().unwrap();
+    assert_eq!(t.blocked_code, None, "the account was paused");
+}

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs, dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use gleaner_konnectors::telco::free_mobile::sandbox::LOGIN;
 
@@ -23,14 +23,23 @@ impl Home {
         self.gleaner_env(args, &[])
     }
 
-    pub fn gleaner_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    /// `gleaner ARGS` on this data directory, with no terminal and none of
+    /// the caller's Gleaner variables; output piped (for `spawn`).
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gleaner"));
         cmd.args(args)
             .env("GLEANER_HOME", self.path())
             .env_remove("GLEANER_LOG")
             .env_remove("GLEANER_PASSPHRASE")
             .env_remove("GLEANER_NEW_PASSPHRASE")
-            .stdin(std::process::Stdio::null());
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    pub fn gleaner_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -56,19 +65,9 @@ impl Home {
 
     /// Adds a Free Mobile account pointing at a sandbox; returns stdout.
     pub fn add_free_mobile(&self, endpoint: &str, password: &str, label: &str) -> String {
-        self.ok(&[
-            "accounts",
-            "add",
-            "free-mobile",
-            "--field",
-            &format!("login={LOGIN}"),
-            "--field",
-            &format!("password={password}"),
-            "--label",
-            label,
-            "--endpoint",
-            endpoint,
-        ])
+        let mut args = add_args(LOGIN, password, label);
+        args.extend(["--endpoint".to_owned(), endpoint.to_owned()]);
+        self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     pub fn files(&self) -> Vec<PathBuf> {
@@ -97,6 +96,23 @@ impl Home {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
+}
+
+/// The arguments of `accounts add free-mobile` with these fields.
+pub fn add_args(login: &str, password: &str, label: &str) -> Vec<String> {
+    [
+        "accounts",
+        "add",
+        "free-mobile",
+        "--field",
+        &format!("login={login}"),
+        "--field",
+        &format!("password={password}"),
+        "--label",
+        label,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 pub fn row_counts(out: &str, doctype: &str) -> Vec<String> {
