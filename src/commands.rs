@@ -396,6 +396,7 @@ pub async fn run_account(app: &App, account: &Account) -> Result<RunReport> {
 
 /// Prints a run's summary table.
 pub fn print_report(label: &str, report: &RunReport) {
+    let label = printable(label);
     let mut t = table(&["doctype", "created", "updated", "skipped"]);
     for (doctype, c) in &report.counts {
         t.add_row(vec![

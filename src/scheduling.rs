@@ -159,7 +159,7 @@ fn local(app: &App, t: Option<DateTime<Utc>>) -> String {
 /// `gleaner schedule`
 pub async fn schedule(app: &App) -> Result<()> {
     let sched = app.planner().await?;
-    let labels = sched.labels().await?;
+    let labels = printable_labels(sched.labels().await?);
     let mut rows = sched.overview().await?;
     rows.sort_by_key(|(t, _)| t.next_run_at);
     let mut t = table(&["account", "konnector", "trigger", "next run", "note"]);
@@ -201,7 +201,7 @@ pub async fn jobs(
         Some(a) => Some(app.find_account(a).await?.id),
         None => None,
     };
-    let labels = sched.labels().await?;
+    let labels = printable_labels(sched.labels().await?);
     let jobs = sched
         .queue
         .jobs(&JobFilter {
@@ -271,7 +271,7 @@ pub async fn jobs(
 /// `gleaner status`: one line per account, readable at a glance.
 pub async fn status(app: &App) -> Result<()> {
     let sched = app.planner().await?;
-    let labels = sched.labels().await?;
+    let labels = printable_labels(sched.labels().await?);
     let rows = sched.overview().await?;
     let active = sched
         .queue
@@ -396,4 +396,15 @@ pub async fn credentials_changed(app: &App, account: &Account) -> Result<()> {
     sched.queue.credentials_changed(&account.id).await?;
     let _ = app.store.get_account(&account.id).await?;
     Ok(())
+}
+
+/// Account labels made safe for the terminal (labels stored before they
+/// were validated may hold control characters).
+fn printable_labels(
+    labels: std::collections::HashMap<String, String>,
+) -> std::collections::HashMap<String, String> {
+    labels
+        .into_iter()
+        .map(|(id, label)| (id, crate::commands::printable(&label)))
+        .collect()
 }

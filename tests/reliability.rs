@@ -421,3 +421,39 @@ fn a_full_disk_is_named_and_loses_nothing() {
         20
     );
 }
+
+/// Defect 6: a store another user owns is named as a permission problem,
+/// never as damage. Runs `gleaner` as `nobody` through `setpriv` (needs
+/// root); skipped with one line otherwise.
+#[test]
+fn a_store_without_permission_is_named_as_such() {
+    let home = Home::new();
+    home.ok(&["accounts", "list"]);
+    let as_root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let setpriv = Path::new("/usr/bin/setpriv").exists();
+    if !(as_root && setpriv) {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI runs as root with setpriv (util-linux)");
+        }
+        println!("skipped: a_store_without_permission_is_named_as_such needs root and setpriv");
+        return;
+    }
+    let out = Command::new("/usr/bin/setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_gleaner"))
+        .args(["accounts", "list"])
+        .env("GLEANER_HOME", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no permission"), "{err}");
+    assert!(
+        !err.contains("corrupt") && !err.contains("is damaged"),
+        "{err}"
+    );
+}

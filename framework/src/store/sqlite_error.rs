@@ -87,6 +87,11 @@ pub fn classify(what: &str, path: &Path, e: &sqlx::Error) -> KonnectorError {
     if kind == Failure::Other && is_io_error(e) && disk_is_full(path) {
         kind = Failure::DiskFull;
     }
+    // "unable to open database file" says nothing of why: ask the file
+    // system whether it is a permission.
+    if kind == Failure::Other && is_code(e, code::CANTOPEN) && permission_denied(path) {
+        kind = Failure::Permission;
+    }
     worded(what, &path.display().to_string(), kind, e)
 }
 
@@ -121,16 +126,39 @@ fn worded(what: &str, p: &str, kind: Failure, e: &sqlx::Error) -> KonnectorError
     }
 }
 
+/// Whether `e` is a SQLite error of the primary code `primary`.
+fn is_code(e: &sqlx::Error, primary: i64) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| c & 0xff == primary)
+}
+
+/// Whether opening `path` (or, when it does not exist, creating a file
+/// beside it) is refused for want of permission.
+fn permission_denied(path: &Path) -> bool {
+    let denied = |r: std::io::Result<std::fs::File>| matches!(r, Err(e) if io_failure(&e) == Failure::Permission);
+    if path.exists() {
+        return denied(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path),
+        );
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let probe = dir.join(format!(".gleaner-permission-probe-{}", std::process::id()));
+    let result = std::fs::File::create(&probe);
+    let _ = std::fs::remove_file(&probe);
+    denied(result)
+}
+
 /// Whether `e` is SQLite's `SQLITE_IOERR` family or an I/O error.
 fn is_io_error(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) => true,
-        _ => e
-            .as_database_error()
-            .and_then(|d| d.code())
-            .and_then(|c| c.parse::<i64>().ok())
-            .is_some_and(|c| c & 0xff == code::IOERR),
-    }
+    matches!(e, sqlx::Error::Io(_)) || is_code(e, code::IOERR)
 }
 
 /// Whether the disk holding `path` refuses a small write for want of
