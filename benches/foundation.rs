@@ -458,6 +458,20 @@ fn main() -> Result<()> {
             bytes_mib(file_size(&db)),
             bytes_mib(file_size(&wal_path(&db)))
         );
+        // Every start runs PRAGMA quick_check (issue 8): what it costs on
+        // this store, through a second handle on the same file.
+        let t = Instant::now();
+        let reopened = SqliteStore::open(&db).await?;
+        let open_time = t.elapsed();
+        let t = Instant::now();
+        reopened.quick_check().await?;
+        let check = t.elapsed();
+        reopened.pool().close().await;
+        println!(
+            "  open with quick_check:    {} | quick_check alone {}",
+            secs(open_time),
+            secs(check)
+        );
         let items = format!("{} bills", thousands(sizes.initial as f64));
         rows.push(Row {
             phase: "Store: initial save, `commit_run` only",

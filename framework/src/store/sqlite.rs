@@ -43,6 +43,14 @@ use crate::error::{ErrorCode, KonnectorError};
 /// - 2: accounts get a `folder` (unique), and labels are unique.
 const SCHEMA_VERSION: i64 = 2;
 
+/// The columns an [`Account`] is read from (named, never `*`: a
+/// statement prepared before a migration keeps its old column list).
+macro_rules! account_columns {
+    () => {
+        "id, konnector, label, fields, sealed_secrets, endpoint, created_at, folder"
+    };
+}
+
 /// How many documents one statement looks up or inserts.
 const CHUNK: usize = 400;
 
@@ -600,19 +608,27 @@ impl AccountStore for SqliteStore {
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>, KonnectorError> {
-        let row = sqlx::query("SELECT * FROM accounts WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(self.err("reading the account"))?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err("reading the account"))?;
         row.map(|r| self.account_from_row(&r)).transpose()
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, KonnectorError> {
-        let rows = sqlx::query("SELECT * FROM accounts ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(self.err("listing accounts"))?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("listing accounts"))?;
         rows.iter().map(|r| self.account_from_row(r)).collect()
     }
 
@@ -675,10 +691,14 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(&err)?;
-        let rows = sqlx::query("SELECT * FROM accounts WHERE folder = '' ORDER BY created_at, id")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(&err)?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            account_columns!(),
+            " FROM accounts WHERE folder = '' ORDER BY created_at, id"
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(&err)?;
         let mut done = Vec::new();
         for row in &rows {
             let account = self.account_from_row(row)?;
@@ -806,6 +826,84 @@ mod tests {
                 .await
                 .unwrap()
                 .is_none()
+        );
+    }
+
+    /// Schema 1 → 2: duplicate labels (the old race) get their id
+    /// appended; accounts keep their old folder unless another account
+    /// claimed it (`a:b` and `a_b` both sanitized to `a_b`).
+    #[tokio::test]
+    async fn a_schema_1_store_gets_unique_labels_and_own_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        // Back to schema 1: no folder column, no unique indexes.
+        for stmt in [
+            "DROP INDEX accounts_folder",
+            "DROP INDEX accounts_label",
+            "ALTER TABLE accounts DROP COLUMN folder",
+            "PRAGMA user_version = 1",
+        ] {
+            sqlx::query(stmt).execute(store.pool()).await.unwrap();
+        }
+        for (id, label, at) in [
+            ("id-old-ab", "a:b", "2026-01-01T00:00:00Z"),
+            ("id-new-ab", "a_b", "2026-01-02T00:00:00Z"),
+            ("id-dup-1", "phone", "2026-01-03T00:00:00Z"),
+            ("id-dup-2", "phone", "2026-01-04T00:00:00Z"),
+        ] {
+            sqlx::query("INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, endpoint, created_at) VALUES (?, 'free-mobile', ?, '{}', x'00', NULL, ?)")
+                .bind(id)
+                .bind(label)
+                .bind(at)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+        store.pool().close().await;
+        let store = SqliteStore::open(&path).await.unwrap();
+        let labels: Vec<String> = store
+            .list_accounts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.label)
+            .collect();
+        assert_eq!(labels, ["a:b", "a_b", "phone", "phone (id-dup)"]);
+        let legacy = |a: &Account| {
+            (
+                format!(
+                    "Free Mobile/{}",
+                    crate::store::files::sanitize_name(&a.label)
+                ),
+                Account::default_folder("Free Mobile", &a.id),
+            )
+        };
+        let done = store.assign_missing_folders(&legacy).await.unwrap();
+        assert_eq!(done.len(), 4);
+        let folder = |id: &str| {
+            done.iter()
+                .find(|(i, _)| i == id)
+                .map(|(_, f)| f.clone())
+                .unwrap()
+        };
+        assert_eq!(folder("id-old-ab"), "Free Mobile/a_b");
+        assert_eq!(folder("id-new-ab"), "Free Mobile/id-new-ab");
+        // Nothing left to assign, and the index refuses a shared folder.
+        assert!(
+            store
+                .assign_missing_folders(&legacy)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let mut other = store.get_account("id-new-ab").await.unwrap().unwrap();
+        other.folder = "Free Mobile/a_b".into();
+        let err = store.put_account(&other).await.err().unwrap();
+        assert!(
+            err.message.contains("belongs to another account"),
+            "{}",
+            err.message
         );
     }
 
