@@ -69,11 +69,13 @@ async fn accounts_with_look_alike_labels_keep_their_own_files() {
 #[test]
 fn parallel_adds_with_one_label_make_one_account() {
     let home = Home::new();
-    for round in 0..5 {
+    // The old check-then-insert lost this race in about one trial of five
+    // with two processes; ten rounds of eight make it near certain.
+    for round in 0..10 {
         let label = format!("phone-{round}");
         let args = add_args(LOGIN, "parallel-pw", &label);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let children: Vec<_> = (0..4)
+        let children: Vec<_> = (0..8)
             .map(|_| home.command(&args).spawn().unwrap())
             .collect();
         let outs: Vec<_> = children
@@ -88,7 +90,7 @@ fn parallel_adds_with_one_label_make_one_account() {
         }
     }
     let list = home.ok(&["accounts", "list"]);
-    assert_eq!(list.matches("phone-").count(), 5, "{list}");
+    assert_eq!(list.matches("phone-").count(), 10, "{list}");
 }
 
 /// Defect 1: `gleaner demo` and `accounts add` in parallel on one data
