@@ -62,8 +62,8 @@ fn register_figures() {
     for (name, len) in [
         ("1 KB", 1_000),
         ("10 KB", 10_000),
-        ("40 KB", 40_000),
-        ("20 KB", 20_000),
+        ("100 KB", 100_000),
+        ("1 MB", 1_000_000),
     ] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .env(REGISTER_CHILD_ENV, len.to_string())
