@@ -41,10 +41,18 @@ fn password(len: usize) -> String {
         .collect()
 }
 
+/// Set in the child process to register one repeated character instead of
+/// a password-like value (the worst case of the old DFA construction).
+const REGISTER_REPEATED_ENV: &str = "GLEANER_BENCH_REGISTER_REPEATED";
+
 /// The child: registers one secret of the given size and prints the time
 /// and peak RSS on one line.
 fn register_child(len: usize) {
-    let value = password(len);
+    let value = if std::env::var(REGISTER_REPEATED_ENV).is_ok_and(|v| !v.is_empty()) {
+        "a".repeat(len)
+    } else {
+        password(len)
+    };
     let start = Instant::now();
     let secret = Secret::new(value);
     let elapsed = start.elapsed();
@@ -58,7 +66,20 @@ fn register_child(len: usize) {
 }
 
 fn register_figures() {
-    println!("register one secret (fresh process each):");
+    for repeated in [false, true] {
+        println!(
+            "register one secret, {} (fresh process each):",
+            if repeated {
+                "one character repeated"
+            } else {
+                "password-like"
+            }
+        );
+        register_sizes(repeated);
+    }
+}
+
+fn register_sizes(repeated: bool) {
     for (name, len) in [
         ("1 KB", 1_000),
         ("10 KB", 10_000),
@@ -67,6 +88,7 @@ fn register_figures() {
     ] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .env(REGISTER_CHILD_ENV, len.to_string())
+            .env(REGISTER_REPEATED_ENV, if repeated { "1" } else { "" })
             .output()
             .unwrap();
         assert!(
