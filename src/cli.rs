@@ -137,9 +137,14 @@ pub enum AccountsCommand {
         #[arg(long)]
         label: Option<String>,
         /// Send requests to this base URL instead of the provider's (for a
-        /// sandbox or a recording server on loopback).
+        /// sandbox or a recording server on loopback). Only http(s); never
+        /// a link-local or cloud metadata address.
         #[arg(long)]
         endpoint: Option<String>,
+        /// Confirm an --endpoint that is not on this machine (a private or
+        /// public address): the account's credentials will be sent there.
+        #[arg(long, requires = "endpoint")]
+        allow_remote_endpoint: bool,
         /// OAuth konnectors: only print the consent URL, do not try to open
         /// a browser.
         #[arg(long)]

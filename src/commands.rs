@@ -136,13 +136,14 @@ fn field_names(manifest: &gleaner_framework::Manifest) -> String {
         .join(", ")
 }
 
-/// `gleaner accounts add`
+/// `gleaner accounts add`; a non-loopback `endpoint` needs `allow_remote`
+/// (see `gleaner_framework::endpoint`).
 pub async fn accounts_add(
     app: &App,
     slug: &str,
     given: Vec<(String, String)>,
     label: Option<String>,
-    endpoint: Option<String>,
+    (endpoint, allow_remote): (Option<String>, bool),
     consent: Consent,
 ) -> Result<Account> {
     let manifest = app.registry.get(slug)?.konnector.manifest().clone();
@@ -154,7 +155,8 @@ pub async fn accounts_add(
         );
     }
     if let Some(url) = &endpoint {
-        url::Url::parse(url).with_context(|| format!("--endpoint `{url}` is not a URL"))?;
+        gleaner_framework::endpoint::check_endpoint(url, allow_remote)
+            .map_err(|e| anyhow::anyhow!("--endpoint refused: {}", e.message))?;
     }
     let mut fields = BTreeMap::new();
     let mut secrets = BTreeMap::new();
@@ -366,12 +368,30 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
-/// A progress bar for a run and the callback that feeds it.
+/// A progress bar for a run and the callback that feeds it. While the run
+/// waits on a request ("waiting for free.fr (GET /invoices)"), the steady
+/// tick shows for how long.
 pub fn progress_bar(label: &str) -> (ProgressBar, ProgressFn) {
     let bar = ProgressBar::new_spinner();
+    let since = Arc::new(std::sync::Mutex::new((
+        String::new(),
+        std::time::Instant::now(),
+    )));
+    let waited = Arc::clone(&since);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}")
+        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}{waited}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "waited",
+                move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    if let Ok(s) = waited.lock()
+                        && s.0.starts_with("waiting for")
+                        && s.1.elapsed().as_secs() >= 1
+                    {
+                        let _ = w.write_str(&format!(" {} s", s.1.elapsed().as_secs()));
+                    }
+                },
+            )
             .progress_chars("=> "),
     );
     bar.set_prefix(label.to_owned());
@@ -382,6 +402,11 @@ pub fn progress_bar(label: &str) -> (ProgressBar, ProgressFn) {
             b.set_length(total);
         }
         b.set_position(p.done);
+        if let Ok(mut s) = since.lock()
+            && s.0 != p.message
+        {
+            *s = (p.message.clone(), std::time::Instant::now());
+        }
         b.set_message(p.message.clone());
     });
     (bar, progress)
@@ -660,7 +685,7 @@ pub async fn demo(app: &App) -> Result<()> {
                     &manifest.slug,
                     fields,
                     Some(label.clone()),
-                    Some(sandbox.base_url.clone()),
+                    (Some(sandbox.base_url.clone()), false),
                     Consent::Auto,
                 )
                 .await?

@@ -131,6 +131,7 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
             fields,
             label,
             endpoint,
+            allow_remote_endpoint,
             no_browser,
             oauth_port,
         }) => {
@@ -138,8 +139,15 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
                 open: !no_browser,
                 port: oauth_port,
             };
-            let account =
-                commands::accounts_add(app, &slug, fields, label, endpoint, consent).await?;
+            let account = commands::accounts_add(
+                app,
+                &slug,
+                fields,
+                label,
+                (endpoint, allow_remote_endpoint),
+                consent,
+            )
+            .await?;
             println!(
                 "added account {} ({}) for {}; run it with `gleaner run {}`",
                 account.label, account.id, account.konnector, account.label

@@ -452,3 +452,87 @@ async fn sessions_survive_runs_and_vault_rotations() {
         }
     }
 }
+
+/// Issue 8: `--endpoint` takes only http(s); link-local and metadata
+/// addresses are refused outright, and a non-loopback endpoint needs
+/// `--allow-remote-endpoint`. Nothing is dialled: every refusal happens
+/// before the account exists (and none of these runs).
+#[test]
+fn endpoints_outside_the_policy_are_refused_with_a_clear_message() {
+    let home = Home::new();
+    let add = |endpoint: &str, extra: &[&str]| {
+        let mut args = vec![
+            "accounts",
+            "add",
+            "free-mobile",
+            "--field",
+            "login=12345678",
+            "--field",
+            "password=endpoint-test-pw",
+            "--endpoint",
+            endpoint,
+        ];
+        args.extend_from_slice(extra);
+        home.gleaner(&args)
+    };
+    for (endpoint, says) in [
+        ("http://169.254.169.254/", "cloud metadata address"),
+        ("http://[fe80::1]/", "link-local"),
+        ("http://metadata.google.internal/", "cloud metadata name"),
+        ("ftp://127.0.0.1/", "only http:// and https://"),
+        ("file:///etc/passwd", "only http:// and https://"),
+        ("javascript:alert(1)", "only http:// and https://"),
+    ] {
+        for extra in [&[][..], &["--allow-remote-endpoint"][..]] {
+            let out = add(endpoint, extra);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{endpoint}: {err}");
+            assert!(err.contains("--endpoint refused"), "{endpoint}: {err}");
+            assert!(err.contains(says), "{endpoint}: {err}");
+            assert!(!err.contains("endpoint-test-pw"), "{err}");
+        }
+    }
+    for remote in ["https://example.com/", "http://10.0.0.1/"] {
+        let out = add(remote, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{remote}: {err}");
+        assert!(err.contains("--allow-remote-endpoint"), "{remote}: {err}");
+    }
+    // Nothing was stored.
+    let listed = home.ok(&["accounts", "list"]);
+    assert!(!listed.contains("free-mobile"), "{listed}");
+    // With the confirmation, a remote endpoint is stored (not dialled: no
+    // run follows).
+    let out = add("http://10.0.0.1/", &["--allow-remote-endpoint"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(home.ok(&["accounts", "list"]).contains("http://10.0.0.1/"));
+}
+
+/// Issue 8: a 100 KB password is refused at `accounts add` with a message
+/// naming the field and the limit, before it is registered or stored.
+#[test]
+fn an_absurdly_long_field_is_refused_naming_the_limit() {
+    let home = Home::new();
+    let password = format!("password={}", "p".repeat(100 * 1024));
+    let out = home.gleaner(&[
+        "accounts",
+        "add",
+        "free-mobile",
+        "--field",
+        "login=12345678",
+        "--field",
+        &password,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("field `password`") && err.contains("the limit is 4096 bytes"),
+        "{err}"
+    );
+    assert!(!err.contains("pppppppp"), "{err}");
+    assert!(!home.ok(&["accounts", "list"]).contains("free-mobile"));
+}

@@ -10,7 +10,16 @@
 //! - **retries** on network errors, 5xx and 429, with exponential backoff and
 //!   jitter, honouring `Retry-After` up to a cap (a longer `Retry-After` ends
 //!   the run with `VENDOR_DOWN` carrying the delay, for the scheduler);
-//! - a persistent **cookie jar**, a realistic User-Agent and timeouts.
+//! - the **endpoint policy** of [`crate::endpoint`]: only `http` and
+//!   `https`, and never a link-local or cloud metadata address, neither as
+//!   a literal IP nor after DNS resolution ([`GuardedResolver`]);
+//! - a persistent **cookie jar**, a realistic User-Agent and timeouts: a
+//!   connection within 10 s, response headers within 30 s, and no silence
+//!   longer than 30 s while a body is read, so that a server that never
+//!   answers ends the run with `VENDOR_DOWN` naming the host and the
+//!   timeout, well before the run's own time limit;
+//! - an optional **activity hook** ([`HttpClient::set_activity`]) told which
+//!   request the client waits on, for progress displays.
 //!
 //! URLs in errors and logs are stripped of their query string, which can
 //! carry tokens.
@@ -25,6 +34,7 @@ use reqwest::{Method, StatusCode};
 use reqwest_cookie_store::CookieStoreMutex;
 use url::Url;
 
+use crate::endpoint::{GuardedResolver, find_refused_resolution};
 use crate::error::{ErrorCode, KonnectorError, Result};
 
 /// A desktop browser's User-Agent: providers serve their normal pages to it.
@@ -85,8 +95,11 @@ pub struct HttpConfig {
     pub retry: RetryPolicy,
     /// Time to establish a connection.
     pub connect_timeout: Duration,
-    /// Time for a whole request, body included.
+    /// Time from sending a request to its response's headers.
     pub request_timeout: Duration,
+    /// The longest silence while waiting for or reading a response (each
+    /// read of the connection); a large body that keeps coming is not cut.
+    pub read_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -96,7 +109,11 @@ impl Default for HttpConfig {
             request_budget: 500,
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            // Five attempts (four retries) of a server that never answers
+            // take about 2.5 minutes: the run fails with VENDOR_DOWN naming
+            // the timeout before its own 5-minute limit.
+            request_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -188,8 +205,33 @@ impl AllowList {
     }
 }
 
+/// A request the client is waiting on, for progress displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    /// The host (with its port when not the scheme's default).
+    pub host: String,
+    /// The method and path, such as `GET /invoices` (never the query).
+    pub request: String,
+    /// The attempt number, from 1 (retries count up).
+    pub attempt: u32,
+}
+
+impl std::fmt::Display for Activity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "waiting for {} ({})", self.host, self.request)?;
+        if self.attempt > 1 {
+            write!(f, ", attempt {}", self.attempt)?;
+        }
+        Ok(())
+    }
+}
+
+/// Told when a request starts (`Some`) and when the client stops waiting
+/// on it (`None`).
+pub type ActivityFn = Arc<dyn Fn(Option<&Activity>) + Send + Sync>;
+
 /// The konnector HTTP client. Cheap to clone (shares the connection pool,
-/// the cookie jar and the counters).
+/// the cookie jar, the counters and the activity hook).
 #[derive(Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
@@ -198,6 +240,26 @@ pub struct HttpClient {
     config: Arc<HttpConfig>,
     per_host: Arc<Mutex<HashMap<String, u32>>>,
     stats: Arc<Mutex<HttpStats>>,
+    activity: Arc<Mutex<Option<ActivityFn>>>,
+}
+
+/// Tells the activity hook that the client stopped waiting, however the
+/// wait ends (answer, error, cancellation).
+struct ActivityDone<'a>(&'a HttpClient);
+
+impl Drop for ActivityDone<'_> {
+    fn drop(&mut self) {
+        self.0.report_activity(None);
+    }
+}
+
+/// A duration for messages: `250 ms`, `30 s`.
+fn human(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{} s", d.as_secs())
+    }
 }
 
 /// The TLS configuration every client of the process shares: the same as
@@ -250,6 +312,8 @@ impl HttpClient {
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= 10 {
                 attempt.error("too many redirects")
+            } else if let Err(e) = crate::endpoint::check_target(attempt.url()) {
+                attempt.error(e.message)
             } else if redirect_allow.allows(attempt.url()) {
                 attempt.follow()
             } else {
@@ -268,8 +332,9 @@ impl HttpClient {
             .user_agent(USER_AGENT)
             .cookie_provider(Arc::clone(&jar))
             .redirect(policy)
+            .dns_resolver(GuardedResolver::system())
             .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
+            .read_timeout(config.read_timeout)
             .build()
             .map_err(|e| {
                 KonnectorError::new(
@@ -284,7 +349,23 @@ impl HttpClient {
             config: Arc::new(config),
             per_host: Arc::default(),
             stats: Arc::default(),
+            activity: Arc::default(),
         })
+    }
+
+    /// Sets the hook told which request the client waits on (the runner
+    /// feeds the run's progress display with it). Shared by every clone.
+    pub fn set_activity(&self, hook: ActivityFn) {
+        if let Ok(mut a) = self.activity.lock() {
+            *a = Some(hook);
+        }
+    }
+
+    fn report_activity(&self, activity: Option<&Activity>) {
+        let hook = self.activity.lock().ok().and_then(|a| a.clone());
+        if let Some(hook) = hook {
+            hook(activity);
+        }
     }
 
     /// The cookie jar, shared with every request of this client.
@@ -401,6 +482,9 @@ impl HttpClient {
                 format!("`{}` is not a URL: {e}", strip_query(url)),
             )
         })?;
+        // Before the allow-list: a stored endpoint with another scheme
+        // fails here once, not five times as VENDOR_DOWN.
+        crate::endpoint::check_target(&url)?;
         if !self.allow.allows(&url) {
             return Err(KonnectorError::new(
                 ErrorCode::HostNotAllowed,
@@ -413,8 +497,19 @@ impl HttpClient {
         let policy = &self.config.retry;
         let idempotent = method != Method::POST && method != Method::PATCH;
         let mut retry = 0u32;
+        let host = match (url.host_str(), url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            (None, _) => String::new(),
+        };
         loop {
             self.take_budget(&url)?;
+            self.report_activity(Some(&Activity {
+                host: host.clone(),
+                request: format!("{method} {}", url.path()),
+                attempt: retry + 1,
+            }));
+            let done = ActivityDone(self);
             let mut req = self.inner.request(method.clone(), url.clone());
             if let Some(token) = bearer {
                 req = req.bearer_auth(token.expose());
@@ -428,8 +523,22 @@ impl HttpClient {
                     .body(body.clone());
             }
             let started = std::time::Instant::now();
-            let outcome = match req.send().await {
-                Ok(resp) => {
+            let sent = tokio::time::timeout(self.config.request_timeout, req.send()).await;
+            let outcome = match sent {
+                Err(_elapsed) => {
+                    let cause = format!(
+                        "{} did not answer within {} (the request timeout)",
+                        display_url(&url),
+                        human(self.config.request_timeout)
+                    );
+                    if !idempotent {
+                        return Err(KonnectorError::vendor_down(format!(
+                            "{method} {cause}; not retried, since the server may have processed it"
+                        )));
+                    }
+                    Attempt::Retry(cause, None)
+                }
+                Ok(Ok(resp)) => {
                     let status = resp.status();
                     tracing::debug!(%method, url = %display_url(&url), status = status.as_u16(),
                         elapsed_ms = started.elapsed().as_millis() as u64, "http");
@@ -461,11 +570,19 @@ impl HttpClient {
                                 });
                             }
                             Err(e) => {
-                                let cause = format!(
-                                    "the body from {} was cut off: {}",
-                                    display_url(&url),
-                                    e.without_url()
-                                );
+                                let cause = if e.is_timeout() {
+                                    format!(
+                                        "the body from {} stopped coming for {} (the read timeout)",
+                                        display_url(&url),
+                                        human(self.config.read_timeout)
+                                    )
+                                } else {
+                                    format!(
+                                        "the body from {} was cut off: {}",
+                                        display_url(&url),
+                                        e.without_url()
+                                    )
+                                };
                                 if !idempotent {
                                     return Err(KonnectorError::vendor_down(cause));
                                 }
@@ -474,7 +591,21 @@ impl HttpClient {
                         }
                     }
                 }
-                Err(e) if e.is_redirect() => {
+                // A name that resolves only to refused addresses (link-local,
+                // metadata): not retried, the answer will not change.
+                Ok(Err(e)) if find_refused_resolution(&e).is_some() => {
+                    return Err(KonnectorError::new(
+                        ErrorCode::HostNotAllowed,
+                        format!(
+                            "refused a request to {}: {}",
+                            display_url(&url),
+                            find_refused_resolution(&e)
+                                .map(ToString::to_string)
+                                .unwrap_or_default()
+                        ),
+                    ));
+                }
+                Ok(Err(e)) if e.is_redirect() => {
                     return Err(KonnectorError::new(
                         ErrorCode::HostNotAllowed,
                         format!(
@@ -486,18 +617,32 @@ impl HttpClient {
                 }
                 // A refused certificate does not heal in a second: no retry,
                 // and a message that says what it is.
-                Err(e) if error_chain(&e).contains("certificate") => {
+                Ok(Err(e)) if error_chain(&e).contains("certificate") => {
                     return Err(KonnectorError::vendor_down(format!(
                         "the TLS certificate of {} was refused: {}",
                         display_url(&url),
                         error_chain(&e)
                     )));
                 }
-                Err(e) if idempotent || e.is_connect() => Attempt::Retry(
+                Ok(Err(e)) if e.is_timeout() && (idempotent || e.is_connect()) => {
+                    let which = if e.is_connect() {
+                        format!(
+                            "no connection within {} (the connect timeout)",
+                            human(self.config.connect_timeout)
+                        )
+                    } else {
+                        format!(
+                            "no answer for {} (the read timeout)",
+                            human(self.config.read_timeout)
+                        )
+                    };
+                    Attempt::Retry(format!("{} timed out: {which}", display_url(&url)), None)
+                }
+                Ok(Err(e)) if idempotent || e.is_connect() => Attempt::Retry(
                     format!("could not reach {}: {}", display_url(&url), error_chain(&e)),
                     None,
                 ),
-                Err(e) => {
+                Ok(Err(e)) => {
                     return Err(KonnectorError::vendor_down(format!(
                         "{} {} failed and is not retried, since the server may have processed it: {}",
                         method,
@@ -530,6 +675,7 @@ impl HttpClient {
                 stats.retries += 1;
                 stats.waits.push(wait);
             }
+            drop(done);
             tokio::time::sleep(wait).await;
             retry += 1;
         }

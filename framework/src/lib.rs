@@ -22,6 +22,7 @@
 pub mod clock;
 pub mod context;
 pub mod doctypes;
+pub mod endpoint;
 pub mod error;
 pub mod filters;
 pub mod http;

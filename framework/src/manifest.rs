@@ -101,6 +101,14 @@ fn yes() -> bool {
     true
 }
 
+/// The longest value a field may have, in bytes (4 KiB).
+///
+/// The longest real credentials are API keys, client secrets and tokens of
+/// a few hundred bytes, and PEM private keys (about 3.2 KiB for RSA 4096);
+/// a value longer than this is a paste gone wrong or an attack on the
+/// process (each secret is registered for redaction in seven forms).
+pub const MAX_FIELD_BYTES: usize = 4096;
+
 impl FieldSpec {
     /// Checks a value against the field's requirements.
     ///
@@ -108,7 +116,17 @@ impl FieldSpec {
     /// user input: `^\d{N}$` (exactly N digits), `^\d{N,M}$` (N to M digits)
     /// and `^.{N,M}$` (N to M characters). Other patterns are rejected when
     /// the manifest loads.
+    ///
+    /// Every value is refused past [`MAX_FIELD_BYTES`], whatever the field,
+    /// before anything else looks at it.
     pub fn check(&self, name: &str, value: &str) -> Result<(), String> {
+        if value.len() > MAX_FIELD_BYTES {
+            return Err(format!(
+                "field `{name}` ({}) is {} bytes long; the limit is {MAX_FIELD_BYTES} bytes (4 KiB) per field",
+                self.label,
+                value.len()
+            ));
+        }
         if value.is_empty() {
             return if self.required {
                 Err(format!("field `{name}` ({}) is required", self.label))
@@ -788,5 +806,22 @@ callback_fields = ["meter"]
         assert!(login.check("login", "1234567").is_err());
         assert!(login.check("login", "1234567a").is_err());
         assert!(login.check("login", "").unwrap_err().contains("required"));
+    }
+
+    #[test]
+    fn absurd_field_values_are_refused_naming_the_field_and_the_limit() {
+        let m = Manifest::from_toml("acme.toml", GOOD).unwrap();
+        let password = &m.fields["password"];
+        let limit = "a".repeat(MAX_FIELD_BYTES);
+        assert!(password.check("password", &limit).is_ok());
+        let huge = "a".repeat(100 * 1024);
+        let err = password.check("password", &huge).unwrap_err();
+        assert!(err.contains("field `password`"), "{err}");
+        assert!(err.contains("4096 bytes"), "{err}");
+        assert!(!err.contains("aaaa"), "{err}");
+        let err = password
+            .check("password", &"é".repeat(MAX_FIELD_BYTES / 2 + 1))
+            .unwrap_err();
+        assert!(err.contains("4098 bytes long"), "{err}");
     }
 }

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use url::Url;
 
-use crate::context::{ContextParts, OAuthSession, ProgressFn, RunAccount, RunContext};
+use crate::context::{ContextParts, OAuthSession, Progress, ProgressFn, RunAccount, RunContext};
 use crate::error::{ErrorCode, KonnectorError, Result};
-use crate::http::{HttpClient, HttpConfig, RetryPolicy};
+use crate::http::{Activity, HttpClient, HttpConfig, RetryPolicy};
 use crate::konnector::Konnector;
 use crate::oauth::{OAuthConfig, TokenManager};
 use crate::secret::Secret;
@@ -102,6 +102,38 @@ impl Default for RunOptions {
     }
 }
 
+/// Wraps a run's progress receiver so that it also shows which request the
+/// HTTP client waits on ("waiting for mobile.free.fr (GET /account/)"),
+/// with the konnector's last counts; the konnector's own message comes back
+/// when the answer arrives.
+fn with_activity(progress: ProgressFn, http: &HttpClient) -> ProgressFn {
+    let last = Arc::new(std::sync::Mutex::new(Progress {
+        done: 0,
+        total: None,
+        message: "starting".to_owned(),
+    }));
+    let hook_last = Arc::clone(&last);
+    let hook_progress = Arc::clone(&progress);
+    http.set_activity(Arc::new(move |activity: Option<&Activity>| {
+        let Ok(last) = hook_last.lock().map(|l| l.clone()) else {
+            return;
+        };
+        match activity {
+            Some(a) => hook_progress(&Progress {
+                message: a.to_string(),
+                ..last
+            }),
+            None => hook_progress(&last),
+        }
+    }));
+    Arc::new(move |p: &Progress| {
+        if let Ok(mut l) = last.lock() {
+            *l = p.clone();
+        }
+        progress(p);
+    })
+}
+
 /// Removes a run's staging directory however the run ends, including when
 /// its future is dropped (timeout, shutdown).
 struct DiscardStaging<'a> {
@@ -176,13 +208,19 @@ async fn run_inner(
     }
     let started_at = Utc::now();
     let mut allowed_hosts = manifest.hosts.clone();
-    let base = account.endpoint.as_deref().unwrap_or(&manifest.base_url);
-    let base_url = Url::parse(base).map_err(|e| {
-        KonnectorError::new(
-            ErrorCode::UnknownError,
-            format!("the base URL `{base}` is not a URL: {e}"),
-        )
-    })?;
+    let base_url = match account.endpoint.as_deref() {
+        // The account's endpoint passed the policy when it was added (with
+        // the confirmation for a remote one); checked again here, so that
+        // an account stored before the policy, or edited in the store,
+        // fails once with a non-retried code.
+        Some(endpoint) => crate::endpoint::check_endpoint(endpoint, true)?,
+        None => Url::parse(&manifest.base_url).map_err(|e| {
+            KonnectorError::new(
+                ErrorCode::UnknownError,
+                format!("the base URL `{}` is not a URL: {e}", manifest.base_url),
+            )
+        })?,
+    };
     if account.endpoint.is_some()
         && let Some(host) = base_url.host_str()
     {
@@ -197,6 +235,7 @@ async fn run_inner(
         retry: env.retry.clone(),
         ..HttpConfig::default()
     })?;
+    let progress = options.progress.map(|p| with_activity(p, &http));
     let oauth = match (&manifest.oauth, options.oauth) {
         (Some(spec), Some(manager)) => Some(OAuthSession {
             manager,
@@ -220,7 +259,7 @@ async fn run_inner(
         store: Arc::clone(&env.store),
         files: env.files.clone(),
         state: previous.map(|s| s.state).unwrap_or(serde_json::Value::Null),
-        progress: options.progress,
+        progress,
         two_factor: options.two_factor,
     })
     .with_sessions(options.sessions);

@@ -274,3 +274,133 @@ async fn a_post_is_retried_after_a_503() {
         .unwrap();
     assert_eq!(client.stats().retries, 1);
 }
+
+/// Issue 8: a server that never answers ends the request with VENDOR_DOWN
+/// naming the host and the timeout (a short one here, no real long wait).
+#[tokio::test]
+async fn a_server_that_does_not_answer_is_vendor_down_naming_the_timeout() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    let client = HttpClient::new(HttpConfig {
+        allowed_hosts: vec![host_of(&server)],
+        retry: fast_retry(1),
+        request_timeout: Duration::from_millis(200),
+        ..HttpConfig::default()
+    })
+    .unwrap();
+    let err = client
+        .get(&format!("{}/invoices", server.uri()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::VendorDown);
+    assert!(err.message.contains(&host_of(&server)), "{}", err.message);
+    assert!(err.message.contains("/invoices"), "{}", err.message);
+    assert!(
+        err.message.contains("200 ms (the request timeout)"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("gave up after 2 attempts"),
+        "{}",
+        err.message
+    );
+    // A POST that timed out may have been processed: not retried.
+    let err = client
+        .post_form(&format!("{}/login", server.uri()), &[("a", "b")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::VendorDown);
+    assert!(err.message.contains("not retried"), "{}", err.message);
+    assert_eq!(client.stats().requests, 3);
+}
+
+/// Issue 8: the activity hook hears which request the client waits on,
+/// then that the wait is over.
+#[tokio::test]
+async fn the_activity_hook_names_the_request_waited_on() {
+    use std::sync::{Arc, Mutex};
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/invoices"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let client = client_for(vec![host_of(&server)], fast_retry(0), 10);
+    let heard: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let sink = Arc::clone(&heard);
+    client.set_activity(Arc::new(move |a| {
+        sink.lock().unwrap().push(a.map(ToString::to_string));
+    }));
+    client
+        .get(&format!("{}/invoices?token=abc", server.uri()))
+        .await
+        .unwrap();
+    let heard = heard.lock().unwrap().clone();
+    assert_eq!(
+        heard,
+        vec![
+            Some(format!("waiting for {} (GET /invoices)", host_of(&server))),
+            None
+        ]
+    );
+}
+
+/// Issue 8: a stored endpoint with another scheme fails once, not retried
+/// five times as VENDOR_DOWN; literal link-local and metadata addresses
+/// are refused before anything is sent, even when allow-listed.
+#[tokio::test]
+async fn other_schemes_and_metadata_addresses_are_refused_once() {
+    let client = client_for(
+        vec![
+            "127.0.0.1:21".into(),
+            "169.254.169.254".into(),
+            "[fe80::1]".into(),
+            "metadata.google.internal".into(),
+        ],
+        fast_retry(4),
+        10,
+    );
+    for url in [
+        "ftp://127.0.0.1:21/file",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fe80::1]/",
+        "http://metadata.google.internal/computeMetadata/v1/",
+    ] {
+        let err = client.get(url).await.unwrap_err();
+        assert_eq!(
+            err.code,
+            ErrorCode::HostNotAllowed,
+            "{url}: {}",
+            err.message
+        );
+        assert!(!err.code.is_retryable());
+    }
+    let stats = client.stats();
+    assert_eq!((stats.requests, stats.retries), (0, 0));
+}
+
+/// Issue 8: a redirect to a metadata address is refused like one to a host
+/// outside the manifest.
+#[tokio::test]
+async fn a_redirect_to_a_metadata_address_is_refused() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", "http://169.254.169.254/latest/meta-data/"),
+        )
+        .mount(&server)
+        .await;
+    let client = client_for(
+        vec![host_of(&server), "169.254.169.254".into()],
+        fast_retry(0),
+        10,
+    );
+    let err = client.get(&server.uri()).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::HostNotAllowed, "{}", err.message);
+    assert!(err.message.contains("never contacts"), "{}", err.message);
+}

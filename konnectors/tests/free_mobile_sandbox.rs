@@ -502,3 +502,67 @@ async fn only_the_sandbox_endpoint_is_reachable_not_another_loopback_port() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
+
+/// Issue 8: an account stored with an `ftp://` (or metadata) endpoint, from
+/// before the endpoint policy, fails once with a non-retried code instead
+/// of five times as VENDOR_DOWN; nothing is sent.
+#[tokio::test]
+async fn a_stored_endpoint_outside_the_policy_fails_once_not_retried() {
+    let mut h = Harness::start(Scenario::Normal).await;
+    let sandbox = h.sandbox.base_url();
+    for endpoint in [
+        sandbox.replace("http://", "ftp://"),
+        "http://169.254.169.254/".to_owned(),
+        "file:///etc/passwd".to_owned(),
+    ] {
+        h.account.endpoint = Some(endpoint.clone());
+        let err = h.run(PASSWORD).await.unwrap_err();
+        assert_eq!(
+            err.code,
+            ErrorCode::HostNotAllowed,
+            "{endpoint}: {}",
+            err.message
+        );
+        assert!(!err.code.is_retryable());
+        h.assert_nothing_saved().await;
+    }
+}
+
+/// Issue 8: while the run waits on a request, its progress says which.
+#[tokio::test]
+async fn progress_names_the_request_the_run_waits_on() {
+    use gleaner_framework::{Progress, ProgressFn};
+    use std::sync::Mutex;
+    let h = Harness::start(Scenario::Normal).await;
+    let heard: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&heard);
+    let progress: ProgressFn = Arc::new(move |p: &Progress| {
+        sink.lock().unwrap().push(p.message.clone());
+    });
+    let konnector = FreeMobile::new().unwrap();
+    let secrets = BTreeMap::from([("password".to_owned(), Secret::new(PASSWORD))]);
+    run_konnector(
+        &konnector,
+        &h.account,
+        secrets,
+        &h.env,
+        RunOptions {
+            progress: Some(progress),
+            ..RunOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let host = h
+        .sandbox
+        .base_url()
+        .trim_start_matches("http://")
+        .to_owned();
+    let heard = heard.lock().unwrap();
+    assert!(
+        heard
+            .iter()
+            .any(|m| m.starts_with(&format!("waiting for {host} (GET /"))),
+        "{heard:?}"
+    );
+}
