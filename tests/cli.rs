@@ -6,7 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Home, row_counts};
+use common::{Home, add_args, row_counts};
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
 
 #[test]
@@ -461,19 +461,10 @@ async fn sessions_survive_runs_and_vault_rotations() {
 fn endpoints_outside_the_policy_are_refused_with_a_clear_message() {
     let home = Home::new();
     let add = |endpoint: &str, extra: &[&str]| {
-        let mut args = vec![
-            "accounts",
-            "add",
-            "free-mobile",
-            "--field",
-            "login=12345678",
-            "--field",
-            "password=endpoint-test-pw",
-            "--endpoint",
-            endpoint,
-        ];
-        args.extend_from_slice(extra);
-        home.gleaner(&args)
+        let mut args = add_args("12345678", "endpoint-test-pw", "remote");
+        args.extend(["--endpoint", endpoint].map(str::to_owned));
+        args.extend(extra.iter().map(|e| (*e).to_owned()));
+        home.gleaner(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     for (endpoint, says) in [
         ("http://169.254.169.254/", "cloud metadata address"),
@@ -517,16 +508,8 @@ fn endpoints_outside_the_policy_are_refused_with_a_clear_message() {
 #[test]
 fn an_absurdly_long_field_is_refused_naming_the_limit() {
     let home = Home::new();
-    let password = format!("password={}", "p".repeat(100 * 1024));
-    let out = home.gleaner(&[
-        "accounts",
-        "add",
-        "free-mobile",
-        "--field",
-        "login=12345678",
-        "--field",
-        &password,
-    ]);
+    let args = add_args("12345678", &"p".repeat(100 * 1024), "long");
+    let out = home.gleaner(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
