@@ -427,6 +427,7 @@ fn a_full_disk_is_named_and_loses_nothing() {
 /// Defect 6: a store another user owns is named as a permission problem,
 /// never as damage. Runs `gleaner` as `nobody` through `setpriv` (needs
 /// root); skipped with one line otherwise.
+#[cfg(unix)]
 #[test]
 fn a_store_without_permission_is_named_as_such() {
     let home = Home::new();
@@ -443,9 +444,19 @@ fn a_store_without_permission_is_named_as_such() {
         println!("skipped: a_store_without_permission_is_named_as_such needs root and setpriv");
         return;
     }
+    // A copy of the binary that `nobody` can run, wherever the build is.
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("gleaner");
+    std::fs::copy(env!("CARGO_BIN_EXE_gleaner"), &bin).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(bin_dir.path(), open.clone()).unwrap();
+        std::fs::set_permissions(&bin, open).unwrap();
+    }
     let out = Command::new("/usr/bin/setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_gleaner"))
+        .arg(&bin)
         .args(["accounts", "list"])
         .env("GLEANER_HOME", home.path())
         .stdin(Stdio::null())
