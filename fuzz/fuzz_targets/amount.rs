@@ -30,10 +30,12 @@ fuzz_target!(|data: &[u8]| {
     for (name, parsed) in [("fr", parse_decimal_fr(s)), ("en", parse_decimal_en(s))] {
         if let Ok(d) = parsed {
             let text = d.to_string();
-            let en = parse_decimal_en(&text).unwrap_or_else(|e| panic!("{name} {s:?} -> {text:?}: {e}"));
+            let en =
+                parse_decimal_en(&text).unwrap_or_else(|e| panic!("{name} {s:?} -> {text:?}: {e}"));
             assert_eq!(en, d, "{name} {s:?} -> {text:?}");
             let fr_text = text.replace('.', ",");
-            let fr = parse_decimal_fr(&fr_text).unwrap_or_else(|e| panic!("{name} {s:?} -> {fr_text:?}: {e}"));
+            let fr = parse_decimal_fr(&fr_text)
+                .unwrap_or_else(|e| panic!("{name} {s:?} -> {fr_text:?}: {e}"));
             assert_eq!(fr, d, "{name} {s:?} -> {fr_text:?}");
         }
     }

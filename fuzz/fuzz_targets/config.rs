@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(c.concurrency >= 1 && c.per_konnector >= 1 && c.max_attempts >= 1);
     assert!(c.per_konnector_overrides.values().all(|&v| v >= 1));
     assert!(!c.heartbeat.is_zero());
-    assert!(c.heartbeat <= c.lease / 2 + Duration::from_nanos(1), "{c:?}");
+    assert!(
+        c.heartbeat <= c.lease / 2 + Duration::from_nanos(1),
+        "{c:?}"
+    );
     if let Some([start, end]) = c.window {
         assert!(start < end && end <= 24, "{c:?}");
     }

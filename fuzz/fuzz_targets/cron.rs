@@ -45,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(next.hour(), hour, "`{expr}`: {next}");
         }
     }
-    for tz in [Tz::Europe__Paris, Tz::Australia__Lord_Howe, Tz::Asia__Kathmandu] {
+    for tz in [
+        Tz::Europe__Paris,
+        Tz::Australia__Lord_Howe,
+        Tz::Asia__Kathmandu,
+    ] {
         if let Some(t) = schedule.next_after(now, tz) {
             assert!(t > now, "`{expr}` in {tz}: {t}");
         }

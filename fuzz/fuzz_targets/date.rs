@@ -11,8 +11,18 @@ use gleaner_framework::filters::{parse_date, parse_month_year_fr};
 use libfuzzer_sys::fuzz_target;
 
 const MOIS: [&str; 12] = [
-    "janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
-    "octobre", "novembre", "décembre",
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
 ];
 
 fn reads_back(origin: &str, d: NaiveDate) {
@@ -45,8 +55,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(m.day(), 1, "{s:?}");
         reads_back(s, m);
         let text = format!("{} {:04}", MOIS[m.month0() as usize], m.year());
-        let again =
-            parse_month_year_fr(&text).unwrap_or_else(|e| panic!("{s:?} -> {text:?}: {e}"));
+        let again = parse_month_year_fr(&text).unwrap_or_else(|e| panic!("{s:?} -> {text:?}: {e}"));
         assert_eq!(again, m, "{s:?} -> {text:?}");
     }
 });
