@@ -33,11 +33,15 @@ for target in $targets; do
   # New inputs go to a scratch directory first in the list, so the stored
   # corpus stays as committed. The HTML pages need more than the default
   # 4 KiB inputs.
+  extra=()
+  if [ -f "$target.dict" ]; then
+    extra+=("-dict=$target.dict")
+  fi
   log="$scratch.log"
   status=0
   cargo fuzz run --sanitizer "$sanitizer" "$target" "${dirs[@]}" -- \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 >"$log" 2>&1 || status=$?
+    -print_final_stats=1 "${extra[@]}" >"$log" 2>&1 || status=$?
   grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units' "$log" || true
   rm -rf "$scratch"
   if [ "$status" -ne 0 ]; then
