@@ -2,7 +2,7 @@
 //!
 //! The input is the body of a `daily_consumption` answer. Properties: no
 //! panic; the points of a reading are one per interval reading, at
-//! midnight UTC; the month document of each point starts on the first of
+//! midnight UTC, with whole non-negative values in Wh (as documented); the month document of each point starts on the first of
 //! its month, ends on the first of the next, and holds the point.
 #![no_main]
 
@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(points.len(), reading.interval_reading.len());
     for p in &points {
         assert_eq!(p.date.num_seconds_from_midnight(), 0, "{p:?}");
+        assert!(p.value.fract().is_zero() && !p.value.is_sign_negative(), "{p:?}");
         let day = p.date.date_naive();
         let series = map::month_series(&reading.usage_point_id, day, vec![p.clone()]);
         assert_eq!(series.start_date.day(), 1, "{series:?}");
