@@ -241,8 +241,8 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule> {
                 fields.len()
             )));
         };
-        for (text, &(name, min, max, _)) in fields.iter().zip(&CRONTAB_FIELDS) {
-            check_crontab_field(name, min, max, text).map_err(&bad)?;
+        for (text, spec) in fields.iter().zip(&CRONTAB_FIELDS) {
+            check_crontab_field(*spec, text).map_err(&bad)?;
         }
         let six = |fields: [&str; 5]| -> Result<cron::Schedule, ()> {
             let dow = crontab_weekdays(fields[4]).map_err(|_| ())?;
@@ -264,13 +264,7 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule> {
                     six(alone).is_err()
                 });
                 return Err(bad(match culprit {
-                    Some(i) => {
-                        let (name, min, max, names) = CRONTAB_FIELDS[i];
-                        format!(
-                            "{name} `{}` is not understood (use *, numbers {min}-{max}{names}, ranges a-b, lists a,b and steps /n)",
-                            given[i]
-                        )
-                    }
+                    Some(i) => not_understood(CRONTAB_FIELDS[i], given[i]),
                     None => "its fields are not understood together".into(),
                 }));
             }
@@ -288,10 +282,43 @@ pub fn parse_cron(expr: &str) -> Result<cron::Schedule> {
     Ok(schedule)
 }
 
-/// Checks the numbers of one crontab field: values in range, ranges that do
-/// not run backwards, steps of at least 1. Names and anything else are left
-/// to the `cron` crate.
-fn check_crontab_field(name: &str, min: u32, max: u32, field: &str) -> Result<(), String> {
+/// The message for a field the `cron` crate cannot read.
+fn not_understood((name, min, max, names): (&str, u32, u32, &str), field: &str) -> String {
+    format!(
+        "{name} `{field}` is not understood (use *, numbers {min}-{max}{names}, ranges a-b, lists a,b and steps /n)"
+    )
+}
+
+/// Checks one crontab field: its shape (items of `*`, a value or a range
+/// `a-b`, each with an optional step `/n`, values being digits or a name),
+/// then its numbers: values in range, ranges that do not run backwards,
+/// steps of at least 1. Which names exist is left to the `cron` crate.
+///
+/// The shape matters: the crate reads fields that follow each other without
+/// a space, so `0* 9 5 5 *` would become minute 0, hour `*`, and so on.
+fn check_crontab_field(spec: (&str, u32, u32, &str), field: &str) -> Result<(), String> {
+    let (name, min, max, _) = spec;
+    let value = |v: &str| {
+        !v.is_empty()
+            && (v.bytes().all(|b| b.is_ascii_digit()) || v.bytes().all(|b| b.is_ascii_alphabetic()))
+    };
+    let well_formed = field.split(',').all(|part| {
+        let (base, step) = match part.split_once('/') {
+            Some((base, step)) => (base, Some(step)),
+            None => (part, None),
+        };
+        let base_ok = match base {
+            "*" | "?" => true,
+            _ => match base.split_once('-') {
+                Some((a, b)) => value(a) && value(b),
+                None => value(base),
+            },
+        };
+        base_ok && step.is_none_or(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if !well_formed {
+        return Err(not_understood(spec, field));
+    }
     let number = |v: &str| -> Result<Option<u32>, String> {
         if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
             return Ok(None);
@@ -302,18 +329,12 @@ fn check_crontab_field(name: &str, min: u32, max: u32, field: &str) -> Result<()
         }
     };
     for part in field.split(',') {
-        if part.is_empty() {
-            return Err(format!("{name} `{field}` has an empty item in its list"));
-        }
         let (base, step) = match part.split_once('/') {
             Some((base, step)) => (base, Some(step)),
             None => (part, None),
         };
         if let Some(step) = step {
             let top = max.max(1);
-            if step.is_empty() || !step.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("{name} step `/{step}` is not a number"));
-            }
             if !step.parse::<u32>().is_ok_and(|n| (1..=top).contains(&n)) {
                 return Err(format!("{name} step `/{step}` is out of range 1-{top}"));
             }
@@ -588,5 +609,25 @@ mod tests {
             Some(at("2026-11-24T00:00:00Z"))
         );
         assert!(Schedule::cron("@annually").is_ok());
+    }
+
+    #[test]
+    fn fields_run_together_are_refused_not_misread() {
+        // Found by the `cron` fuzz target (fuzz/regressions/cron/): the
+        // crate reads fields that follow each other without a space, so
+        // `0* 9 5 5 *` ran at minute 0 of hour 0, not at 9 o'clock.
+        for (expr, field) in [
+            ("0* 9 5  5 * ", "minute `0*`"),
+            (" *0- 9 */2 * *", "minute `*0-`"),
+            ("*5/2 9 * */2 *", "minute `*5/2`"),
+            ("-0 9 ** \r02 02", "minute `-0`"),
+            ("-5 8 4 -8 **5", "minute `-5`"),
+            ("** 4 8 2 *", "minute `**`"),
+            ("0 9 1,,2 * *", "day of month `1,,2`"),
+            ("0 9 * * */x", "day of week `*/x`"),
+        ] {
+            let e = Schedule::cron(expr).expect_err(expr).to_string();
+            assert!(e.contains(&format!("{field} is not understood")), "{e}");
+        }
     }
 }
