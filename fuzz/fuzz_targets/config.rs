@@ -47,7 +47,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let now = chrono::Utc::now();
     assert!(now.checked_sub_signed(c.retention).is_some(), "{c:?}");
-    assert!(now.checked_add_signed(to_chrono(c.lease)).is_some(), "{c:?}");
+    assert!(
+        now.checked_add_signed(to_chrono(c.lease)).is_some(),
+        "{c:?}"
+    );
     let catch_up = c
         .poll
         .checked_mul(2)

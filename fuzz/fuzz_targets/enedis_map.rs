@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(points.len(), reading.interval_reading.len());
     for p in &points {
         assert_eq!(p.date.num_seconds_from_midnight(), 0, "{p:?}");
-        assert!(p.value.fract().is_zero() && !p.value.is_sign_negative(), "{p:?}");
+        assert!(
+            p.value.fract().is_zero() && !p.value.is_sign_negative(),
+            "{p:?}"
+        );
         let day = p.date.date_naive();
         let series = map::month_series(&reading.usage_point_id, day, vec![p.clone()]);
         assert_eq!(series.start_date.day(), 1, "{series:?}");
