@@ -189,6 +189,23 @@ fn bad_input_gets_clear_errors() {
 }
 
 #[test]
+fn a_bad_cron_override_is_explained_in_crontab_terms() {
+    let home = Home::new();
+    home.add_free_mobile("https://127.0.0.1:9/", PASSWORD, "phone");
+    let err = home.fails(&["trigger", "phone", "--cron", "61 2 * * *"]);
+    assert!(
+        err.contains("`61 2 * * *`: minute `61` is out of range 0-59"),
+        "{err}"
+    );
+    // Not the 6-field form handed to the cron crate, nor its wording.
+    assert!(!err.contains("0 61 2") && !err.contains("Minutes"), "{err}");
+    let err = home.fails(&["trigger", "phone", "--cron", "0 2 * * 8"]);
+    assert!(err.contains("day of week `8` is out of range 0-7"), "{err}");
+    let out = home.ok(&["trigger", "phone", "--cron", "30 2 * * 1-5"]);
+    assert!(out.contains("cron `30 2 * * 1-5`"), "{out}");
+}
+
+#[test]
 fn a_corrupt_store_is_refused_with_its_path() {
     let home = Home::new();
     std::fs::write(home.path().join("gleaner.db"), vec![0x5a; 8192]).unwrap();

@@ -18,6 +18,10 @@
 //! twofa_wait_secs = 600         # how long a non-terminal manual run waits for `gleaner 2fa`
 //! twofa_wait_automatic_secs = 0 # nightly runs: 0 = fail at once with TWOFA_EXPIRED
 //! ```
+//!
+//! Every `*_secs` value is at most a year ([`MAX_SECS`]), `retention_days`
+//! at most a century and `poll_ms` at most an hour: larger numbers are
+//! refused with the key's name, never left to overflow later.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +31,13 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::error::{Result, SchedulerError};
+
+/// The longest time a `*_secs` setting may give: a year.
+pub const MAX_SECS: u64 = 365 * 24 * 3600;
+/// The longest job history `retention_days` may keep: a century.
+pub const MAX_RETENTION_DAYS: i64 = 36_500;
+/// The slowest poll `poll_ms` may set: an hour.
+pub const MAX_POLL_MS: u64 = 3_600_000;
 
 /// The scheduler's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,28 +181,41 @@ impl SchedulerConfig {
         if let Some(v) = raw.max_attempts {
             c.max_attempts = u32::try_from(positive("max_attempts", v as usize)?).unwrap_or(1);
         }
-        let secs = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_secs);
-        c.retry_base = secs(raw.retry_base_secs, c.retry_base);
-        c.retry_max = secs(raw.retry_max_secs, c.retry_max);
+        // Bounded, so that no later sum or product of times overflows.
+        let secs = |name: &str, v: Option<u64>, d: Duration| match v {
+            None => Ok(d),
+            Some(s) if s <= MAX_SECS => Ok(Duration::from_secs(s)),
+            Some(s) => Err(format!("{name} ({s}) must be at most {MAX_SECS} (a year)")),
+        };
+        c.retry_base = secs("retry_base_secs", raw.retry_base_secs, c.retry_base)?;
+        c.retry_max = secs("retry_max_secs", raw.retry_max_secs, c.retry_max)?;
         if let Some(days) = raw.retention_days {
-            if days < 1 {
-                return Err("retention_days must be at least 1".into());
-            }
-            c.retention = chrono::Duration::days(days);
+            c.retention = chrono::Duration::try_days(days)
+                .filter(|_| (1..=MAX_RETENTION_DAYS).contains(&days))
+                .ok_or_else(|| {
+                    format!("retention_days ({days}) must be between 1 and {MAX_RETENTION_DAYS}")
+                })?;
         }
-        c.lease = secs(raw.lease_secs, c.lease);
-        c.heartbeat = secs(raw.heartbeat_secs, c.heartbeat);
-        if c.heartbeat.is_zero() || c.heartbeat * 2 > c.lease {
+        c.lease = secs("lease_secs", raw.lease_secs, c.lease)?;
+        c.heartbeat = secs("heartbeat_secs", raw.heartbeat_secs, c.heartbeat)?;
+        if c.heartbeat.is_zero() || c.heartbeat.checked_mul(2).is_none_or(|d| d > c.lease) {
             return Err(format!(
                 "heartbeat_secs ({}) must be at least 1 and at most half of lease_secs ({})",
                 c.heartbeat.as_secs(),
                 c.lease.as_secs()
             ));
         }
-        c.grace = secs(raw.grace_secs, c.grace);
-        c.twofa_wait = secs(raw.twofa_wait_secs, c.twofa_wait);
-        c.twofa_wait_automatic = secs(raw.twofa_wait_automatic_secs, c.twofa_wait_automatic);
+        c.grace = secs("grace_secs", raw.grace_secs, c.grace)?;
+        c.twofa_wait = secs("twofa_wait_secs", raw.twofa_wait_secs, c.twofa_wait)?;
+        c.twofa_wait_automatic = secs(
+            "twofa_wait_automatic_secs",
+            raw.twofa_wait_automatic_secs,
+            c.twofa_wait_automatic,
+        )?;
         if let Some(ms) = raw.poll_ms {
+            if ms > MAX_POLL_MS {
+                return Err(format!("poll_ms ({ms}) must be at most {MAX_POLL_MS}"));
+            }
             c.poll = Duration::from_millis(ms.max(10));
         }
         Ok(c)
@@ -236,6 +260,32 @@ mod tests {
                 "heartbeat_secs",
             ),
             ("[scheduler]\nbogus = 1", "bogus"),
+        ] {
+            let e = SchedulerConfig::parse(text).expect_err(text);
+            assert!(e.contains(needle), "{e} should name {needle}");
+        }
+    }
+
+    #[test]
+    fn huge_numbers_are_refused_not_a_panic() {
+        // The heartbeat check doubled the heartbeat, the history's retention
+        // went into chrono::Duration::days, and the daemon adds a minute to
+        // twice the poll: each overflowed (fuzz/regressions/config/). Other
+        // times are bounded alike.
+        for (text, needle) in [
+            (
+                "[scheduler]\nheartbeat_secs = 18446744073709551615",
+                "heartbeat_secs",
+            ),
+            (
+                "[scheduler]\nretention_days = 9223372036854775807",
+                "retention_days",
+            ),
+            ("[scheduler]\npoll_ms = 18446744073709551615", "poll_ms"),
+            (
+                "[scheduler]\ngrace_secs = 18446744073709551615",
+                "grace_secs",
+            ),
         ] {
             let e = SchedulerConfig::parse(text).expect_err(text);
             assert!(e.contains(needle), "{e} should name {needle}");

@@ -11,9 +11,7 @@ pub enum SchedulerError {
     #[error("{0}")]
     Store(#[from] KonnectorError),
     /// A cron expression did not parse.
-    #[error(
-        "bad cron expression `{expr}`: {reason} (give 5 fields: minute hour day-of-month month day-of-week, e.g. `30 2 * * *`)"
-    )]
+    #[error("bad cron expression `{expr}`: {reason}")]
     Cron {
         /// The expression.
         expr: String,

@@ -192,42 +192,177 @@ fn local_to_utc(tz: Tz, day: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The five crontab fields: name, smallest and largest value, and the names
+/// the field also takes.
+const CRONTAB_FIELDS: [(&str, u32, u32, &str); 5] = [
+    ("minute", 0, 59, ""),
+    ("hour", 0, 23, ""),
+    ("day of month", 1, 31, ""),
+    ("month", 1, 12, " or names JAN-DEC"),
+    ("day of week", 0, 7, " or names SUN-SAT"),
+];
+
 /// Parses a crontab-style 5-field expression (or an `@` alias).
+///
+/// Errors are worded in crontab's terms: they quote the expression as given
+/// and name the field at fault (`minute `61` is out of range 0-59`), never
+/// the 6-field form handed to the `cron` crate. An expression that names no
+/// real date (`0 0 31 2 *`) is refused too, since it would never run.
 pub fn parse_cron(expr: &str) -> Result<cron::Schedule> {
     let bad = |reason: String| SchedulerError::Cron {
         expr: expr.trim().to_owned(),
         reason,
     };
     let expr = expr.trim();
-    let full = if expr.starts_with('@') {
+    let schedule = if expr.starts_with('@') {
         match expr {
             "@hourly" | "@daily" | "@midnight" | "@weekly" | "@monthly" | "@yearly"
-            | "@annually" => expr.to_owned(),
-            _ => return Err(bad("unknown alias".into())),
+            | "@annually" => {
+                // The crate knows the first five only.
+                let alias = match expr {
+                    "@midnight" => "@daily",
+                    "@annually" => "@yearly",
+                    other => other,
+                };
+                cron::Schedule::from_str(alias)
+                    .map_err(|_| bad("the `cron` crate refused this alias".into()))?
+            }
+            _ => {
+                return Err(bad(
+                    "unknown alias; use @hourly, @daily, @weekly, @monthly or @yearly".into(),
+                ));
+            }
         }
     } else {
         let fields: Vec<&str> = expr.split_whitespace().collect();
-        if fields.len() != 5 {
-            return Err(bad(format!("it has {} fields, not 5", fields.len())));
+        let [_, _, _, _, _] = fields.as_slice() else {
+            return Err(bad(format!(
+                "it has {} fields, not 5 (give minute hour day-of-month month day-of-week, e.g. `30 2 * * *`)",
+                fields.len()
+            )));
+        };
+        for (text, spec) in fields.iter().zip(&CRONTAB_FIELDS) {
+            check_crontab_field(*spec, text).map_err(&bad)?;
         }
-        let dow = crontab_weekdays(fields[4]).map_err(bad)?;
-        format!(
-            "0 {} {} {} {} {dow}",
-            fields[0], fields[1], fields[2], fields[3]
-        )
+        let six = |fields: [&str; 5]| -> Result<cron::Schedule, ()> {
+            let dow = crontab_weekdays(fields[4]).map_err(|_| ())?;
+            let full = format!(
+                "0 {} {} {} {} {dow}",
+                fields[0], fields[1], fields[2], fields[3]
+            );
+            cron::Schedule::from_str(&full).map_err(|_| ())
+        };
+        let given = [fields[0], fields[1], fields[2], fields[3], fields[4]];
+        match six(given) {
+            Ok(schedule) => schedule,
+            Err(()) => {
+                // Say which field the crate refused, in crontab's terms: try
+                // each field alone, the others left at `*`.
+                let culprit = (0..5).find(|&i| {
+                    let mut alone = ["*"; 5];
+                    alone[i] = given[i];
+                    six(alone).is_err()
+                });
+                return Err(bad(match culprit {
+                    Some(i) => not_understood(CRONTAB_FIELDS[i], given[i]),
+                    None => "its fields are not understood together".into(),
+                }));
+            }
+        }
     };
-    cron::Schedule::from_str(&full).map_err(|e| bad(e.to_string()))
+    if schedule
+        .after(&DateTime::<Utc>::UNIX_EPOCH)
+        .next()
+        .is_none()
+    {
+        return Err(bad(
+            "it never runs: no date matches its day of month, month and day of week".into(),
+        ));
+    }
+    Ok(schedule)
+}
+
+/// The message for a field the `cron` crate cannot read.
+fn not_understood((name, min, max, names): (&str, u32, u32, &str), field: &str) -> String {
+    format!(
+        "{name} `{field}` is not understood (use *, numbers {min}-{max}{names}, ranges a-b, lists a,b and steps /n)"
+    )
+}
+
+/// Checks one crontab field: its shape (items of `*`, a value or a range
+/// `a-b`, each with an optional step `/n`, values being digits or a name),
+/// then its numbers: values in range, ranges that do not run backwards,
+/// steps of at least 1. Which names exist is left to the `cron` crate.
+///
+/// The shape matters: the crate reads fields that follow each other without
+/// a space, so `0* 9 5 5 *` would become minute 0, hour `*`, and so on.
+fn check_crontab_field(spec: (&str, u32, u32, &str), field: &str) -> Result<(), String> {
+    let (name, min, max, _) = spec;
+    let value = |v: &str| {
+        !v.is_empty()
+            && (v.bytes().all(|b| b.is_ascii_digit()) || v.bytes().all(|b| b.is_ascii_alphabetic()))
+    };
+    let well_formed = field.split(',').all(|part| {
+        let (base, step) = match part.split_once('/') {
+            Some((base, step)) => (base, Some(step)),
+            None => (part, None),
+        };
+        let base_ok = match base {
+            "*" | "?" => true,
+            _ => match base.split_once('-') {
+                Some((a, b)) => value(a) && value(b),
+                None => value(base),
+            },
+        };
+        base_ok && step.is_none_or(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if !well_formed {
+        return Err(not_understood(spec, field));
+    }
+    let number = |v: &str| -> Result<Option<u32>, String> {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(None);
+        }
+        match v.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+            _ => Err(format!("{name} `{v}` is out of range {min}-{max}")),
+        }
+    };
+    for part in field.split(',') {
+        let (base, step) = match part.split_once('/') {
+            Some((base, step)) => (base, Some(step)),
+            None => (part, None),
+        };
+        if let Some(step) = step {
+            let top = max.max(1);
+            if !step.parse::<u32>().is_ok_and(|n| (1..=top).contains(&n)) {
+                return Err(format!("{name} step `/{step}` is out of range 1-{top}"));
+            }
+        }
+        if let Some((a, b)) = base.split_once('-') {
+            if let (Some(a), Some(b)) = (number(a)?, number(b)?)
+                && a > b
+            {
+                return Err(format!("{name} range `{base}` runs backwards"));
+            }
+        } else {
+            number(base)?;
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites crontab weekday numbers (0 or 7 = Sunday) as names, which the
-/// `cron` crate reads unambiguously.
+/// `cron` crate reads unambiguously. Numeric ranges and steps are spelled
+/// out day by day (`1-7/2` is Monday, Wednesday, Friday and Sunday), since a
+/// range ending on 7 has no contiguous form in the crate's numbering.
 fn crontab_weekdays(field: &str) -> Result<String, String> {
     const NAMES: [&str; 8] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
-    let name = |n: &str| -> Result<String, String> {
+    let number = |n: &str| -> Result<Option<usize>, String> {
         match n.parse::<usize>() {
-            Ok(i) if i < NAMES.len() => Ok(NAMES[i].to_owned()),
-            Ok(i) => Err(format!("day of week {i} is not between 0 and 7")),
-            Err(_) => Ok(n.to_owned()),
+            Ok(i) if i < NAMES.len() => Ok(Some(i)),
+            Ok(i) => Err(format!("day of week `{i}` is out of range 0-7")),
+            Err(_) => Ok(None),
         }
     };
     field
@@ -237,17 +372,27 @@ fn crontab_weekdays(field: &str) -> Result<String, String> {
                 Some((b, s)) => (b, Some(s)),
                 None => (part, None),
             };
-            let base = match base.split_once('-') {
-                // 1-7 (Monday to Sunday) would become MON-SUN, a backwards
-                // range: crontab means every day from Monday.
-                Some((a, "7")) => format!("{}-SAT,SUN", name(a)?),
-                Some((a, b)) => format!("{}-{}", name(a)?, name(b)?),
-                None => name(base)?,
+            let bounds = match base.split_once('-') {
+                Some((a, b)) => number(a)?.zip(number(b)?),
+                None => number(base)?.map(|a| (a, if step.is_some() { 7 } else { a })),
             };
-            Ok(match step {
-                Some(s) => format!("{base}/{s}"),
-                None => base,
-            })
+            let Some((first, last)) = bounds else {
+                // `*`, names, or something for the crate to refuse.
+                return Ok(part.to_owned());
+            };
+            let step = match step {
+                Some(s) => s
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&s| s >= 1)
+                    .ok_or_else(|| format!("day of week step `/{s}` is not at least 1"))?,
+                None => 1,
+            };
+            let days: Vec<&str> = (first..=last).step_by(step).map(|i| NAMES[i]).collect();
+            if days.is_empty() {
+                return Err(format!("day of week range `{base}` runs backwards"));
+            }
+            Ok(days.join(","))
         })
         .collect::<Result<Vec<_>, String>>()
         .map(|parts| parts.join(","))
@@ -403,15 +548,86 @@ mod tests {
     #[test]
     fn bad_cron_expressions_say_why() {
         for (expr, needle) in [
-            ("0 0 3 * * *", "6 fields"),
-            ("61 3 * * *", "61 3"),
-            ("0 3 * * 9", "between 0 and 7"),
+            ("0 0 3 * * *", "6 fields, not 5 (give minute hour"),
+            ("61 3 * * *", "minute `61`"),
+            ("0 3 * * 9", "out of range 0-7"),
             ("@sometimes", "alias"),
-            ("", "0 fields"),
+            ("", "0 fields, not 5"),
         ] {
             let e = Schedule::cron(expr).expect_err(expr).to_string();
-            assert!(e.contains(needle) || e.contains("bad cron"), "{e}");
-            assert!(e.contains("5 fields"), "{e}");
+            assert!(e.contains(needle), "{e}");
+            assert!(e.contains(&format!("`{expr}`")), "{e}");
+        }
+    }
+
+    #[test]
+    fn cron_errors_speak_crontab_and_quote_the_five_fields() {
+        for (expr, message) in [
+            (
+                "61 2 * * *",
+                "`61 2 * * *`: minute `61` is out of range 0-59",
+            ),
+            ("0 24 * * *", "hour `24` is out of range 0-23"),
+            ("0 2 0 * *", "day of month `0` is out of range 1-31"),
+            ("0 2 32 * *", "day of month `32` is out of range 1-31"),
+            ("0 2 * 13 *", "month `13` is out of range 1-12"),
+            ("0 2 * * 8", "day of week `8` is out of range 0-7"),
+            ("0-61 2 * * *", "minute `61` is out of range 0-59"),
+            ("5,99 2 * * *", "minute `99` is out of range 0-59"),
+            ("*/0 2 * * *", "minute step `/0` is out of range 1-59"),
+            ("30-10 2 * * *", "minute range `30-10` runs backwards"),
+            ("0 2 * * FOO", "day of week `FOO` is not understood"),
+            ("x 2 * * *", "minute `x` is not understood"),
+            ("0 0 31 2 *", "never runs"),
+        ] {
+            let e = Schedule::cron(expr).expect_err(expr).to_string();
+            assert!(e.contains(message), "{expr}: {e}");
+            // Neither the crate's words nor the rewritten 6-field form.
+            for leak in ["Minutes", "Hours", "must be less than", "0 61", "0 0 24"] {
+                assert!(!e.contains(leak), "{expr}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn crontab_weekday_steps_and_aliases() {
+        // 2026-11-23 is a Monday. 1-7/2: Monday, Wednesday, Friday, Sunday.
+        let s = Schedule::cron("0 9 * * 1-7/2").expect("parses");
+        let mut t = at("2026-11-23T12:00:00Z");
+        let mut days = Vec::new();
+        for _ in 0..4 {
+            t = s.next_after(t, Tz::UTC).expect("next");
+            days.push(t.weekday());
+        }
+        assert_eq!(
+            days,
+            [Weekday::Wed, Weekday::Fri, Weekday::Sun, Weekday::Mon]
+        );
+        let midnight = Schedule::cron("@midnight").expect("alias");
+        assert_eq!(
+            midnight.next_after(at("2026-11-23T12:00:00Z"), Tz::UTC),
+            Some(at("2026-11-24T00:00:00Z"))
+        );
+        assert!(Schedule::cron("@annually").is_ok());
+    }
+
+    #[test]
+    fn fields_run_together_are_refused_not_misread() {
+        // Found by the `cron` fuzz target (fuzz/regressions/cron/): the
+        // crate reads fields that follow each other without a space, so
+        // `0* 9 5 5 *` ran at minute 0 of hour 0, not at 9 o'clock.
+        for (expr, field) in [
+            ("0* 9 5  5 * ", "minute `0*`"),
+            (" *0- 9 */2 * *", "minute `*0-`"),
+            ("*5/2 9 * */2 *", "minute `*5/2`"),
+            ("-0 9 ** \r02 02", "minute `-0`"),
+            ("-5 8 4 -8 **5", "minute `-5`"),
+            ("** 4 8 2 *", "minute `**`"),
+            ("0 9 1,,2 * *", "day of month `1,,2`"),
+            ("0 9 * * */x", "day of week `*/x`"),
+        ] {
+            let e = Schedule::cron(expr).expect_err(expr).to_string();
+            assert!(e.contains(&format!("{field} is not understood")), "{e}");
         }
     }
 }

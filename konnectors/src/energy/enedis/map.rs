@@ -49,7 +49,26 @@ pub fn points(reading: &MeterReading) -> Result<Vec<EnergyPoint>> {
             let date = NaiveDate::parse_from_str(&r.date, "%Y-%m-%d").map_err(|e| {
                 KonnectorError::page_changed(format!("Enedis date `{}`: {e}", r.date))
             })?;
-            let value: Decimal = r.value.trim().parse().map_err(|e| {
+            // Its month document ends on the next month's first day.
+            if month_start(date)
+                .checked_add_months(chrono::Months::new(1))
+                .is_none()
+            {
+                return Err(KonnectorError::page_changed(format!(
+                    "Enedis date `{}` is out of range",
+                    r.date
+                )));
+            }
+            // A string of digits, as the API documents it: no sign, no
+            // fraction, no exponent.
+            let digits = r.value.trim();
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(KonnectorError::page_changed(format!(
+                    "Enedis value `{}` on {} is not a whole number of Wh",
+                    r.value, r.date
+                )));
+            }
+            let value: Decimal = digits.parse().map_err(|e| {
                 KonnectorError::page_changed(format!(
                     "Enedis value `{}` on {}: {e}",
                     r.value, r.date
@@ -140,5 +159,23 @@ mod tests {
         r.interval_reading[2].value = "12,5".into();
         let e = points(&r).unwrap_err();
         assert!(e.message.contains("12,5"), "{}", e.message);
+    }
+
+    #[test]
+    fn values_are_whole_non_negative_wh_and_dates_have_a_month_after() {
+        // The API gives each value as a string of digits: a fraction or a
+        // sign is not an Enedis answer.
+        for value in ["12.5", "-3", "1e3"] {
+            let mut r = sample();
+            r.interval_reading[2].value = value.into();
+            let e = points(&r).unwrap_err();
+            assert!(e.message.contains(value), "{}", e.message);
+        }
+        // chrono reads signed years up to 262143; a point in that last
+        // month would get a month document that ends where it starts.
+        let mut r = sample();
+        r.interval_reading[2].date = "+262143-12-31".into();
+        let e = points(&r).unwrap_err();
+        assert!(e.message.contains("+262143-12-31"), "{}", e.message);
     }
 }
