@@ -30,6 +30,13 @@ for target in $targets; do
   if [ -d "regressions/$target" ]; then
     dirs+=("regressions/$target")
   fi
+  # The repository's own real inputs seed the targets too (read only, not
+  # copied into the corpus): provider pages and JSON, the manifests.
+  case "$target" in
+    free_mobile_pages) dirs+=("../fixtures/free-mobile") ;;
+    enedis_map) dirs+=("../fixtures/enedis") ;;
+    manifest) dirs+=("../konnectors/src/telco/free_mobile" "../konnectors/src/energy/enedis") ;;
+  esac
   # New inputs go to a scratch directory first in the list, so the stored
   # corpus stays as committed. The HTML pages need more than the default
   # 4 KiB inputs.
