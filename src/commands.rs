@@ -155,8 +155,16 @@ pub async fn accounts_add(
         );
     }
     if let Some(url) = &endpoint {
-        gleaner_framework::endpoint::check_endpoint(url, allow_remote)
-            .map_err(|e| anyhow::anyhow!("--endpoint refused: {}", e.message))?;
+        use gleaner_framework::endpoint::check_endpoint;
+        if let Err(e) = check_endpoint(url, allow_remote) {
+            // Refused only for want of the confirmation: say how to give it.
+            let step = if !allow_remote && check_endpoint(url, true).is_ok() {
+                "; add --allow-remote-endpoint to confirm"
+            } else {
+                ""
+            };
+            bail!("--endpoint refused: {}{step}", e.message);
+        }
     }
     let mut fields = BTreeMap::new();
     let mut secrets = BTreeMap::new();

@@ -14,7 +14,7 @@
 //! - **always fine**: loopback (`127.0.0.0/8`, `::1`, `localhost`);
 //! - **anything else** (private ranges such as `10.0.0.0/8`, public hosts)
 //!   only with an explicit confirmation ([`check_endpoint`]'s
-//!   `allow_remote`, the CLI's [`ALLOW_REMOTE_FLAG`]).
+//!   `allow_remote`; the caller words how a person gives it).
 //!
 //! The refused addresses are refused again at run time, for every request
 //! of every [`crate::HttpClient`]: [`check_target`] checks the URL (scheme,
@@ -30,9 +30,6 @@ use std::sync::Arc;
 use url::{Host, Url};
 
 use crate::error::{ErrorCode, KonnectorError, Result};
-
-/// The `gleaner accounts add` flag that confirms a non-loopback endpoint.
-pub const ALLOW_REMOTE_FLAG: &str = "--allow-remote-endpoint";
 
 /// Host names of cloud metadata services, refused like their addresses.
 const METADATA_NAMES: &[&str] = &["metadata.google.internal", "metadata.goog"];
@@ -113,7 +110,9 @@ fn refusal(what: impl std::fmt::Display, why: impl std::fmt::Display) -> Konnect
 /// reason: a string that is not a URL, a scheme other than `http` or
 /// `https`, a user name or password in the URL, a refused address or name
 /// (see the module's policy), and, unless `allow_remote`, any host that is
-/// not loopback (the message names [`ALLOW_REMOTE_FLAG`]).
+/// not loopback (the message says it needs an explicit confirmation; a
+/// caller that gets this error with `allow_remote` false and none with it
+/// true knows the confirmation is what is missing).
 pub fn check_endpoint(endpoint: &str, allow_remote: bool) -> Result<Url> {
     let url = Url::parse(endpoint).map_err(|e| {
         refusal(
@@ -148,7 +147,7 @@ pub fn check_endpoint(endpoint: &str, allow_remote: bool) -> Result<Url> {
         return Err(refusal(
             format_args!("the endpoint `{shown}`"),
             format_args!(
-                "is not on this machine (loopback); add {ALLOW_REMOTE_FLAG} to confirm that Gleaner may send the account's credentials there"
+                "is not on this machine (loopback): sending the account's credentials there needs an explicit confirmation"
             ),
         ));
     }
@@ -374,7 +373,7 @@ mod tests {
         ] {
             let e = check_endpoint(remote, false).unwrap_err();
             assert_eq!(e.code, ErrorCode::HostNotAllowed, "{remote}");
-            assert!(e.message.contains(ALLOW_REMOTE_FLAG), "{}", e.message);
+            assert!(e.message.contains("explicit confirmation"), "{}", e.message);
             assert!(check_endpoint(remote, true).is_ok(), "{remote}");
         }
         assert_eq!(
