@@ -17,7 +17,9 @@
 //! The same value gets the same placeholder everywhere in the cassette
 //! (a cookie set by one response and sent by the next request), so a replay
 //! still matches. Each value is also replaced in its URL-encoded, percent-
-//! encoded, base64 and JSON-escaped forms. Values shorter than 4
+//! encoded, base64 and JSON-escaped forms, where it stands whole (not
+//! inside a longer word or number: a login `12345678` is left alone inside
+//! the phone number `0612345678`). Values shorter than 4
 //! characters are left alone (hiding every `1` would garble the cassette);
 //! discovered values must also be 8 characters long or hold a digit.
 //!
@@ -265,11 +267,24 @@ impl Scrubber {
         if !ac.is_match(text) {
             return text.to_owned();
         }
+        // Only whole values: a login `12345678` inside the phone number
+        // `0612345678` is a coincidence, not the login.
+        let bytes = text.as_bytes();
         let mut out = String::with_capacity(text.len());
-        ac.replace_all_with(text, &mut out, |m, _, dst| {
-            dst.push_str(&replacements[m.pattern().as_usize()]);
-            true
-        });
+        let mut last = 0;
+        for m in ac.find_iter(text) {
+            let before = m.start().checked_sub(1).map(|i| bytes[i]);
+            let after = bytes.get(m.end()).copied();
+            if before.is_some_and(|b| b.is_ascii_alphanumeric())
+                || after.is_some_and(|b| b.is_ascii_alphanumeric())
+            {
+                continue;
+            }
+            out.push_str(&text[last..m.start()]);
+            out.push_str(&replacements[m.pattern().as_usize()]);
+            last = m.end();
+        }
+        out.push_str(&text[last..]);
         out
     }
 
@@ -555,6 +570,11 @@ mod tests {
         assert_eq!(
             s.scrub_text("pwd=p%40ss+word%21&c=abcdef123 p@ss word!"),
             "pwd=__SECRET_password__&c=__COOKIE_1__ __SECRET_password__"
+        );
+        s.add_field("login", "12345678");
+        assert_eq!(
+            s.scrub_text("login=12345678 phone=0612345678"),
+            "login=__FIELD_login__ phone=0612345678"
         );
     }
 }
