@@ -63,6 +63,9 @@ pub enum ErrorCode {
     PageChanged,
     /// A konnector tried to reach a host its manifest does not list.
     HostNotAllowed,
+    /// A konnector needs the headless browser and no chromium binary is
+    /// installed (a local setup problem: `apt-get install -y chromium`).
+    BrowserMissing,
     /// A konnector sent more requests to one host than its budget allows.
     RequestBudgetExceeded,
     /// A konnector produced a document that failed validation.
@@ -105,6 +108,7 @@ impl ErrorCode {
         Self::UnknownError,
         Self::PageChanged,
         Self::HostNotAllowed,
+        Self::BrowserMissing,
         Self::RequestBudgetExceeded,
         Self::InvalidData,
         Self::StoreFailed,
@@ -139,6 +143,7 @@ impl ErrorCode {
             Self::UnknownError => "UNKNOWN_ERROR",
             Self::PageChanged => "UNKNOWN_ERROR.PAGE_CHANGED",
             Self::HostNotAllowed => "UNKNOWN_ERROR.HOST_NOT_ALLOWED",
+            Self::BrowserMissing => "UNKNOWN_ERROR.BROWSER_MISSING",
             Self::RequestBudgetExceeded => "UNKNOWN_ERROR.REQUEST_BUDGET_EXCEEDED",
             Self::InvalidData => "UNKNOWN_ERROR.INVALID_DATA",
             Self::StoreFailed => "UNKNOWN_ERROR.STORE_FAILED",

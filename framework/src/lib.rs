@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+pub mod browser;
 pub mod clock;
 pub mod context;
 pub mod doctypes;
@@ -39,6 +40,7 @@ pub mod store;
 pub mod twofa;
 pub mod vault;
 
+pub use browser::{BrowserConfig, BrowserSession, Snapshot};
 pub use context::{BillFile, OAuthSession, Progress, ProgressFn, RunContext};
 pub use error::{ErrorCode, KonnectorError, Result};
 pub use http::HttpClient;
