@@ -156,6 +156,7 @@ async fn leaky(State(app): State<App>) -> Html<String> {
     () => document.body.dataset.fetch = 'sent',
     () => document.body.dataset.fetch = 'refused');
 </script>
+<button id="popup" onclick="window.open('http://127.0.0.2:{other}/popup')">open</button>
 <p id="ready">ready</p>
 </body></html>"#
     ))
@@ -326,6 +327,17 @@ async fn requests_to_undeclared_hosts_are_refused_before_they_leave() {
     assert!(
         refused.iter().all(|u| !u.contains('?')),
         "refusals are listed without queries: {refused:?}"
+    );
+
+    // A popup the page opens (on a click, so the popup blocker lets it)
+    // to an undeclared host reaches nothing either.
+    b.click("#popup").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        s.other_hits.load(Ordering::SeqCst),
+        0,
+        "a popup reached the undeclared server; refused: {:?}",
+        b.refused()
     );
 
     // Opening an undeclared page is refused up front, with its own code.

@@ -193,10 +193,6 @@ impl Resources {
     fn end(&mut self) {
         self.watcher_stop.store(true, Ordering::SeqCst);
         let signalled = procs::kill_session(&self.marker, self.root_pid);
-        // Dropping the crate's handle reaps the browser process (it is
-        // its child); its own shutdown call fails at once on the closed
-        // connection.
-        drop(self.browser.take());
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let left = procs::session_processes(&self.marker, self.root_pid);
@@ -209,6 +205,18 @@ impl Resources {
             }
             procs::kill_session(&self.marker, self.root_pid);
             std::thread::sleep(Duration::from_millis(10));
+        }
+        // Dropping the crate's handle reaps the (dead) browser process, but
+        // first waits about a second for its shutdown call to fail on the
+        // closed connection: done on a thread of its own, so neither close
+        // nor a drop on the async runtime waits for it.
+        if let Some(browser) = self.browser.take() {
+            let reaper = std::thread::Builder::new()
+                .name("gleaner-browser-reaper".to_owned())
+                .spawn(move || drop(browser));
+            if let Err(e) = reaper {
+                tracing::debug!(error = %e, "no reaper thread; dropping the browser here");
+            }
         }
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
