@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod cassette;
+pub mod browser;
 pub mod clock;
 pub mod context;
 pub mod doctypes;
@@ -41,6 +42,7 @@ pub mod twofa;
 pub mod vault;
 
 pub use cassette::CassetteMode;
+pub use browser::{BrowserConfig, BrowserSession, Snapshot};
 pub use context::{BillFile, OAuthSession, Progress, ProgressFn, RunContext};
 pub use error::{ErrorCode, KonnectorError, Result};
 pub use http::HttpClient;
