@@ -377,10 +377,17 @@ impl Harness {
         let Some(spec) = &manifest.oauth else {
             return Ok(account.clone());
         };
-        if spec.grant != OAuthGrant::AuthorizationCode
-            || self.oauth.load(account.id()).await?.is_some()
-        {
+        if spec.grant != OAuthGrant::AuthorizationCode {
             return Ok(account.clone());
+        }
+        if self.oauth.load(account.id()).await?.is_some() {
+            // Consented by an earlier run: the redirect's fields are in the
+            // stored account, not in the caller's copy.
+            let mut current = account.clone();
+            if let Some(stored) = self.store.get_account(account.id()).await? {
+                current.account.fields = stored.fields;
+            }
+            return Ok(current);
         }
         let config =
             OAuthConfig::resolve(spec, account.account.endpoint.as_deref(), &account.secrets)?;

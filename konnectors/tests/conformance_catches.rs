@@ -1,0 +1,121 @@
+//! The conformance suite can fail: the Free Mobile konnector, broken on
+//! purpose in one way at a time, is caught by the check that should catch
+//! it, with a message saying what failed.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use gleaner_framework::{Konnector, Manifest, Result, RunContext, async_trait};
+use gleaner_konnectors::telco::free_mobile::{FreeMobile, start_demo};
+use gleaner_testing::conformance::StartedSandbox;
+use gleaner_testing::{ConformanceReport, Outcome, Source, check_conformance};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// Logs the password in clear.
+    LogsPassword,
+    /// Turns every failure into a success.
+    SwallowsErrors,
+    /// Its manifest does not declare the provider's host.
+    UndeclaredHost,
+    /// Its manifest does not declare the bills it saves.
+    UndeclaredDoctype,
+}
+
+struct Broken {
+    inner: FreeMobile,
+    manifest: Manifest,
+    fault: Fault,
+}
+
+impl Broken {
+    fn new(fault: Fault) -> Self {
+        let inner = FreeMobile::new().unwrap();
+        let mut manifest = inner.manifest().clone();
+        match fault {
+            Fault::UndeclaredHost => manifest.hosts = vec!["elsewhere.example".into()],
+            Fault::UndeclaredDoctype => manifest.data_types.retain(|d| d != "io.cozy.bills"),
+            _ => {}
+        }
+        Self {
+            inner,
+            manifest,
+            fault,
+        }
+    }
+}
+
+#[async_trait]
+impl Konnector for Broken {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    async fn run(&self, ctx: &mut RunContext) -> Result<()> {
+        if self.fault == Fault::LogsPassword {
+            let password = ctx.secret("password")?.expose().to_owned();
+            tracing::debug!("logging in with {password}");
+        }
+        let result = self.inner.run(ctx).await;
+        if self.fault == Fault::SwallowsErrors {
+            return Ok(());
+        }
+        result
+    }
+}
+
+fn sandbox() -> Source {
+    Source::Sandbox(Box::new(|| {
+        Box::pin(async {
+            let s = start_demo().await?;
+            Ok(StartedSandbox {
+                base_url: s.base_url,
+                fields: s.fields,
+                secrets: s.secrets,
+                guard: s.guard,
+            })
+        })
+    }))
+}
+
+fn failure<'a>(report: &'a ConformanceReport, check: &str) -> &'a str {
+    report
+        .checks
+        .iter()
+        .find_map(|c| match &c.outcome {
+            Outcome::Failed(m) if c.name == check => Some(m.as_str()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("`{check}` did not fail:\n{report}"))
+}
+
+#[tokio::test]
+async fn a_logged_password_fails_the_secrets_check() {
+    let report = check_conformance(&Broken::new(Fault::LogsPassword), sandbox()).await;
+    let m = failure(&report, "secrets");
+    assert!(m.contains("in the logs") && m.contains("<SECRET>"), "{m}");
+    assert_eq!(report.failures().len(), 1, "{report}");
+}
+
+#[tokio::test]
+async fn a_konnector_hiding_a_refused_login_fails_the_wrong_credentials_check() {
+    let report = check_conformance(&Broken::new(Fault::SwallowsErrors), sandbox()).await;
+    let m = failure(&report, "wrong credentials");
+    assert!(m.contains("succeeded"), "{m}");
+}
+
+#[tokio::test]
+async fn an_undeclared_host_fails_the_hosts_check() {
+    let report = check_conformance(&Broken::new(Fault::UndeclaredHost), sandbox()).await;
+    let m = failure(&report, "hosts");
+    assert!(m.contains("mobile.free.fr"), "{m}");
+}
+
+#[tokio::test]
+async fn an_undeclared_doctype_fails_the_documents_check() {
+    let report = check_conformance(&Broken::new(Fault::UndeclaredDoctype), sandbox()).await;
+    let m = failure(&report, "documents");
+    assert!(
+        m.contains("io.cozy.bills is stored but not declared"),
+        "{m}"
+    );
+}
