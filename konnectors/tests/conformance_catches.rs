@@ -4,10 +4,16 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Utc};
+use gleaner_framework::doctypes::Bill;
+use gleaner_framework::filters::Currency;
 use gleaner_framework::{Konnector, Manifest, Result, RunContext, async_trait};
 use gleaner_konnectors::telco::free_mobile::{FreeMobile, start_demo};
 use gleaner_testing::conformance::StartedSandbox;
 use gleaner_testing::{ConformanceReport, Outcome, Source, check_conformance};
+use rust_decimal::Decimal;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Fault {
@@ -19,12 +25,15 @@ enum Fault {
     UndeclaredHost,
     /// Its manifest does not declare the bills it saves.
     UndeclaredDoctype,
+    /// Saves one more bill each run, dated by a counter.
+    NotIdempotent,
 }
 
 struct Broken {
     inner: FreeMobile,
     manifest: Manifest,
     fault: Fault,
+    runs: AtomicI64,
 }
 
 impl Broken {
@@ -40,6 +49,7 @@ impl Broken {
             inner,
             manifest,
             fault,
+            runs: AtomicI64::new(0),
         }
     }
 }
@@ -58,6 +68,11 @@ impl Konnector for Broken {
         let result = self.inner.run(ctx).await;
         if self.fault == Fault::SwallowsErrors {
             return Ok(());
+        }
+        if self.fault == Fault::NotIdempotent {
+            let n = self.runs.fetch_add(1, Ordering::SeqCst);
+            let date = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(n);
+            ctx.save(&Bill::new("Free Mobile", date, Decimal::ONE, Currency::EUR))?;
         }
         result
     }
@@ -118,4 +133,11 @@ async fn an_undeclared_doctype_fails_the_documents_check() {
         m.contains("io.cozy.bills is stored but not declared"),
         "{m}"
     );
+}
+
+#[tokio::test]
+async fn a_bill_saved_anew_each_run_fails_the_second_run_check() {
+    let report = check_conformance(&Broken::new(Fault::NotIdempotent), sandbox()).await;
+    let m = failure(&report, "second run");
+    assert!(m.contains("it created 1 io.cozy.bills"), "{m}");
 }
