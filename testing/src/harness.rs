@@ -255,7 +255,8 @@ impl Harness {
 
     /// Adds an account of konnector `slug` to the store, its secrets sealed
     /// by the vault, its folder the CLI's default (`<slug>/<id>`), pointed
-    /// at `endpoint` when given (a sandbox).
+    /// at `endpoint` when given (a sandbox). Each call makes a new account
+    /// (a fresh id), even with the same fields.
     pub async fn account(
         &self,
         slug: &str,
@@ -287,11 +288,12 @@ impl Harness {
             .map(|(k, v)| (k, Secret::new(v)))
             .collect();
         let fields: BTreeMap<String, String> = fields.into_iter().collect();
-        let label = fields
-            .values()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| id.clone());
+        // Labels are unique in a store: the id makes two accounts with the
+        // same login possible.
+        let label = match fields.values().next() {
+            Some(first) => format!("{first} ({id})"),
+            None => id.clone(),
+        };
         let account = Account {
             konnector: slug.to_owned(),
             label,
@@ -499,4 +501,52 @@ pub fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accounts_are_sealed_stored_and_distinct() {
+        let h = Harness::builder()
+            .passphrase("test phrase")
+            .build()
+            .await
+            .unwrap();
+        let a = h
+            .account(
+                "demo",
+                &[("login", "jeanne")],
+                &[("password", "pw-1234")],
+                None,
+            )
+            .await
+            .unwrap();
+        let b = h
+            .account(
+                "demo",
+                &[("login", "jeanne")],
+                &[("password", "pw-1234")],
+                None,
+            )
+            .await
+            .unwrap();
+        assert_ne!(a.id(), b.id());
+        let stored = h.store().get_account(a.id()).await.unwrap().unwrap();
+        assert_eq!(stored.fields["login"], "jeanne");
+        let opened = h.vault().open(a.id(), &stored.sealed_secrets).unwrap();
+        assert_eq!(opened["password"].expose(), "pw-1234");
+        assert!(
+            h.data_files()
+                .unwrap()
+                .iter()
+                .any(|f| f.ends_with("vault.json"))
+        );
+        assert!(h.file_paths().unwrap().is_empty());
+        assert!(h.counts().await.unwrap().is_empty());
+        let wrong = a.with_secret("password", "nope");
+        assert_eq!(wrong.secrets["password"].expose(), "nope");
+    }
 }
