@@ -8,11 +8,12 @@
 //!
 //! The checks:
 //! - **manifest**: the manifest validates;
-//! - **first run**: a run on a fresh installation succeeds;
-//! - **hosts**: every host the runs contacted (each URL the HTTP and OAuth
-//!   clients logged, or each request of the cassette) is declared in the
-//!   manifest's `hosts`, the sandbox's own address standing for the
-//!   manifest's `base_url`;
+//! - **first run**: a run on a fresh installation succeeds (from a
+//!   cassette: a strict replay, see [`crate::replay`]);
+//! - **hosts**: every host the run contacted (each request of the first
+//!   run, recorded through the framework's `RecordingTransport`, or of the
+//!   cassette) is declared in the manifest's `hosts`, the sandbox's own
+//!   (loopback) address standing for the manifest's `base_url`;
 //! - **documents**: the run stored at least one document, only of the
 //!   manifest's `data_types`, each passing its doctype's validation
 //!   ([`crate::validate_stored`]);
@@ -29,18 +30,20 @@
 //!   the OAuth tokens and the session cookies the runs ended with) appears,
 //!   raw or URL-encoded, in the captured logs (unredacted: see
 //!   [`crate::LogCapture`]) or in clear in any file of the installation
-//!   (store, WAL, vault, files tree).
+//!   (store, WAL, vault, files tree, and the first run's scrubbed
+//!   cassette).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
+use gleaner_framework::cassette::{Cassette, CassetteMode};
 use gleaner_framework::manifest::OAuthGrant;
 use gleaner_framework::session::Restore;
 use gleaner_framework::store::DocStore;
-use gleaner_framework::{ErrorCode, Konnector, RunReport};
+use gleaner_framework::{ErrorCode, Konnector, KonnectorError, RunReport};
 use url::Url;
 
 use crate::harness::{Harness, TestAccount};
@@ -202,15 +205,7 @@ pub async fn check_conformance(konnector: &dyn Konnector, source: Source) -> Con
     );
     match source {
         Source::Sandbox(start) => on_sandbox(konnector, start, &mut report).await,
-        Source::Cassette(path) => {
-            report.record(
-                "first run",
-                Err(format!(
-                    "cannot replay {}: this build of gleaner-testing has no cassette replay",
-                    path.display()
-                )),
-            );
-        }
+        Source::Cassette(path) => on_cassette(konnector, &path, &mut report).await,
     }
     report
 }
@@ -258,7 +253,12 @@ async fn on_sandbox(
             return;
         }
     };
-    let first = h.run(konnector, &account).await;
+    // The first run is recorded: its exchanges say which hosts it
+    // contacted, and the scan below reads the cassette file too.
+    let recorded = h.dir().join("first-run.json");
+    let mut options = h.run_options();
+    options.cassette = Some(CassetteMode::Record(recorded.clone()));
+    let first = h.run_with(konnector, &account, options).await;
     let first_ok = first.is_ok();
     report.record(
         "first run",
@@ -274,7 +274,8 @@ async fn on_sandbox(
     }
     report.record(
         "hosts",
-        check_hosts(konnector, &h.logs().urls(), Some(&sandbox.base_url)),
+        recorded_urls(&recorded)
+            .and_then(|urls| check_hosts(konnector, &urls, Some(&sandbox.base_url))),
     );
     report.record("documents", check_documents(konnector, &h).await);
     let second = h.run(konnector, &account).await;
@@ -327,6 +328,83 @@ async fn on_sandbox(
     secrets.extend(runtime_secrets(&h, &account).await);
     report.record("secrets", check_secrets(&[&h, &wrong_harness], &secrets));
     drop(sandbox);
+}
+
+/// The request URLs of a cassette.
+fn recorded_urls(path: &Path) -> Result<Vec<Url>, String> {
+    let cassette = Cassette::load(path).map_err(|e| e.message)?;
+    Ok(cassette
+        .exchanges
+        .iter()
+        .filter_map(|e| Url::parse(&e.request.url).ok())
+        .collect())
+}
+
+fn is_loopback(url: &Url) -> bool {
+    matches!(
+        url.host_str(),
+        Some("127.0.0.1" | "localhost" | "[::1]" | "::1")
+    )
+}
+
+async fn on_cassette(konnector: &dyn Konnector, path: &Path, report: &mut ConformanceReport) {
+    let setup = async {
+        let h = Harness::builder().sessions(false).build().await?;
+        let account = h.replay_account(konnector).await?;
+        Ok::<_, crate::Error>((h, account))
+    };
+    let (h, account) = match setup.await {
+        Ok(v) => v,
+        Err(e) => {
+            report.record("first run", Err(format!("no test installation: {e}")));
+            return;
+        }
+    };
+    let first = h.replay(konnector, &account, path).await;
+    let first_ok = first.is_ok();
+    report.record(
+        "first run",
+        first
+            .map(|_| ())
+            .map_err(|e| format!("the strict replay of {} failed: {e}", path.display())),
+    );
+    if !first_ok {
+        return;
+    }
+    let urls = Cassette::find(path, &konnector.manifest().slug)
+        .map_err(|e| e.message)
+        .and_then(|file| recorded_urls(&file));
+    // A cassette recorded against a sandbox holds its loopback address,
+    // which stands for the manifest's base URL.
+    let endpoint = urls
+        .as_ref()
+        .ok()
+        .and_then(|u| u.iter().find(|u| is_loopback(u)))
+        .map(|u| u.origin().ascii_serialization());
+    report.record(
+        "hosts",
+        urls.and_then(|u| check_hosts(konnector, &u, endpoint.as_deref())),
+    );
+    report.record("documents", check_documents(konnector, &h).await);
+    let second = h
+        .replay_lenient(konnector, &account, path)
+        .await
+        .map_err(|e| match e {
+            crate::ReplayError::Run(k) => k,
+            other => KonnectorError::new(ErrorCode::UnknownError, other.to_string()),
+        });
+    report.record("second run", check_second_run(&second));
+    report.skip(
+        "wrong credentials",
+        "a cassette is scrubbed and replays with any credentials; run the suite on a sandbox to check refused logins",
+    );
+    let mut secrets: Vec<String> = account
+        .secrets
+        .values()
+        .map(|s| s.expose().to_owned())
+        .collect();
+    secrets.extend(runtime_secrets(&h, &account).await);
+    report.record("secrets", check_secrets(&[&h], &secrets));
 }
 
 /// The manifest's host entry for a URL: `host`, or `host:port` when the

@@ -326,6 +326,7 @@ impl Harness {
         RunOptions {
             oauth: Some(Arc::clone(&self.oauth)),
             sessions: self.sessions.then(|| self.sessions()),
+            clock: self.clock(),
             ..RunOptions::default()
         }
     }

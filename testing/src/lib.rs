@@ -31,6 +31,7 @@
 pub mod conformance;
 pub mod harness;
 pub mod logs;
+pub mod replay;
 pub mod validate;
 
 pub use conformance::{
@@ -38,6 +39,7 @@ pub use conformance::{
 };
 pub use harness::{Harness, HarnessBuilder, TestAccount, fast_retry, files_under};
 pub use logs::LogCapture;
+pub use replay::{ReplayError, ReplayOutcome, replay};
 pub use validate::validate_stored;
 
 use gleaner_framework::KonnectorError;
