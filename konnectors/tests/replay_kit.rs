@@ -46,7 +46,10 @@ async fn a_recorded_run_replays_strictly_and_conforms() {
 
     let report = assert_conforms(&konnector, Source::Cassette(path)).await;
     assert!(
-        report.skipped().iter().any(|(c, _)| *c == "wrong credentials"),
+        report
+            .skipped()
+            .iter()
+            .any(|(c, _)| *c == "wrong credentials"),
         "{report}"
     );
 }
