@@ -1,50 +1,65 @@
-//! The built-in konnectors, their registry and their sandboxes.
+//! The built-in konnectors, their registry and (with the `sandbox`
+//! feature) their sandboxes.
 //!
-//! Providers are grouped by category (`telco`, and later `bank`, `energy`,
-//! `insurance`). Each konnector folder reads like a Woob module: manifest,
-//! auth, routes, pages, pure mapping, sandbox.
+//! Providers are grouped by category, one folder each:
+//! `src/<category>/<name>/`. Each folder reads like a Woob module:
+//! `manifest.toml`, `mod.rs` (wiring), auth, routes or api, pages, pure
+//! mapping, and a `sandbox/` module.
 //!
-//! [`Registry`] is the one list of built-in konnectors: the CLI's catalogue,
-//! the runner's lookup and `gleaner demo` all read it. Adding a provider is
-//! one line in [`Registry::builtin`].
+//! **A konnector registers itself by existing.** `build.rs` scans
+//! `src/*/*/mod.rs` and generates the category modules and the list
+//! [`Registry::builtin`] reads; there is no list to edit and no category
+//! `mod.rs`. The conventions a folder follows:
+//! - the folder name is the module name and, with `_` read as `-`, the
+//!   slug (`free_mobile` <-> `free-mobile`); the manifest's `slug` and
+//!   `category` must agree with the folder;
+//! - its `mod.rs` defines
+//!   `pub fn konnector() -> gleaner_framework::Result<Arc<dyn Konnector>>`;
+//! - its sandbox, if any, is `sandbox/mod.rs` (or `sandbox.rs`), declared
+//!   `#[cfg(feature = "sandbox")] pub mod sandbox;`, and defines
+//!   `pub fn definition() -> gleaner_sandbox_kit::SandboxDef`.
 //!
-//! Architecture invariant: konnectors depend only on `gleaner-framework`.
+//! Architecture invariant: konnectors depend only on `gleaner-framework`;
+//! sandboxes add `gleaner-sandbox-kit`, and only with the `sandbox`
+//! feature, so the production build carries no sandbox code.
 
 #![deny(missing_docs)]
 
-pub mod energy;
-pub mod telco;
-
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use gleaner_framework::{ErrorCode, Konnector, KonnectorError};
 
-/// A sandbox started for the demo: where it listens and the account
-/// fields that log in to it.
-pub struct RunningSandbox {
-    /// The base URL on loopback.
-    pub base_url: String,
-    /// Non-secret fields of a demo account.
-    pub fields: Vec<(String, String)>,
-    /// Secret fields of a demo account.
-    pub secrets: Vec<(String, String)>,
-    /// Keeps the server alive; dropping it stops the server.
-    pub guard: Box<dyn std::any::Any + Send>,
-}
+#[cfg(feature = "sandbox")]
+pub use gleaner_sandbox_kit::{RunningSandbox, SandboxDef, ScenarioInfo, StartOptions};
 
-/// Starts a konnector's sandbox.
-pub type SandboxStarter =
-    fn() -> Pin<Box<dyn Future<Output = std::io::Result<RunningSandbox>> + Send>>;
+// The category modules and `generated_entries()`, from `build.rs`.
+include!(concat!(env!("OUT_DIR"), "/konnectors.rs"));
+
+/// One konnector folder as `build.rs` found it, before validation.
+struct Found {
+    /// `src/<category>/<name>`.
+    folder: &'static str,
+    /// The category folder's name.
+    category: &'static str,
+    /// The konnector folder's name (its module).
+    module: &'static str,
+    /// Its `konnector()` function.
+    konnector: fn() -> gleaner_framework::Result<Arc<dyn Konnector>>,
+    /// Its `sandbox::definition()` function, when it has a sandbox.
+    #[cfg(feature = "sandbox")]
+    sandbox: Option<fn() -> SandboxDef>,
+}
 
 /// One built-in konnector.
 #[derive(Clone)]
 pub struct Entry {
     /// The konnector.
     pub konnector: Arc<dyn Konnector>,
-    /// Its sandbox, when it has one.
-    pub sandbox: Option<SandboxStarter>,
+    /// Its folder in the konnectors crate, `src/<category>/<name>`.
+    pub folder: &'static str,
+    /// Its sandbox, when it has one (only with the `sandbox` feature).
+    #[cfg(feature = "sandbox")]
+    pub sandbox: Option<SandboxDef>,
 }
 
 /// The catalogue of built-in konnectors.
@@ -53,25 +68,93 @@ pub struct Registry {
     entries: Vec<Entry>,
 }
 
+/// The slug a konnector folder's name stands for: `free_mobile` ->
+/// `free-mobile`.
+pub fn slug_of_folder(name: &str) -> String {
+    name.replace('_', "-")
+}
+
+fn registry_error(message: String) -> KonnectorError {
+    KonnectorError::new(ErrorCode::ManifestInvalid, message)
+}
+
 impl Registry {
-    /// Every built-in konnector, manifests validated.
+    /// Every built-in konnector (every folder under `src/<category>/`),
+    /// sorted by slug, manifests validated against their folders.
     pub fn builtin() -> Result<Self, KonnectorError> {
-        let entries = vec![
-            Entry {
-                konnector: Arc::new(telco::free_mobile::FreeMobile::new()?),
-                sandbox: Some(telco::free_mobile::start_demo),
-            },
-            Entry {
-                konnector: Arc::new(energy::enedis::Enedis::new()?),
-                sandbox: Some(energy::enedis::start_demo),
-            },
-        ];
+        Self::from_found(generated_entries())
+    }
+
+    fn from_found(found: Vec<Found>) -> Result<Self, KonnectorError> {
+        let mut entries: Vec<Entry> = Vec::with_capacity(found.len());
+        for f in found {
+            let konnector = (f.konnector)()?;
+            let manifest = konnector.manifest();
+            let expected = slug_of_folder(f.module);
+            if manifest.slug != expected {
+                return Err(registry_error(format!(
+                    "{}: the manifest's slug is `{}` but the folder `{}` means the slug `{expected}` (folder name = slug with `-` written `_`)",
+                    f.folder, manifest.slug, f.module
+                )));
+            }
+            if manifest.category.to_string() != f.category {
+                return Err(registry_error(format!(
+                    "{}: the manifest's category is `{}` but the folder is in `{}`",
+                    f.folder, manifest.category, f.category
+                )));
+            }
+            if let Some(other) = entries
+                .iter()
+                .find(|e| e.konnector.manifest().slug == manifest.slug)
+            {
+                return Err(registry_error(format!(
+                    "two konnectors have the slug `{}`: {} and {}",
+                    manifest.slug, other.folder, f.folder
+                )));
+            }
+            #[cfg(feature = "sandbox")]
+            let sandbox = match f.sandbox.map(|definition| definition()) {
+                Some(def) if def.slug != manifest.slug => {
+                    return Err(registry_error(format!(
+                        "{}: its sandbox says it is for `{}`, not `{}`",
+                        f.folder, def.slug, manifest.slug
+                    )));
+                }
+                Some(def) if def.scenarios.is_empty() => {
+                    return Err(registry_error(format!(
+                        "{}: its sandbox lists no scenario",
+                        f.folder
+                    )));
+                }
+                other => other,
+            };
+            entries.push(Entry {
+                konnector,
+                folder: f.folder,
+                #[cfg(feature = "sandbox")]
+                sandbox,
+            });
+        }
+        entries.sort_by(|a, b| {
+            a.konnector
+                .manifest()
+                .slug
+                .cmp(&b.konnector.manifest().slug)
+        });
         Ok(Self { entries })
     }
 
-    /// Every entry, in catalogue order.
+    /// Every entry, sorted by slug.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// Every slug, sorted.
+    pub fn slugs(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .map(|e| e.konnector.manifest().slug.as_str())
+            .collect()
     }
 
     /// The entry for a slug; an unknown slug names the known ones.
@@ -80,16 +163,11 @@ impl Registry {
             .iter()
             .find(|e| e.konnector.manifest().slug == slug)
             .ok_or_else(|| {
-                let known: Vec<_> = self
-                    .entries
-                    .iter()
-                    .map(|e| e.konnector.manifest().slug.as_str())
-                    .collect();
                 KonnectorError::new(
                     ErrorCode::KonnectorNotFound,
                     format!(
                         "no konnector `{slug}`; the known ones are: {}",
-                        known.join(", ")
+                        self.slugs().join(", ")
                     ),
                 )
             })
@@ -102,18 +180,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_builtin_manifest_is_valid_and_slugs_are_unique() {
+    fn every_builtin_manifest_is_valid_and_slugs_are_unique_and_sorted() {
         let registry = Registry::builtin().unwrap();
-        let mut slugs: Vec<_> = registry
-            .entries()
-            .iter()
-            .map(|e| e.konnector.manifest().slug.clone())
-            .collect();
-        let n = slugs.len();
-        slugs.dedup();
-        assert_eq!(slugs.len(), n);
+        let slugs = registry.slugs();
+        let mut sorted = slugs.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(slugs, sorted);
+        assert!(slugs.contains(&"free-mobile") && slugs.contains(&"enedis"));
+        let free = registry.get("free-mobile").unwrap();
+        assert_eq!(free.folder, "src/telco/free_mobile");
         let err = registry.get("nope").err().unwrap();
         assert_eq!(err.code, ErrorCode::KonnectorNotFound);
-        assert!(err.message.contains("free-mobile"));
+        assert!(
+            err.message.contains("enedis, free-mobile"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn the_folder_name_is_the_slug() {
+        assert_eq!(slug_of_folder("free_mobile"), "free-mobile");
+        assert_eq!(slug_of_folder("enedis"), "enedis");
+    }
+
+    fn found(folder: &'static str, category: &'static str, module: &'static str) -> Found {
+        Found {
+            folder,
+            category,
+            module,
+            konnector: telco::free_mobile::konnector,
+            #[cfg(feature = "sandbox")]
+            sandbox: None,
+        }
+    }
+
+    #[test]
+    fn duplicates_and_mismatches_name_the_folders() {
+        let err = Registry::from_found(vec![
+            found("src/telco/free_mobile", "telco", "free_mobile"),
+            found("src/bank/free_mobile", "telco", "free_mobile"),
+        ])
+        .err()
+        .unwrap();
+        assert!(
+            err.message
+                .contains("src/telco/free_mobile and src/bank/free_mobile"),
+            "{}",
+            err.message
+        );
+        let err = Registry::from_found(vec![found("src/telco/free", "telco", "free")])
+            .err()
+            .unwrap();
+        assert!(err.message.contains("folder `free`"), "{}", err.message);
+        let err = Registry::from_found(vec![found("src/bank/free_mobile", "bank", "free_mobile")])
+            .err()
+            .unwrap();
+        assert!(err.message.contains("is in `bank`"), "{}", err.message);
+    }
+
+    #[cfg(feature = "sandbox")]
+    #[test]
+    fn every_builtin_has_a_sandbox_with_a_normal_scenario() {
+        let registry = Registry::builtin().unwrap();
+        for entry in registry.entries() {
+            let def = entry.sandbox.as_ref().unwrap();
+            assert_eq!(def.slug, entry.konnector.manifest().slug);
+            assert_eq!(def.scenarios[0].name, "normal");
+        }
     }
 }

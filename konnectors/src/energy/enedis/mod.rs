@@ -5,7 +5,7 @@
 //! token endpoint, the `duration` parameter, the `usage_point_id` the
 //! redirect brings), [`auth`] (bearer calls, one refresh on a 401), [`api`]
 //! (the metering endpoint, its answers and errors), [`map`] (pure mapping to
-//! `io.cozy.timeseries.energy`, one document per month), [`sandbox`] (the
+//! `io.cozy.timeseries.energy`, one document per month), `sandbox/` (the
 //! local stand-in for consent, tokens and API).
 //!
 //! Facts (paths, parameters, field names, error bodies) come from Enedis'
@@ -14,12 +14,19 @@
 pub mod api;
 pub mod auth;
 pub mod map;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use gleaner_framework::{Konnector, Manifest, Result, RunContext, async_trait};
+
+/// The konnector, for the registry (found by `konnectors/build.rs`).
+pub fn konnector() -> Result<Arc<dyn Konnector>> {
+    Ok(Arc::new(Enedis::new()?))
+}
 
 /// The manifest's text.
 pub const MANIFEST: &str = include_str!("manifest.toml");
@@ -98,20 +105,4 @@ impl Konnector for Enedis {
         ctx.set_state(serde_json::json!({ "last_date": last }));
         Ok(())
     }
-}
-
-/// Starts the sandbox for `gleaner demo`. Its consent page approves at once,
-/// so the demo can play the browser with one HTTP GET.
-pub fn start_demo() -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = std::io::Result<crate::RunningSandbox>> + Send>,
-> {
-    Box::pin(async {
-        let sandbox = sandbox::Sandbox::start().await?;
-        Ok(crate::RunningSandbox {
-            base_url: sandbox.base_url(),
-            fields: Vec::new(),
-            secrets: vec![("client_secret".into(), sandbox::CLIENT_SECRET.into())],
-            guard: Box::new(sandbox),
-        })
-    })
 }

@@ -2,7 +2,7 @@
 //!
 //! Read in this order: `manifest.toml` (identity, fields, hosts), [`auth`]
 //! (the login form), [`routes`] (the site map), [`pages`] (extraction,
-//! no HTTP), [`map`] (pure mapping to doctypes), [`sandbox`] (the local
+//! no HTTP), [`map`] (pure mapping to doctypes), `sandbox/` (the local
 //! stand-in for the site, for tests and `gleaner demo`).
 //!
 //! Facts about the site (URLs, form fields, markup) come from public
@@ -12,11 +12,19 @@ pub mod auth;
 pub mod map;
 pub mod pages;
 pub mod routes;
+#[cfg(feature = "sandbox")]
 pub mod sandbox;
+
+use std::sync::Arc;
 
 use gleaner_framework::{Konnector, Manifest, Result, RunContext, async_trait};
 
 use pages::HomePage;
+
+/// The konnector, for the registry (found by `konnectors/build.rs`).
+pub fn konnector() -> Result<Arc<dyn Konnector>> {
+    Ok(Arc::new(FreeMobile::new()?))
+}
 
 /// The manifest's text.
 pub const MANIFEST: &str = include_str!("manifest.toml");
@@ -83,19 +91,4 @@ impl Konnector for FreeMobile {
         // then needs no login request while it lives.
         Ok(())
     }
-}
-
-/// Starts the sandbox in its normal scenario, for `gleaner demo`.
-pub fn start_demo() -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = std::io::Result<crate::RunningSandbox>> + Send>,
-> {
-    Box::pin(async {
-        let sandbox = sandbox::Sandbox::start(sandbox::Scenario::Normal).await?;
-        Ok(crate::RunningSandbox {
-            base_url: sandbox.base_url(),
-            fields: vec![("login".into(), sandbox::LOGIN.into())],
-            secrets: vec![("password".into(), sandbox::PASSWORD.into())],
-            guard: Box::new(sandbox),
-        })
-    })
 }

@@ -1,3 +1,0 @@
-//! Energy providers.
-
-pub mod enedis;

@@ -1,3 +1,0 @@
-//! Telcos: phone and internet invoices.
-
-pub mod free_mobile;
