@@ -22,6 +22,7 @@ mod leak_scan;
 use std::process::Command;
 
 use gleaner_konnectors::Registry;
+use gleaner_sandbox_kit::StartOptions;
 use leak_scan::Run;
 
 const PASSPHRASE: &str = "vault phrase ☂ leak-4d1e";
@@ -42,9 +43,9 @@ async fn no_secret_of_any_konnector_is_printed_logged_or_written_in_clear() {
     let mut good_labels = Vec::new();
     let mut bad_labels = Vec::new();
     for entry in registry.entries() {
-        let Some(start) = entry.sandbox else { continue };
+        let Some(def) = entry.sandbox else { continue };
         let slug = entry.konnector.manifest().slug.clone();
-        let sandbox = start().await.unwrap();
+        let sandbox = def.launch(StartOptions::default()).await.unwrap();
         let url = sandbox.base_url.clone();
 
         let good = format!("good-{slug}");

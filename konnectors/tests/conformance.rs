@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 
 use gleaner_konnectors::Registry;
-use gleaner_testing::conformance::StartedSandbox;
 use gleaner_testing::{Source, assert_conforms};
 
 /// The cassettes of `slug`, when the folder holds any.
@@ -39,18 +38,8 @@ async fn every_builtin_konnector_conforms() {
         let konnector = entry.konnector.as_ref();
         let slug = konnector.manifest().slug.clone();
         let mut covered = false;
-        if let Some(start) = entry.sandbox {
-            let source = Source::Sandbox(Box::new(move || {
-                Box::pin(async move {
-                    let s = start().await?;
-                    Ok(StartedSandbox {
-                        base_url: s.base_url,
-                        fields: s.fields,
-                        secrets: s.secrets,
-                        guard: s.guard,
-                    })
-                })
-            }));
+        if let Some(def) = entry.sandbox {
+            let source = Source::Sandbox(def);
             let report = assert_conforms(konnector, source).await;
             println!("{report}");
             covered = true;

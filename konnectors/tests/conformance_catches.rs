@@ -10,8 +10,7 @@ use chrono::{DateTime, Utc};
 use gleaner_framework::doctypes::Bill;
 use gleaner_framework::filters::Currency;
 use gleaner_framework::{Konnector, Manifest, Result, RunContext, async_trait};
-use gleaner_konnectors::telco::free_mobile::{FreeMobile, start_demo};
-use gleaner_testing::conformance::StartedSandbox;
+use gleaner_konnectors::telco::free_mobile::{self, FreeMobile};
 use gleaner_testing::{ConformanceReport, Outcome, Source, check_conformance};
 use rust_decimal::Decimal;
 
@@ -79,17 +78,7 @@ impl Konnector for Broken {
 }
 
 fn sandbox() -> Source {
-    Source::Sandbox(Box::new(|| {
-        Box::pin(async {
-            let s = start_demo().await?;
-            Ok(StartedSandbox {
-                base_url: s.base_url,
-                fields: s.fields,
-                secrets: s.secrets,
-                guard: s.guard,
-            })
-        })
-    }))
+    Source::Sandbox(free_mobile::sandbox::definition())
 }
 
 fn failure<'a>(report: &'a ConformanceReport, check: &str) -> &'a str {

@@ -35,41 +35,23 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 
 use gleaner_framework::cassette::{Cassette, CassetteMode};
 use gleaner_framework::manifest::OAuthGrant;
 use gleaner_framework::session::Restore;
 use gleaner_framework::store::DocStore;
 use gleaner_framework::{ErrorCode, Konnector, KonnectorError, RunReport};
+use gleaner_sandbox_kit::{SandboxDef, StartOptions};
 use url::Url;
 
 use crate::harness::{Harness, TestAccount};
 
-/// A started sandbox, as the conformance suite needs it.
-pub struct StartedSandbox {
-    /// Its base URL on loopback.
-    pub base_url: String,
-    /// The non-secret fields that log in to it.
-    pub fields: Vec<(String, String)>,
-    /// The secret fields that log in to it.
-    pub secrets: Vec<(String, String)>,
-    /// Keeps it running; dropped at the end of the suite.
-    pub guard: Box<dyn std::any::Any + Send>,
-}
-
-/// Starts a sandbox.
-pub type SandboxStart = Box<
-    dyn FnOnce() -> Pin<Box<dyn Future<Output = std::io::Result<StartedSandbox>> + Send>> + Send,
->;
-
 /// What the suite runs the konnector against.
 pub enum Source {
-    /// The konnector's sandbox, started by the suite; its fields, secrets
-    /// and base URL make the account.
-    Sandbox(SandboxStart),
+    /// The konnector's sandbox, started by the suite in its default
+    /// scenario; its fields, secrets and base URL make the account.
+    Sandbox(SandboxDef),
     /// A recorded cassette, replayed offline.
     Cassette(PathBuf),
 }
@@ -77,7 +59,7 @@ pub enum Source {
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Sandbox(_) => f.write_str("Source::Sandbox"),
+            Self::Sandbox(def) => write!(f, "Source::Sandbox({})", def.slug),
             Self::Cassette(p) => write!(f, "Source::Cassette({})", p.display()),
         }
     }
@@ -204,7 +186,7 @@ pub async fn check_conformance(konnector: &dyn Konnector, source: Source) -> Con
         manifest.validate(&manifest.slug).map_err(|e| e.message),
     );
     match source {
-        Source::Sandbox(start) => on_sandbox(konnector, start, &mut report).await,
+        Source::Sandbox(def) => on_sandbox(konnector, def, &mut report).await,
         Source::Cassette(path) => on_cassette(konnector, &path, &mut report).await,
     }
     report
@@ -218,13 +200,9 @@ fn wrong_secrets(good: &[(String, String)]) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn on_sandbox(
-    konnector: &dyn Konnector,
-    start: SandboxStart,
-    report: &mut ConformanceReport,
-) {
+async fn on_sandbox(konnector: &dyn Konnector, def: SandboxDef, report: &mut ConformanceReport) {
     let slug = konnector.manifest().slug.clone();
-    let sandbox = match start().await {
+    let sandbox = match def.launch(StartOptions::default()).await {
         Ok(s) => s,
         Err(e) => {
             report.record("first run", Err(format!("the sandbox did not start: {e}")));
