@@ -37,6 +37,15 @@ pub enum Command {
         /// Only queue the run for `gleaner daemon` and return.
         #[arg(long)]
         detach: bool,
+        /// Record every HTTP exchange to a scrubbed cassette in this
+        /// directory (`<dir>/<konnector>-<run id>.json`), failed runs too.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["detach", "replay"])]
+        record: Option<PathBuf>,
+        /// Replay a cassette offline (a file, or a directory: its newest
+        /// cassette of the account's konnector) into a throwaway store;
+        /// nothing is saved.
+        #[arg(long, value_name = "FILE_OR_DIR", conflicts_with = "detach")]
+        replay: Option<PathBuf>,
     },
     /// Run the scheduler in the foreground: every account at its slot,
     /// retries, queued manual runs. Stops cleanly on SIGINT/SIGTERM.

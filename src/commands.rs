@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -424,7 +425,7 @@ pub fn progress_bar(label: &str) -> (ProgressBar, ProgressFn) {
 /// returns the report.
 pub async fn run_account(app: &App, account: &Account) -> Result<RunReport> {
     app.registry.get(&account.konnector)?;
-    crate::scheduling::run_job(app, account).await
+    crate::scheduling::run_job(app, account, None).await
 }
 
 /// Prints a run's summary table.
@@ -455,12 +456,35 @@ pub fn print_report(label: &str, report: &RunReport) {
 }
 
 /// `gleaner run`
-pub async fn run(app: &App, what: &str, detach: bool) -> Result<()> {
+pub async fn run(
+    app: &App,
+    what: &str,
+    detach: bool,
+    record: Option<PathBuf>,
+    replay: Option<PathBuf>,
+) -> Result<()> {
     let account = app.find_account(what).await?;
     if detach {
         return crate::scheduling::enqueue(app, &account).await;
     }
-    let report = run_account(app, &account).await?;
+    if let Some(source) = replay {
+        return crate::cassettes::replay(app, &account, &source).await;
+    }
+    let Some(dir) = record else {
+        let report = run_account(app, &account).await?;
+        print_report(&account.label, &report);
+        return Ok(());
+    };
+    app.registry.get(&account.konnector)?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the cassette directory {}", dir.display()))?;
+    let mode = gleaner_framework::CassetteMode::Record(dir.clone());
+    let result = crate::scheduling::run_job(app, &account, Some(mode)).await;
+    // Written at the end of the run, failed runs included.
+    if let Ok(path) = gleaner_framework::cassette::Cassette::find(&dir, &account.konnector) {
+        println!("cassette: {}", path.display());
+    }
+    let report = result?;
     print_report(&account.label, &report);
     Ok(())
 }

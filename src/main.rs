@@ -2,6 +2,7 @@
 //! (later) the scheduler. Not meant as a library.
 
 mod app;
+mod cassettes;
 mod cli;
 mod commands;
 mod prompt;
@@ -160,7 +161,12 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
         Command::Accounts(AccountsCommand::Remove { account, purge }) => {
             commands::accounts_remove(app, &account, purge).await?;
         }
-        Command::Run { account, detach } => commands::run(app, &account, detach).await?,
+        Command::Run {
+            account,
+            detach,
+            record,
+            replay,
+        } => commands::run(app, &account, detach, record, replay).await?,
         Command::Daemon {
             concurrency,
             per_konnector,

@@ -20,7 +20,11 @@ use crate::commands::{progress_bar, table};
 /// retried by the daemon if the error is transient, visible in
 /// `gleaner jobs`. In a terminal, second factors are prompted for; without
 /// one, the job waits in `awaiting_user` for `gleaner 2fa`.
-pub async fn run_job(app: &App, account: &Account) -> Result<RunReport> {
+pub async fn run_job(
+    app: &App,
+    account: &Account,
+    cassette: Option<gleaner_framework::CassetteMode>,
+) -> Result<RunReport> {
     let sched = app.scheduler("cli").await?;
     sched.sync_triggers().await?;
     let job = sched
@@ -44,6 +48,7 @@ pub async fn run_job(app: &App, account: &Account) -> Result<RunReport> {
     let attended = Attended {
         two_factor: crate::prompt::channel(&konnector_name, &bar),
         progress: Some(progress),
+        cassette,
     };
     let outcome = tokio::select! {
         ex = sched.execute(job.clone(), Some(attended)) => Some(ex),

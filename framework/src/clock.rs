@@ -49,3 +49,29 @@ impl Clock for ManualClock {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// A clock that starts at a given time and runs at the system clock's
+/// pace: a replay runs "at" its cassette's recording time, and its runs
+/// still take time.
+#[derive(Debug, Clone)]
+pub struct OffsetClock {
+    start: DateTime<Utc>,
+    since: std::time::Instant,
+}
+
+impl OffsetClock {
+    /// A clock showing `start` now.
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Self {
+            start,
+            since: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = Duration::from_std(self.since.elapsed()).unwrap_or_default();
+        self.start + elapsed
+    }
+}

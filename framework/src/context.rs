@@ -11,11 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use url::Url;
 
+use crate::cassette::Recorder;
+use crate::clock::{Clock, SystemClock};
 use crate::doctypes::{Bill, Doctype, FileDoc, FileMetadata};
 use crate::error::{ErrorCode, KonnectorError, Result};
-use crate::http::{HttpClient, display_url};
+use crate::http::{HttpClient, Transport, display_url};
 use crate::manifest::Manifest;
 use crate::oauth::{OAuthConfig, TokenManager};
 use crate::secret::Secret;
@@ -137,6 +140,9 @@ pub struct RunContext {
     sessions: Option<Sessions>,
     session_state: Option<serde_json::Value>,
     session_plan: SessionPlan,
+    clock: Arc<dyn Clock>,
+    token_transport: Option<Arc<dyn Transport>>,
+    recorder: Option<Recorder>,
 }
 
 /// Where an OAuth konnector's run gets its access tokens.
@@ -215,7 +221,60 @@ impl RunContext {
             sessions: None,
             session_state: None,
             session_plan: SessionPlan::Keep,
+            clock: Arc::new(SystemClock),
+            token_transport: None,
+            recorder: None,
         }
+    }
+
+    /// Records the run's browser snapshots into `recorder` (the runner does
+    /// this when the run is recorded to a cassette).
+    pub fn with_recorder(mut self, recorder: Option<Recorder>) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
+    /// Adds a page's DOM (as HTML) to the run's cassette when the run is
+    /// recorded; does nothing otherwise. The browser calls it for each
+    /// page it visits.
+    pub fn record_snapshot(&self, url: &str, html: &str) {
+        if let Some(r) = &self.recorder {
+            r.add_snapshot(url, html);
+        }
+    }
+
+    /// Sets the run's clock (the runner passes [`crate::RunOptions::clock`];
+    /// a replay passes the cassette's recording time).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sends the run's own OAuth token calls through `transport` (the
+    /// runner does this under a cassette, so that refreshes are recorded
+    /// and replayed with the rest).
+    pub fn with_token_transport(mut self, transport: Option<Arc<dyn Transport>>) -> Self {
+        self.token_transport = transport;
+        self
+    }
+
+    /// The current time by the run's clock. Konnectors read time only here
+    /// (never `Utc::now()`), so that a replay runs at its recorded "now".
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Today's date by the run's clock, **in UTC** (not the machine's time
+    /// zone): a run at 00:30 in Paris in winter is still yesterday here. A
+    /// konnector that needs a provider's local date converts
+    /// [`RunContext::now`] itself.
+    pub fn today(&self) -> NaiveDate {
+        self.clock.now().date_naive()
+    }
+
+    /// The run's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
     }
 
     /// Gives the run its OAuth token source (the runner does this for a
@@ -244,7 +303,11 @@ impl RunContext {
         let session = self.oauth_session()?;
         session
             .manager
-            .access_token(&self.account.id, &session.config)
+            .access_token_via(
+                &self.account.id,
+                &session.config,
+                self.token_transport.clone(),
+            )
             .await
     }
 
@@ -254,7 +317,12 @@ impl RunContext {
         let session = self.oauth_session()?;
         session
             .manager
-            .refresh_rejected(&self.account.id, &session.config, rejected)
+            .refresh_rejected_via(
+                &self.account.id,
+                &session.config,
+                rejected,
+                self.token_transport.clone(),
+            )
             .await
     }
 

@@ -61,6 +61,11 @@ pub enum ErrorCode {
     UnknownError,
     /// The provider's pages no longer have the expected structure.
     PageChanged,
+    /// A provider's JSON parses but no longer fits the konnector's types (a
+    /// field renamed, removed or of another type): the JSON counterpart of
+    /// [`ErrorCode::PageChanged`], naming the JSON path and the URL. Not
+    /// retried: the next scheduled run tries again.
+    SchemaChanged,
     /// A konnector tried to reach a host its manifest does not list.
     HostNotAllowed,
     /// A konnector sent more requests to one host than its budget allows.
@@ -104,6 +109,7 @@ impl ErrorCode {
         Self::NotExistingDirectory,
         Self::UnknownError,
         Self::PageChanged,
+        Self::SchemaChanged,
         Self::HostNotAllowed,
         Self::RequestBudgetExceeded,
         Self::InvalidData,
@@ -138,6 +144,7 @@ impl ErrorCode {
             Self::NotExistingDirectory => "NOT_EXISTING_DIRECTORY",
             Self::UnknownError => "UNKNOWN_ERROR",
             Self::PageChanged => "UNKNOWN_ERROR.PAGE_CHANGED",
+            Self::SchemaChanged => "UNKNOWN_ERROR.SCHEMA_CHANGED",
             Self::HostNotAllowed => "UNKNOWN_ERROR.HOST_NOT_ALLOWED",
             Self::RequestBudgetExceeded => "UNKNOWN_ERROR.REQUEST_BUDGET_EXCEEDED",
             Self::InvalidData => "UNKNOWN_ERROR.INVALID_DATA",
@@ -301,6 +308,7 @@ mod tests {
         }
         assert!(ErrorCode::VendorDown.is_retryable());
         assert!(!ErrorCode::PageChanged.is_retryable());
+        assert!(!ErrorCode::SchemaChanged.is_retryable());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+pub mod cassette;
 pub mod clock;
 pub mod context;
 pub mod doctypes;
@@ -39,6 +40,7 @@ pub mod store;
 pub mod twofa;
 pub mod vault;
 
+pub use cassette::CassetteMode;
 pub use context::{BillFile, OAuthSession, Progress, ProgressFn, RunContext};
 pub use error::{ErrorCode, KonnectorError, Result};
 pub use http::HttpClient;

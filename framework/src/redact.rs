@@ -98,7 +98,7 @@ fn percent_encoded(value: &str, upper: bool) -> String {
 }
 
 /// Every form under which `value` is masked.
-fn forms_of(value: &str) -> Vec<String> {
+pub(crate) fn forms_of(value: &str) -> Vec<String> {
     let mut forms = vec![value.to_owned()];
     forms.push(url::form_urlencoded::byte_serialize(value.as_bytes()).collect());
     forms.push(percent_encoded(value, true));

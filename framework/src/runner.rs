@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use url::Url;
 
+use crate::cassette::{CassetteMode, Recorder, Scrubber};
+use crate::clock::{Clock, OffsetClock, SystemClock};
 use crate::context::{ContextParts, OAuthSession, Progress, ProgressFn, RunAccount, RunContext};
 use crate::error::{ErrorCode, KonnectorError, Result};
-use crate::http::{Activity, HttpClient, HttpConfig, RetryPolicy};
+use crate::http::{Activity, HttpClient, HttpConfig, RetryPolicy, Transport};
 use crate::konnector::Konnector;
 use crate::oauth::{OAuthConfig, TokenManager};
 use crate::secret::Secret;
@@ -51,6 +53,10 @@ pub struct RunReport {
     pub retries: u32,
     /// Warnings the konnector recorded.
     pub warnings: Vec<String>,
+    /// Under a replay, the cassette's exchanges the run never asked for
+    /// (`#<index> <METHOD> <path>`); empty otherwise.
+    #[serde(default)]
+    pub unused_exchanges: Vec<String>,
 }
 
 impl RunReport {
@@ -88,6 +94,13 @@ pub struct RunOptions {
     /// Where login sessions are kept between runs (sealed by the vault);
     /// `None` turns sessions off. See [`crate::session`].
     pub sessions: Option<Sessions>,
+    /// Where the run's time comes from: [`crate::RunContext::now`],
+    /// `started_at` and `finished_at`. A replay overrides it with a clock
+    /// starting at the cassette's recording time.
+    pub clock: Arc<dyn Clock>,
+    /// Record the run to a cassette, or replay one (see
+    /// [`crate::cassette`]); `None`: plain HTTP.
+    pub cassette: Option<CassetteMode>,
 }
 
 impl Default for RunOptions {
@@ -98,6 +111,8 @@ impl Default for RunOptions {
             run_id: None,
             oauth: None,
             sessions: None,
+            clock: Arc::new(SystemClock),
+            cassette: None,
         }
     }
 }
@@ -171,7 +186,47 @@ pub async fn run_konnector(
             files: &env.files,
             run_id: &run_id,
         };
-        let result = run_inner(konnector, account, secrets, env, options, run_id.clone()).await;
+        let clock: Arc<dyn Clock> = match &options.cassette {
+            Some(CassetteMode::Replay(replay)) => {
+                Arc::new(OffsetClock::starting_at(replay.cassette().recorded_at))
+            }
+            _ => Arc::clone(&options.clock),
+        };
+        let started_at = clock.now();
+        let recording = match &options.cassette {
+            Some(CassetteMode::Record(path)) => Some((
+                Recorder::new(),
+                path.clone(),
+                Scrubber::for_run(&secrets, &account.fields),
+            )),
+            Some(CassetteMode::Replay(replay)) => {
+                replay.set_scrubber(Scrubber::for_run(&secrets, &account.fields));
+                None
+            }
+            None => None,
+        };
+        let run = Started {
+            run_id: run_id.clone(),
+            clock,
+            started_at,
+            recorder: recording.as_ref().map(|(r, _, _)| r.clone()),
+        };
+        let mut result = run_inner(konnector, account, secrets, env, options, run).await;
+        if let Some((recorder, path, mut scrubber)) = recording {
+            let written = write_cassette(
+                &recorder,
+                &path,
+                &manifest.slug,
+                &run_id,
+                started_at,
+                &mut scrubber,
+            );
+            match (&mut result, written) {
+                (_, Ok(p)) => tracing::info!(path = %p.display(), exchanges = recorder.len(), "cassette written"),
+                (Ok(report), Err(e)) => report.warnings.push(e.message),
+                (Err(_), Err(e)) => tracing::warn!(error = %e.message, "cassette not written"),
+            }
+        }
         match &result {
             Ok(r) => tracing::info!(
                 created = r.created(),
@@ -188,14 +243,47 @@ pub async fn run_konnector(
     .await
 }
 
+/// What [`run_konnector`] settles before the run proper.
+struct Started {
+    run_id: String,
+    clock: Arc<dyn Clock>,
+    started_at: DateTime<Utc>,
+    recorder: Option<Recorder>,
+}
+
+/// Writes the recorded, scrubbed cassette; returns its path.
+fn write_cassette(
+    recorder: &Recorder,
+    path: &std::path::Path,
+    slug: &str,
+    run_id: &str,
+    started_at: DateTime<Utc>,
+    scrubber: &mut Scrubber,
+) -> Result<std::path::PathBuf> {
+    let cassette = recorder.cassette(slug, started_at, scrubber);
+    let path = if path.is_dir() {
+        path.join(crate::cassette::file_name(slug, run_id))
+    } else {
+        path.to_owned()
+    };
+    cassette.save(&path)?;
+    Ok(path)
+}
+
 async fn run_inner(
     konnector: &dyn Konnector,
     account: &Account,
     secrets: BTreeMap<String, Secret>,
     env: &RunEnv,
     options: RunOptions,
-    run_id: String,
+    started: Started,
 ) -> Result<RunReport> {
+    let Started {
+        run_id,
+        clock,
+        started_at,
+        recorder,
+    } = started;
     let manifest = Arc::new(konnector.manifest().clone());
     if account.konnector != manifest.slug {
         return Err(KonnectorError::new(
@@ -206,7 +294,6 @@ async fn run_inner(
             ),
         ));
     }
-    let started_at = Utc::now();
     let mut allowed_hosts = manifest.hosts.clone();
     let base_url = match account.endpoint.as_deref() {
         // The account's endpoint passed the policy when it was added (with
@@ -229,12 +316,31 @@ async fn run_inner(
             None => host.to_owned(),
         });
     }
-    let http = HttpClient::new(HttpConfig {
+    let config = HttpConfig {
         allowed_hosts,
         request_budget: manifest.request_budget,
         retry: env.retry.clone(),
         ..HttpConfig::default()
-    })?;
+    };
+    // Under a cassette, the konnector's requests and its OAuth token calls
+    // go through the same recording or replaying transport.
+    let (http, token_transport, replay) = match (&options.cassette, &recorder) {
+        (Some(CassetteMode::Replay(replay)), _) => {
+            let t: Arc<dyn Transport> = Arc::clone(replay) as Arc<dyn Transport>;
+            (
+                HttpClient::with_transport(config, Arc::clone(&t)),
+                Some(t),
+                Some(Arc::clone(replay)),
+            )
+        }
+        (_, Some(recorder)) => {
+            let plain = HttpClient::new(config.clone())?;
+            let http = HttpClient::with_transport(config, recorder.wrap(plain.transport()));
+            let tokens = recorder.wrap(crate::oauth::client::token_transport()?);
+            (http, Some(tokens), None)
+        }
+        _ => (HttpClient::new(config)?, None, None),
+    };
     let progress = options.progress.map(|p| with_activity(p, &http));
     let oauth = match (&manifest.oauth, options.oauth) {
         (Some(spec), Some(manager)) => Some(OAuthSession {
@@ -262,7 +368,10 @@ async fn run_inner(
         progress,
         two_factor: options.two_factor,
     })
-    .with_sessions(options.sessions);
+    .with_sessions(options.sessions)
+    .with_clock(Arc::clone(&clock))
+    .with_token_transport(token_transport)
+    .with_recorder(recorder);
     if let Some(session) = oauth {
         ctx.set_oauth(session);
     }
@@ -310,7 +419,7 @@ async fn run_inner(
         ctx.push_warning(w);
     }
     let staged = ctx.into_staged();
-    let finished_at = Utc::now();
+    let finished_at = clock.now();
     // Files first: a crash after this leaves files no document points to,
     // which the next run overwrites; never a document without its file.
     let moved = env.files.promote(&staged.files)?;
@@ -343,5 +452,6 @@ async fn run_inner(
         requests: stats.requests,
         retries: stats.retries,
         warnings: staged.warnings,
+        unused_exchanges: replay.map(|r| r.unused()).unwrap_or_default(),
     })
 }

@@ -77,6 +77,8 @@ pub struct Attended {
     pub two_factor: Option<Arc<dyn TwoFactorChannel>>,
     /// The progress bar.
     pub progress: Option<ProgressFn>,
+    /// Record the run to a cassette (`gleaner run --record`).
+    pub cassette: Option<gleaner_framework::CassetteMode>,
 }
 
 /// The scheduler of one installation.
@@ -299,6 +301,8 @@ impl Scheduler {
             run_id: Some(job.run_id.clone()),
             oauth: self.oauth.clone(),
             sessions: self.sessions.clone(),
+            cassette: attended.cassette,
+            ..RunOptions::default()
         };
         let lost = Arc::new(Notify::new());
         let heartbeat = {

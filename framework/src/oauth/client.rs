@@ -2,7 +2,9 @@
 //! [`KonnectorError`]s.
 //!
 //! oauth2 5 is used without default features (they would pull a second
-//! reqwest and `ring`); [`send`] adapts its `HttpRequest` to reqwest 0.13.
+//! reqwest and `ring`); [`send`] adapts its `HttpRequest` to the
+//! [`Transport`] seam of [`crate::http`] ([`token_transport`] by default,
+//! the run's recording or replaying transport under a cassette).
 //! The token client follows no redirect: a token endpoint that redirects is
 //! misconfigured or hostile, and a redirected POST could leak the code or
 //! the client secret.
@@ -10,6 +12,7 @@
 //! [`TokenResponse`] accepts `expires_in` as a number (RFC 6749) or as a
 //! string (as in Enedis' published token API).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use oauth2::basic::{
@@ -24,7 +27,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{OAuthConfig, TokenSet};
 use crate::error::{ErrorCode, KonnectorError, Result};
-use crate::http::display_url;
+use crate::http::{
+    ReqwestTransport, Transport, TransportConfig, TransportError as HttpTransportError,
+    TransportRequest, display_url,
+};
 use crate::secret::Secret;
 
 /// The longest a token call may take. Kept under the store's 10 s busy
@@ -139,26 +145,37 @@ pub fn authorize_client(config: &OAuthConfig) -> Result<TokenClient<EndpointSet>
     Ok(token_client(config).set_auth_uri(AuthUrl::from_url(url)))
 }
 
-/// The HTTP client for token calls: no redirects, short timeouts.
-pub fn http_client() -> Result<OAuthHttp> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(TOKEN_TIMEOUT)
-        .timeout(TOKEN_TIMEOUT)
-        .user_agent(concat!("gleaner/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map(OAuthHttp)
-        .map_err(|e| {
-            KonnectorError::new(
-                ErrorCode::UnknownError,
-                format!("cannot build the OAuth HTTP client: {e}"),
-            )
-        })
+/// The transport for token calls: reqwest with short timeouts (at most
+/// [`TOKEN_TIMEOUT`] in all) and, as every [`Transport`], no redirects.
+pub fn token_transport() -> Result<Arc<dyn Transport>> {
+    let transport = ReqwestTransport::new(TransportConfig {
+        connect_timeout: TOKEN_TIMEOUT,
+        request_timeout: TOKEN_TIMEOUT,
+        read_timeout: TOKEN_TIMEOUT,
+        total_timeout: Some(TOKEN_TIMEOUT),
+        user_agent: concat!("gleaner/", env!("CARGO_PKG_VERSION")).to_owned(),
+        ..TransportConfig::default()
+    })
+    .map_err(|e| {
+        KonnectorError::new(
+            ErrorCode::UnknownError,
+            format!("cannot build the OAuth HTTP client: {}", e.message),
+        )
+    })?;
+    Ok(Arc::new(transport))
 }
 
-/// Our reqwest client as oauth2's HTTP client (its futures are `Send`, so
-/// token calls can run inside konnector runs on any worker thread).
-pub struct OAuthHttp(pub reqwest::Client);
+/// The HTTP client for token calls over [`token_transport`].
+pub fn http_client() -> Result<OAuthHttp> {
+    Ok(OAuthHttp(token_transport()?))
+}
+
+/// A [`Transport`] as oauth2's HTTP client (its futures are `Send`, so
+/// token calls can run inside konnector runs on any worker thread). Token
+/// calls go through the same seam as the konnector's own requests, so a
+/// run's recording or replaying transport sees them too.
+#[derive(Clone)]
+pub struct OAuthHttp(pub Arc<dyn Transport>);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
     type Error = TransportError;
@@ -172,7 +189,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
     >;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(send(&self.0, request))
+        Box::pin(send(self.0.as_ref(), request))
     }
 }
 
@@ -181,41 +198,43 @@ impl<'c> oauth2::AsyncHttpClient<'c> for OAuthHttp {
 #[error("{0}")]
 pub struct TransportError(String);
 
-/// Sends one oauth2 request with `client`: the adapter between oauth2's
-/// `HttpRequest` and reqwest 0.13.
+/// Sends one oauth2 request through `transport`: the adapter between
+/// oauth2's `HttpRequest` and the [`Transport`] seam.
 pub async fn send(
-    client: &reqwest::Client,
+    transport: &dyn Transport,
     request: oauth2::HttpRequest,
 ) -> std::result::Result<oauth2::HttpResponse, TransportError> {
     let (parts, body) = request.into_parts();
     let target = crate::http::strip_query(&parts.uri.to_string());
-    let response = client
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
+    let url = url::Url::parse(&parts.uri.to_string())
+        .map_err(|e| TransportError(format!("`{target}` is not a URL: {e}")))?;
+    let mut headers = parts.headers;
+    // oauth2 puts the client secret (Basic) or nothing here: sensitive.
+    if let Some(v) = headers.get_mut(reqwest::header::AUTHORIZATION) {
+        v.set_sensitive(true);
+    }
+    let response = transport
+        .exchange(TransportRequest {
+            method: parts.method,
+            url,
+            headers,
+            body: body.into(),
+        })
         .await
-        .map_err(|e| {
-            TransportError(format!(
-                "could not reach {target}: {}",
-                crate::http::error_chain(&e)
-            ))
+        .map_err(|e| match e {
+            HttpTransportError::Rejected(e) => TransportError(e.message),
+            e @ (HttpTransportError::BodyCut(_) | HttpTransportError::BodyTimeout(_)) => {
+                TransportError(format!("the answer of {target} was cut off: {e}"))
+            }
+            e => TransportError(format!("could not reach {target}: {e}")),
         })?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(|e| {
-        TransportError(format!(
-            "the answer of {target} was cut off: {}",
-            crate::http::error_chain(&e)
-        ))
-    })?;
-    let mut out = oauth2::http::Response::new(body.to_vec());
+    let status = response.status;
+    let mut out = oauth2::http::Response::new(response.body.to_vec());
     *out.status_mut() = status;
-    *out.headers_mut() = headers;
+    *out.headers_mut() = response.headers;
     tracing::debug!(url = %target, status = status.as_u16(), "oauth token call");
     Ok(out)
 }
-
 /// Turns a token call's failure into a Cozy-style error: a refused grant
 /// (`invalid_grant`) is `USER_ACTION_NEEDED.OAUTH_OUTDATED`, a refused client
 /// `LOGIN_FAILED`, an unreachable or garbled endpoint `VENDOR_DOWN`. Nothing

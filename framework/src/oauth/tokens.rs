@@ -32,6 +32,7 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{Clock, OAuthConfig, SystemClock, TokenSet, client};
 use crate::error::{ErrorCode, KonnectorError, Result};
+use crate::http::Transport;
 use crate::manifest::OAuthGrant;
 use crate::secret::Secret;
 use crate::store::SqliteStore;
@@ -61,7 +62,7 @@ pub struct TokenManager {
     store: SqliteStore,
     vault: Arc<Vault>,
     clock: Arc<dyn Clock>,
-    http: client::OAuthHttp,
+    transport: Arc<dyn Transport>,
     locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     hook: Option<RefreshHook>,
 }
@@ -77,7 +78,7 @@ impl TokenManager {
             store,
             vault,
             clock: Arc::new(SystemClock),
-            http: client::http_client()?,
+            transport: client::token_transport()?,
             locks: std::sync::Mutex::default(),
             hook: None,
         })
@@ -86,6 +87,13 @@ impl TokenManager {
     /// Uses `clock` for expiry decisions (tests).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sends token calls through `transport` instead of
+    /// [`client::token_transport`] (tests, recording).
+    pub fn with_transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = transport;
         self
     }
 
@@ -151,7 +159,19 @@ impl TokenManager {
     /// A valid access token for the account, refreshed first when less than
     /// [`REFRESH_MARGIN`] is left (or fetched, for `client_credentials`).
     pub async fn access_token(&self, account_id: &str, config: &OAuthConfig) -> Result<Secret> {
-        self.token(account_id, config, None).await
+        self.token(account_id, config, None, None).await
+    }
+
+    /// [`TokenManager::access_token`], with any token call sent through
+    /// `via` when given (a run's recording or replaying transport, so that
+    /// its own refreshes are in its cassette) instead of the manager's.
+    pub async fn access_token_via(
+        &self,
+        account_id: &str,
+        config: &OAuthConfig,
+        via: Option<Arc<dyn Transport>>,
+    ) -> Result<Secret> {
+        self.token(account_id, config, None, via).await
     }
 
     /// A new access token after the provider refused `rejected` (revoked
@@ -163,7 +183,19 @@ impl TokenManager {
         config: &OAuthConfig,
         rejected: &Secret,
     ) -> Result<Secret> {
-        self.token(account_id, config, Some(rejected)).await
+        self.token(account_id, config, Some(rejected), None).await
+    }
+
+    /// [`TokenManager::refresh_rejected`] with token calls sent through
+    /// `via` when given (see [`TokenManager::access_token_via`]).
+    pub async fn refresh_rejected_via(
+        &self,
+        account_id: &str,
+        config: &OAuthConfig,
+        rejected: &Secret,
+        via: Option<Arc<dyn Transport>>,
+    ) -> Result<Secret> {
+        self.token(account_id, config, Some(rejected), via).await
     }
 
     fn usable(&self, t: &TokenSet, rejected: Option<&Secret>) -> bool {
@@ -179,7 +211,9 @@ impl TokenManager {
         account_id: &str,
         config: &OAuthConfig,
         rejected: Option<&Secret>,
+        via: Option<Arc<dyn Transport>>,
     ) -> Result<Secret> {
+        let http = client::OAuthHttp(via.unwrap_or_else(|| Arc::clone(&self.transport)));
         let lock = self.lock_for(account_id);
         let _guard = lock.lock().await;
         if let Some(t) = self.load(account_id).await?
@@ -211,7 +245,7 @@ impl TokenManager {
                         ),
                     ));
                 };
-                let mut fresh = self.call_refresh(config, &refresh).await?;
+                let mut fresh = self.call_refresh(&http, config, &refresh).await?;
                 let rotated = fresh.refresh_token.is_some();
                 if !rotated {
                     fresh.refresh_token = Some(refresh);
@@ -220,7 +254,7 @@ impl TokenManager {
                 fresh
             }
             OAuthGrant::ClientCredentials => {
-                let fresh = self.call_client_credentials(config).await?;
+                let fresh = self.call_client_credentials(&http, config).await?;
                 tracing::info!("OAuth client credentials token obtained");
                 fresh
             }
@@ -240,23 +274,32 @@ impl TokenManager {
         }
     }
 
-    async fn call_refresh(&self, config: &OAuthConfig, refresh: &Secret) -> Result<TokenSet> {
+    async fn call_refresh(
+        &self,
+        http: &client::OAuthHttp,
+        config: &OAuthConfig,
+        refresh: &Secret,
+    ) -> Result<TokenSet> {
         let oauth = client::token_client(config);
         let token = RefreshToken::new(refresh.expose().to_owned());
         let response = oauth
             .exchange_refresh_token(&token)
-            .request_async(&self.http)
+            .request_async(http)
             .await
             .map_err(|e| client::token_error(e, config, "refresh token"))?;
         Ok(response.into_token_set(self.clock.now()))
     }
 
-    async fn call_client_credentials(&self, config: &OAuthConfig) -> Result<TokenSet> {
+    async fn call_client_credentials(
+        &self,
+        http: &client::OAuthHttp,
+        config: &OAuthConfig,
+    ) -> Result<TokenSet> {
         let oauth = client::token_client(config);
         let response = oauth
             .exchange_client_credentials()
             .add_scopes(config.scopes.iter().cloned().map(Scope::new))
-            .request_async(&self.http)
+            .request_async(http)
             .await
             .map_err(|e| client::token_error(e, config, "client credentials"))?;
         Ok(response.into_token_set(self.clock.now()))

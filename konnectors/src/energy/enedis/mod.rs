@@ -20,7 +20,7 @@ pub mod sandbox;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use gleaner_framework::{Konnector, Manifest, Result, RunContext, async_trait};
 
 /// The konnector, for the registry (found by `konnectors/build.rs`).
@@ -64,7 +64,7 @@ impl Konnector for Enedis {
             .map(|p| p.trim().to_owned())
             .filter(|p| !p.is_empty())
             .collect();
-        let today = Utc::now().date_naive();
+        let today = ctx.today();
         let mut last: BTreeMap<String, String> = ctx
             .state()
             .get("last_date")

@@ -1,4 +1,4 @@
-//! The HTTP client every konnector uses, on reqwest.
+//! The HTTP client every konnector uses: policies above a transport seam.
 //!
 //! One [`HttpClient`] per run. It stacks, in this order, what no konnector
 //! should write again:
@@ -6,36 +6,62 @@
 //!   any other host is refused with `UNKNOWN_ERROR.HOST_NOT_ALLOWED` before
 //!   a byte leaves the process;
 //! - a **per-host request budget**, so a pagination loop cannot hammer a
-//!   provider;
+//!   provider (every hop of a redirect counts);
 //! - **retries** on network errors, 5xx and 429, with exponential backoff and
 //!   jitter, honouring `Retry-After` up to a cap (a longer `Retry-After` ends
 //!   the run with `VENDOR_DOWN` carrying the delay, for the scheduler);
 //! - the **endpoint policy** of [`crate::endpoint`]: only `http` and
 //!   `https`, and never a link-local or cloud metadata address, neither as
-//!   a literal IP nor after DNS resolution ([`GuardedResolver`]);
-//! - a persistent **cookie jar**, a realistic User-Agent and timeouts: a
-//!   connection within 10 s, response headers within 30 s, and no silence
-//!   longer than 30 s while a body is read, so that a server that never
-//!   answers ends the run with `VENDOR_DOWN` naming the host and the
-//!   timeout, well before the run's own time limit;
+//!   a literal IP nor after DNS resolution
+//!   ([`crate::endpoint::GuardedResolver`], in [`ReqwestTransport`]);
+//! - **redirect following** (at most [`MAX_REDIRECTS`]), each hop checked
+//!   against the endpoint policy and the allow-list, and a persistent
+//!   **cookie jar** applied on every hop (`Cookie` out, `Set-Cookie` in,
+//!   redirect responses included);
 //! - an optional **activity hook** ([`HttpClient::set_activity`]) told which
 //!   request the client waits on, for progress displays.
 //!
+//! Beneath them, the [`Transport`] seam ([`transport`]) sends one exchange:
+//! [`ReqwestTransport`] in production (a realistic User-Agent and timeouts: a
+//! connection within 10 s, response headers within 30 s, and no silence
+//! longer than 30 s while a body is read, so that a server that never
+//! answers ends the run with `VENDOR_DOWN` naming the host and the
+//! timeout, well before the run's own time limit), and the recording and
+//! replaying transports of [`crate::cassette`].
+//!
+//! Requests are built with [`HttpClient::request`] ([`request`]), and JSON
+//! answers decoded with [`Response::json`] (`json.rs`), whose error names
+//! the JSON path that did not fit.
+//!
 //! URLs in errors and logs are stripped of their query string, which can
-//! carry tokens.
+//! carry tokens; header values are never logged.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
+pub use reqwest::header;
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderMap, HeaderValue,
+    LOCATION, PROXY_AUTHORIZATION, REFERER, RETRY_AFTER, SET_COOKIE, TRANSFER_ENCODING,
+    WWW_AUTHENTICATE,
+};
+pub use reqwest::{Method, StatusCode};
 use reqwest_cookie_store::CookieStoreMutex;
 use url::Url;
 
-use crate::endpoint::{GuardedResolver, find_refused_resolution};
 use crate::error::{ErrorCode, KonnectorError, Result};
+
+mod json;
+pub mod request;
+pub mod transport;
+
+pub use request::RequestBuilder;
+pub use transport::{
+    ReqwestTransport, Transport, TransportConfig, TransportError, TransportRequest,
+    TransportResponse,
+};
 
 /// A desktop browser's User-Agent: providers serve their normal pages to it.
 pub const USER_AGENT: &str =
@@ -148,21 +174,10 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// The body parsed as JSON; malformed JSON is `VENDOR_DOWN` naming the URL
-    /// and the parser's complaint.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            KonnectorError::vendor_down(format!(
-                "{} answered malformed JSON: {e}",
-                display_url(&self.url)
-            ))
-        })
-    }
-
     /// The `Content-Type` without parameters, lowercased.
     pub fn content_type(&self) -> Option<String> {
         self.headers
-            .get(reqwest::header::CONTENT_TYPE)
+            .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| {
                 v.split(';')
@@ -230,11 +245,11 @@ impl std::fmt::Display for Activity {
 /// on it (`None`).
 pub type ActivityFn = Arc<dyn Fn(Option<&Activity>) + Send + Sync>;
 
-/// The konnector HTTP client. Cheap to clone (shares the connection pool,
-/// the cookie jar, the counters and the activity hook).
+/// The konnector HTTP client. Cheap to clone (shares the transport, the
+/// cookie jar, the counters and the activity hook).
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: reqwest::Client,
+    transport: Arc<dyn Transport>,
     jar: Arc<CookieStoreMutex>,
     allow: Arc<AllowList>,
     config: Arc<HttpConfig>,
@@ -242,6 +257,9 @@ pub struct HttpClient {
     stats: Arc<Mutex<HttpStats>>,
     activity: Arc<Mutex<Option<ActivityFn>>>,
 }
+
+/// The most redirects one request follows.
+pub const MAX_REDIRECTS: usize = 10;
 
 /// Tells the activity hook that the client stopped waiting, however the
 /// wait ends (answer, error, cancellation).
@@ -271,7 +289,7 @@ fn human(d: Duration) -> String {
 ///
 /// `None` (and each client builds its own, as reqwest does) if it cannot
 /// be built.
-fn shared_tls() -> Option<&'static rustls::ClientConfig> {
+pub(crate) fn shared_tls() -> Option<&'static rustls::ClientConfig> {
     static TLS: std::sync::OnceLock<Option<rustls::ClientConfig>> = std::sync::OnceLock::new();
     TLS.get_or_init(|| {
         let provider = rustls::crypto::CryptoProvider::get_default()
@@ -304,53 +322,35 @@ fn shared_tls() -> Option<&'static rustls::ClientConfig> {
 }
 
 impl HttpClient {
-    /// Builds a client.
+    /// Builds a client over a [`ReqwestTransport`] with `config`'s timeouts.
     pub fn new(config: HttpConfig) -> Result<Self> {
-        let allow = Arc::new(AllowList::new(&config.allowed_hosts));
-        let jar = Arc::new(CookieStoreMutex::default());
-        let redirect_allow = Arc::clone(&allow);
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() >= 10 {
-                attempt.error("too many redirects")
-            } else if let Err(e) = crate::endpoint::check_target(attempt.url()) {
-                attempt.error(e.message)
-            } else if redirect_allow.allows(attempt.url()) {
-                attempt.follow()
-            } else {
-                let msg = format!(
-                    "redirect to a host outside the manifest: {}",
-                    display_url(attempt.url())
-                );
-                attempt.error(msg)
-            }
-        });
-        let mut builder = reqwest::Client::builder();
-        if let Some(tls) = shared_tls() {
-            builder = builder.tls_backend_preconfigured(tls.clone());
-        }
-        let inner = builder
-            .user_agent(USER_AGENT)
-            .cookie_provider(Arc::clone(&jar))
-            .redirect(policy)
-            .dns_resolver(GuardedResolver::system())
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .build()
-            .map_err(|e| {
-                KonnectorError::new(
-                    ErrorCode::UnknownError,
-                    format!("cannot build the HTTP client: {e}"),
-                )
-            })?;
-        Ok(Self {
-            inner,
-            jar,
-            allow,
+        let transport = ReqwestTransport::new(TransportConfig {
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            read_timeout: config.read_timeout,
+            ..TransportConfig::default()
+        })?;
+        Ok(Self::with_transport(config, Arc::new(transport)))
+    }
+
+    /// Builds a client over another transport (recording, replaying, a test
+    /// double). Every policy applies the same; `config`'s timeouts are the
+    /// transport's business.
+    pub fn with_transport(config: HttpConfig, transport: Arc<dyn Transport>) -> Self {
+        Self {
+            transport,
+            jar: Arc::new(CookieStoreMutex::default()),
+            allow: Arc::new(AllowList::new(&config.allowed_hosts)),
             config: Arc::new(config),
             per_host: Arc::default(),
             stats: Arc::default(),
             activity: Arc::default(),
-        })
+        }
+    }
+
+    /// The transport requests go through.
+    pub fn transport(&self) -> Arc<dyn Transport> {
+        Arc::clone(&self.transport)
     }
 
     /// Sets the hook told which request the client waits on (the runner
@@ -368,7 +368,9 @@ impl HttpClient {
         }
     }
 
-    /// The cookie jar, shared with every request of this client.
+    /// The cookie jar, shared with every request of this client. The client
+    /// applies it itself on every hop of a request: `Cookie` out, every
+    /// `Set-Cookie` in (redirect responses included).
     pub fn cookie_jar(&self) -> &Arc<CookieStoreMutex> {
         &self.jar
     }
@@ -430,27 +432,24 @@ impl HttpClient {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// `GET url`.
-    pub async fn get(&self, url: &str) -> Result<Response> {
-        self.send(Method::GET, url, None).await
-    }
-
     /// `POST url` with an `application/x-www-form-urlencoded` body. Values
     /// may be secrets: they are never logged.
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<Response> {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        self.send(Method::POST, url, Some(body)).await
+        self.request(Method::POST, url).form(form).send().await
     }
 
     /// Sends a request with retries and returns the response read whole.
     ///
-    /// 2xx, 3xx (not followed) and 4xx other than 429 are returned for the
-    /// konnector to judge. Network errors, 5xx and 429 are retried; when
-    /// retries run out the error is `VENDOR_DOWN` naming the URL and the last
+    /// 2xx, 3xx without a `Location` and 4xx other than 429 are returned for
+    /// the konnector to judge; redirects are followed (at most
+    /// [`MAX_REDIRECTS`], each checked against the endpoint policy and the
+    /// allow-list). Network errors, 5xx and 429 are retried; when retries
+    /// run out the error is `VENDOR_DOWN` naming the URL and the last
     /// status. POST and PATCH are retried only on 429, 503 and connection
     /// failures, where the server cannot have processed them.
+    ///
+    /// `form_body`, when given, is sent as
+    /// `application/x-www-form-urlencoded`. Prefer [`HttpClient::request`].
     pub async fn send(
         &self,
         method: Method,
@@ -464,11 +463,11 @@ impl HttpClient {
     /// the token with [`crate::RunContext::access_token`]). Same allow-list,
     /// budget and retries as [`HttpClient::send`]; the token is never logged.
     pub async fn get_bearer(&self, url: &str, token: &crate::secret::Secret) -> Result<Response> {
-        self.send_authorized(Method::GET, url, None, Some(token))
-            .await
+        self.request(Method::GET, url).bearer(token).send().await
     }
 
-    /// [`HttpClient::send`] with an optional bearer token.
+    /// [`HttpClient::send`] with an optional bearer token. Prefer
+    /// [`HttpClient::request`].
     pub async fn send_authorized(
         &self,
         method: Method,
@@ -476,12 +475,25 @@ impl HttpClient {
         form_body: Option<String>,
         bearer: Option<&crate::secret::Secret>,
     ) -> Result<Response> {
-        let url = Url::parse(url).map_err(|e| {
-            KonnectorError::new(
-                ErrorCode::UnknownError,
-                format!("`{}` is not a URL: {e}", strip_query(url)),
-            )
-        })?;
+        let mut req = self.request(method, url);
+        if let Some(token) = bearer {
+            req = req.bearer(token);
+        }
+        if let Some(body) = form_body {
+            req = req.body(body, "application/x-www-form-urlencoded");
+        }
+        req.send().await
+    }
+
+    /// Sends a prepared request: the policies, then redirects and cookies
+    /// hop by hop, each hop through the transport with retries.
+    pub(crate) async fn execute(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Response> {
         // Before the allow-list: a stored endpoint with another scheme
         // fails here once, not five times as VENDOR_DOWN.
         crate::endpoint::check_target(&url)?;
@@ -494,8 +506,81 @@ impl HttpClient {
                 ),
             ));
         }
+        let original = url.clone();
+        let refused = |why: String| {
+            KonnectorError::new(
+                ErrorCode::HostNotAllowed,
+                format!("refused a redirect from {}: {why}", display_url(&original)),
+            )
+        };
+        let mut hop = Hop {
+            method,
+            url,
+            headers,
+            body,
+        };
+        let mut followed = 0usize;
+        loop {
+            let mut headers = hop.headers.clone();
+            self.add_cookies(&mut headers, &hop.url);
+            let resp = self
+                .exchange_with_retries(&hop.method, &hop.url, headers, hop.body.clone())
+                .await?;
+            self.store_cookies(&resp.headers, &resp.url);
+            let Some(next) = redirect_target(resp.status, &resp.headers, &resp.url) else {
+                return Ok(Response {
+                    url: resp.url,
+                    status: resp.status,
+                    headers: resp.headers,
+                    body: resp.body,
+                });
+            };
+            if followed >= MAX_REDIRECTS {
+                return Err(refused("too many redirects".to_owned()));
+            }
+            if let Err(e) = crate::endpoint::check_target(&next) {
+                return Err(refused(e.message));
+            }
+            if !self.allow.allows(&next) {
+                return Err(refused(format!(
+                    "redirect to a host outside the manifest: {}",
+                    display_url(&next)
+                )));
+            }
+            followed += 1;
+            tracing::debug!(from = %display_url(&resp.url), to = %display_url(&next),
+                status = resp.status.as_u16(), "following a redirect");
+            hop = hop.redirected(resp.status, &resp.url, next);
+        }
+    }
+
+    fn add_cookies(&self, headers: &mut HeaderMap, url: &Url) {
+        use reqwest::cookie::CookieStore as _;
+        if let Some(mut value) = self.jar.cookies(url) {
+            value.set_sensitive(true);
+            headers.insert(COOKIE, value);
+        }
+    }
+
+    fn store_cookies(&self, headers: &HeaderMap, url: &Url) {
+        use reqwest::cookie::CookieStore as _;
+        let mut set = headers.get_all(SET_COOKIE).iter().peekable();
+        if set.peek().is_some() {
+            self.jar.set_cookies(&mut set, url);
+        }
+    }
+
+    /// One hop: the budget, the activity hook and retries around one
+    /// exchange with the transport.
+    async fn exchange_with_retries(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<TransportResponse> {
         let policy = &self.config.retry;
-        let idempotent = method != Method::POST && method != Method::PATCH;
+        let idempotent = *method != Method::POST && *method != Method::PATCH;
         let mut retry = 0u32;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -503,44 +588,32 @@ impl HttpClient {
             (None, _) => String::new(),
         };
         loop {
-            self.take_budget(&url)?;
+            self.take_budget(url)?;
             self.report_activity(Some(&Activity {
                 host: host.clone(),
                 request: format!("{method} {}", url.path()),
                 attempt: retry + 1,
             }));
             let done = ActivityDone(self);
-            let mut req = self.inner.request(method.clone(), url.clone());
-            if let Some(token) = bearer {
-                req = req.bearer_auth(token.expose());
-            }
-            if let Some(body) = &form_body {
-                req = req
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .body(body.clone());
-            }
             let started = std::time::Instant::now();
-            let sent = tokio::time::timeout(self.config.request_timeout, req.send()).await;
-            let outcome = match sent {
-                Err(_elapsed) => {
-                    let cause = format!(
-                        "{} did not answer within {} (the request timeout)",
-                        display_url(&url),
-                        human(self.config.request_timeout)
-                    );
-                    if !idempotent {
-                        return Err(KonnectorError::vendor_down(format!(
-                            "{method} {cause}; not retried, since the server may have processed it"
-                        )));
-                    }
-                    Attempt::Retry(cause, None)
-                }
-                Ok(Ok(resp)) => {
-                    let status = resp.status();
-                    tracing::debug!(%method, url = %display_url(&url), status = status.as_u16(),
+            let sent = self
+                .transport
+                .exchange(TransportRequest {
+                    method: method.clone(),
+                    url: url.clone(),
+                    headers: headers.clone(),
+                    body: body.clone(),
+                })
+                .await;
+            let not_retried = |cause: String| {
+                KonnectorError::vendor_down(format!(
+                    "{method} {cause}; not retried, since the server may have processed it"
+                ))
+            };
+            let (cause, after) = match sent {
+                Ok(resp) => {
+                    let status = resp.status;
+                    tracing::debug!(%method, url = %display_url(url), status = status.as_u16(),
                         elapsed_ms = started.elapsed().as_millis() as u64, "http");
                     // A POST is retried only when the server says it did not
                     // process it (429, 503): a login must not be replayed
@@ -551,107 +624,101 @@ impl HttpClient {
                     if !retryable && status.is_server_error() {
                         return Err(KonnectorError::vendor_down(format!(
                             "{method} {} answered {status}; not retried, since the server may have processed it",
-                            display_url(&url)
+                            display_url(url)
                         )));
                     }
-                    if retryable {
-                        let after = retry_after(resp.headers());
-                        Attempt::Retry(format!("{} answered {status}", display_url(&url)), after)
-                    } else {
-                        let final_url = resp.url().clone();
-                        let headers = resp.headers().clone();
-                        match read_body(resp).await {
-                            Ok(body) => {
-                                return Ok(Response {
-                                    url: final_url,
-                                    status,
-                                    headers,
-                                    body,
-                                });
-                            }
-                            Err(e) => {
-                                let cause = if e.is_timeout() {
-                                    format!(
-                                        "the body from {} stopped coming for {} (the read timeout)",
-                                        display_url(&url),
-                                        human(self.config.read_timeout)
-                                    )
-                                } else {
-                                    format!(
-                                        "the body from {} was cut off: {}",
-                                        display_url(&url),
-                                        e.without_url()
-                                    )
-                                };
-                                if !idempotent {
-                                    return Err(KonnectorError::vendor_down(cause));
-                                }
-                                Attempt::Retry(cause, None)
-                            }
-                        }
+                    if !retryable {
+                        return Ok(resp);
                     }
+                    (
+                        format!("{} answered {status}", display_url(url)),
+                        retry_after(&resp.headers),
+                    )
+                }
+                Err(TransportError::Rejected(e)) => return Err(e),
+                Err(TransportError::RequestTimeout(t)) => {
+                    let cause = format!(
+                        "{} did not answer within {} (the request timeout)",
+                        display_url(url),
+                        human(t)
+                    );
+                    if !idempotent {
+                        return Err(not_retried(cause));
+                    }
+                    (cause, None)
                 }
                 // A name that resolves only to refused addresses (link-local,
                 // metadata): not retried, the answer will not change.
-                Ok(Err(e)) if find_refused_resolution(&e).is_some() => {
+                Err(TransportError::RefusedResolution(why)) => {
                     return Err(KonnectorError::new(
                         ErrorCode::HostNotAllowed,
-                        format!(
-                            "refused a request to {}: {}",
-                            display_url(&url),
-                            find_refused_resolution(&e)
-                                .map(ToString::to_string)
-                                .unwrap_or_default()
-                        ),
-                    ));
-                }
-                Ok(Err(e)) if e.is_redirect() => {
-                    return Err(KonnectorError::new(
-                        ErrorCode::HostNotAllowed,
-                        format!(
-                            "refused a redirect from {}: {}",
-                            display_url(&url),
-                            error_chain(&e)
-                        ),
+                        format!("refused a request to {}: {why}", display_url(url)),
                     ));
                 }
                 // A refused certificate does not heal in a second: no retry,
                 // and a message that says what it is.
-                Ok(Err(e)) if error_chain(&e).contains("certificate") => {
+                Err(TransportError::Certificate(chain)) => {
                     return Err(KonnectorError::vendor_down(format!(
-                        "the TLS certificate of {} was refused: {}",
-                        display_url(&url),
-                        error_chain(&e)
+                        "the TLS certificate of {} was refused: {chain}",
+                        display_url(url)
                     )));
                 }
-                Ok(Err(e)) if e.is_timeout() && (idempotent || e.is_connect()) => {
-                    let which = if e.is_connect() {
-                        format!(
-                            "no connection within {} (the connect timeout)",
-                            human(self.config.connect_timeout)
-                        )
-                    } else {
-                        format!(
-                            "no answer for {} (the read timeout)",
-                            human(self.config.read_timeout)
-                        )
-                    };
-                    Attempt::Retry(format!("{} timed out: {which}", display_url(&url)), None)
-                }
-                Ok(Err(e)) if idempotent || e.is_connect() => Attempt::Retry(
-                    format!("could not reach {}: {}", display_url(&url), error_chain(&e)),
+                Err(TransportError::ConnectTimeout(t)) => (
+                    format!(
+                        "{} timed out: no connection within {} (the connect timeout)",
+                        display_url(url),
+                        human(t)
+                    ),
                     None,
                 ),
-                Ok(Err(e)) => {
+                Err(TransportError::ReadTimeout { after, .. }) if idempotent => (
+                    format!(
+                        "{} timed out: no answer for {} (the read timeout)",
+                        display_url(url),
+                        human(after)
+                    ),
+                    None,
+                ),
+                Err(TransportError::Connect(chain)) => (
+                    format!("could not reach {}: {chain}", display_url(url)),
+                    None,
+                ),
+                Err(TransportError::Failed(chain)) if idempotent => (
+                    format!("could not reach {}: {chain}", display_url(url)),
+                    None,
+                ),
+                Err(
+                    TransportError::Failed(detail) | TransportError::ReadTimeout { detail, .. },
+                ) => {
                     return Err(KonnectorError::vendor_down(format!(
                         "{} {} failed and is not retried, since the server may have processed it: {}",
                         method,
-                        display_url(&url),
-                        error_chain(&e)
+                        display_url(url),
+                        detail
                     )));
                 }
+                Err(e @ (TransportError::BodyTimeout(_) | TransportError::BodyCut(_))) => {
+                    let cause = match e {
+                        TransportError::BodyTimeout(t) => format!(
+                            "the body from {} stopped coming for {} (the read timeout)",
+                            display_url(url),
+                            human(t)
+                        ),
+                        other => format!(
+                            "the body from {} was cut off: {}",
+                            display_url(url),
+                            match other {
+                                TransportError::BodyCut(d) => d,
+                                _ => String::new(),
+                            }
+                        ),
+                    };
+                    if !idempotent {
+                        return Err(KonnectorError::vendor_down(cause));
+                    }
+                    (cause, None)
+                }
             };
-            let Attempt::Retry(cause, after) = outcome;
             if retry >= policy.max_retries {
                 return Err(KonnectorError::vendor_down(format!(
                     "{cause} (gave up after {} attempts)",
@@ -670,7 +737,7 @@ impl HttpClient {
                 Some(after) => after,
                 None => policy.backoff(retry),
             };
-            tracing::info!(url = %display_url(&url), wait_ms = wait.as_millis() as u64, retry = retry + 1, %cause, "retrying");
+            tracing::info!(url = %display_url(url), wait_ms = wait.as_millis() as u64, retry = retry + 1, %cause, "retrying");
             if let Ok(mut stats) = self.stats.lock() {
                 stats.retries += 1;
                 stats.waits.push(wait);
@@ -704,20 +771,89 @@ impl HttpClient {
     }
 }
 
-enum Attempt {
-    Retry(String, Option<Duration>),
+/// One hop of a request: what is sent to one URL.
+struct Hop {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Bytes,
 }
 
-async fn read_body(mut resp: reqwest::Response) -> std::result::Result<Bytes, reqwest::Error> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(chunk) = resp.chunk().await? {
-        if buf.len() + chunk.len() > MAX_BODY_BYTES {
-            // Keep what fits: the caller's checks (size, type) will refuse it.
-            break;
+impl Hop {
+    /// The next hop after a redirect from `from` to `next`, as browsers (and
+    /// reqwest) do it: 301 and 302 turn a POST into a GET, 303 turns all but
+    /// HEAD into a GET (dropping the body), 307 and 308 keep both;
+    /// credentials are dropped when the origin changes; `Referer` names the
+    /// previous page unless that would downgrade https to http.
+    fn redirected(self, status: StatusCode, from: &Url, next: Url) -> Hop {
+        let Hop {
+            mut method,
+            mut headers,
+            mut body,
+            ..
+        } = self;
+        let to_get = match status {
+            StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND => method == Method::POST,
+            StatusCode::SEE_OTHER => method != Method::HEAD,
+            _ => false,
+        };
+        if to_get {
+            if method != Method::HEAD {
+                method = Method::GET;
+            }
+            body = Bytes::new();
+            for h in [
+                CONTENT_TYPE,
+                CONTENT_LENGTH,
+                CONTENT_ENCODING,
+                TRANSFER_ENCODING,
+            ] {
+                headers.remove(h);
+            }
         }
-        buf.extend_from_slice(&chunk);
+        let cross_origin = next.host_str() != from.host_str()
+            || next.port_or_known_default() != from.port_or_known_default()
+            || next.scheme() != from.scheme();
+        if cross_origin {
+            for h in [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE] {
+                headers.remove(h);
+            }
+            headers.remove("cookie2");
+        }
+        headers.remove(REFERER);
+        if !(next.scheme() == "http" && from.scheme() == "https") {
+            let mut referer = from.clone();
+            let _ = referer.set_username("");
+            let _ = referer.set_password(None);
+            referer.set_fragment(None);
+            if let Ok(v) = HeaderValue::from_str(referer.as_str()) {
+                headers.insert(REFERER, v);
+            }
+        }
+        Hop {
+            method,
+            url: next,
+            headers,
+            body,
+        }
     }
-    Ok(buf.freeze())
+}
+
+/// Where a response redirects to, if it is a redirect with a usable
+/// `Location` (others are returned as they are).
+fn redirect_target(status: StatusCode, headers: &HeaderMap, from: &Url) -> Option<Url> {
+    if !matches!(
+        status,
+        StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT
+    ) {
+        return None;
+    }
+    let location = headers.get(LOCATION)?.to_str().ok()?;
+    from.join(location).ok()
 }
 
 /// Parses `Retry-After` as seconds or as an HTTP date.
