@@ -129,6 +129,22 @@ pub enum Command {
     /// Start the bundled provider sandboxes on loopback, create demo
     /// accounts pointing at them, run them all and show what was imported.
     Demo,
+    /// Run one konnector's sandbox (an offline stand-in for the provider)
+    /// on 127.0.0.1 in the foreground until Ctrl-C; prints its URL and the
+    /// demo credentials that log in to it.
+    Sandbox {
+        /// The konnector slug (see `gleaner konnectors`).
+        slug: String,
+        /// The scenario (default: normal); the list is printed at start.
+        #[arg(long)]
+        scenario: Option<String>,
+        /// The port on 127.0.0.1 (default, or 0: any free port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Print one JSON line {"url", "fields", "scenarios"} instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `gleaner accounts ...`

@@ -54,6 +54,7 @@ pub enum Consent {
     },
     /// `gleaner demo`: the sandbox's consent page approves at once, so one
     /// HTTP GET that follows redirects plays the browser.
+    #[cfg(feature = "sandboxes")]
     Auto,
 }
 
@@ -78,6 +79,7 @@ pub async fn oauth_consent(
     let config = OAuthConfig::resolve(spec, endpoint, secrets)?;
     let port = match consent {
         Consent::Browser { port, .. } => *port,
+        #[cfg(feature = "sandboxes")]
         Consent::Auto => 0,
     };
     let mut listener = LoopbackRedirect::bind(port).await?;
@@ -95,6 +97,7 @@ pub async fn oauth_consent(
             }
             None
         }
+        #[cfg(feature = "sandboxes")]
         Consent::Auto => Some(tokio::spawn(async move {
             reqwest::get(url).await.and_then(|r| r.error_for_status())
         })),
@@ -669,7 +672,146 @@ pub async fn export(
     Ok(())
 }
 
+/// What `demo` and `sandbox` say in a build without the `sandboxes` feature.
+#[cfg(not(feature = "sandboxes"))]
+const NO_SANDBOXES: &str = "this build of gleaner has no sandboxes (it was built without the `sandboxes` feature, as production builds are); build with default features for `gleaner demo` and `gleaner sandbox`";
+
+/// `gleaner demo` in a build without sandboxes.
+#[cfg(not(feature = "sandboxes"))]
+pub async fn demo(_app: &App) -> Result<()> {
+    bail!(NO_SANDBOXES)
+}
+
+/// `gleaner sandbox` in a build without sandboxes.
+#[cfg(not(feature = "sandboxes"))]
+pub async fn sandbox(_options: SandboxOptions) -> Result<()> {
+    bail!(NO_SANDBOXES)
+}
+
+/// What `gleaner sandbox` was asked for.
+pub struct SandboxOptions {
+    /// The konnector's slug.
+    pub slug: String,
+    /// The scenario (default: the sandbox's first, `normal`).
+    pub scenario: Option<String>,
+    /// The port on 127.0.0.1 (default or 0: any free port).
+    pub port: Option<u16>,
+    /// One JSON line instead of text.
+    pub json: bool,
+}
+
+/// `gleaner sandbox`: one konnector's sandbox in the foreground until
+/// SIGINT (Ctrl-C) or SIGTERM. Prints its URL, the demo credentials that
+/// log in to it (printing them is the point) and its scenarios.
+#[cfg(feature = "sandboxes")]
+pub async fn sandbox(options: SandboxOptions) -> Result<()> {
+    use gleaner_sandbox_kit::StartOptions;
+    let registry = gleaner_konnectors::Registry::builtin()?;
+    let entry = registry.get(&options.slug)?;
+    let manifest = entry.konnector.manifest();
+    let Some(def) = entry.sandbox else {
+        let with: Vec<_> = registry
+            .entries()
+            .iter()
+            .filter(|e| e.sandbox.is_some())
+            .map(|e| e.konnector.manifest().slug.as_str())
+            .collect();
+        bail!(
+            "{} has no sandbox; the konnectors with one are: {}",
+            options.slug,
+            with.join(", ")
+        );
+    };
+    if let Some(name) = &options.scenario
+        && def.scenario(name).is_none()
+    {
+        bail!(
+            "the {} sandbox has no scenario `{name}`; its scenarios are: {}",
+            options.slug,
+            def.scenario_names().join(", ")
+        );
+    }
+    let port = options.port.filter(|p| *p != 0);
+    let running = def
+        .launch(StartOptions {
+            scenario: options.scenario.clone(),
+            port,
+        })
+        .await
+        .map_err(|e| match (e.kind(), port) {
+            (std::io::ErrorKind::AddrInUse, Some(p)) => anyhow::anyhow!(
+                "port {p} on 127.0.0.1 is already in use; choose another with --port, or --port 0 for any free one"
+            ),
+            _ => anyhow::Error::new(e)
+                .context(format!("cannot start the {} sandbox", manifest.name)),
+        })?;
+    let mut fields = serde_json::Map::new();
+    for (name, value) in running.fields.iter().chain(&running.secrets) {
+        fields.insert(name.clone(), serde_json::Value::String(value.clone()));
+    }
+    let mut out = std::io::stdout().lock();
+    if options.json {
+        let line = serde_json::json!({
+            "url": running.base_url,
+            "fields": fields,
+            "scenarios": def.scenario_names(),
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        writeln!(
+            out,
+            "{} sandbox (scenario {}) listening on {}",
+            manifest.name, running.scenario, running.base_url
+        )?;
+        if !fields.is_empty() {
+            writeln!(out, "demo credentials that log in to it:")?;
+            for (name, value) in running.fields.iter().chain(&running.secrets) {
+                writeln!(out, "  {name} = {value}")?;
+            }
+        }
+        writeln!(out, "scenarios (--scenario NAME):")?;
+        for s in def.scenarios {
+            writeln!(out, "  {:<16} {}", s.name, s.about)?;
+        }
+        let mut add = format!(
+            "gleaner accounts add {} --endpoint {}",
+            options.slug, running.base_url
+        );
+        for (name, value) in running.fields.iter().chain(&running.secrets) {
+            add.push_str(&format!(" --field {name}={value}"));
+        }
+        writeln!(out, "add an account against it:\n  {add}")?;
+        writeln!(out, "press Ctrl-C to stop")?;
+    }
+    out.flush()?;
+    drop(out);
+    stop_signal().await?;
+    tracing::info!("stopping the sandbox");
+    drop(running);
+    Ok(())
+}
+
+/// Waits for SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+#[cfg(feature = "sandboxes")]
+async fn stop_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    Ok(())
+}
+
 /// `gleaner demo`
+#[cfg(feature = "sandboxes")]
 pub async fn demo(app: &App) -> Result<()> {
     println!("Gleaner demo: data in {}", app.data_dir.display());
     // One demo at a time per data directory: a second one waits for the
@@ -677,9 +819,10 @@ pub async fn demo(app: &App) -> Result<()> {
     let _lock = lock_file(&app.data_dir.join("demo.lock")).await?;
     let mut failures = 0;
     for entry in app.registry.entries() {
-        let Some(start) = entry.sandbox else { continue };
+        let Some(def) = entry.sandbox else { continue };
         let manifest = entry.konnector.manifest();
-        let sandbox = start()
+        let sandbox = def
+            .launch(gleaner_sandbox_kit::StartOptions::default())
             .await
             .with_context(|| format!("cannot start the {} sandbox", manifest.name))?;
         println!(

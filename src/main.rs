@@ -116,6 +116,22 @@ pub(crate) fn describe(e: &anyhow::Error, verbose: u8) -> String {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // A sandbox needs no installation: no store, no vault.
+    if let Command::Sandbox {
+        slug,
+        scenario,
+        port,
+        json,
+    } = cli.command
+    {
+        return commands::sandbox(commands::SandboxOptions {
+            slug,
+            scenario,
+            port,
+            json,
+        })
+        .await;
+    }
     let app = app::App::open(cli.data_dir).await?;
     let result = run_command(&app, cli.command).await;
     // Closing the store checkpoints its WAL into the database file, so a
@@ -203,6 +219,21 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
         } => commands::docs(app, &doctype, account.as_deref(), json, limit).await?,
         Command::Export { doctypes, out } => commands::export(app, doctypes, out).await?,
         Command::Demo => commands::demo(app).await?,
+        // Normally handled in `dispatch`, before the installation is opened.
+        Command::Sandbox {
+            slug,
+            scenario,
+            port,
+            json,
+        } => {
+            commands::sandbox(commands::SandboxOptions {
+                slug,
+                scenario,
+                port,
+                json,
+            })
+            .await?
+        }
         Command::Vault(VaultCommand::Status) => commands::vault_status(app).await?,
         Command::Vault(VaultCommand::Rotate {
             to_passphrase,
