@@ -122,6 +122,13 @@ impl Harness {
     }
 
     async fn run(&self) -> Result<RunReport, KonnectorError> {
+        self.run_with(None).await
+    }
+
+    async fn run_with(
+        &self,
+        cassette: Option<gleaner_framework::CassetteMode>,
+    ) -> Result<RunReport, KonnectorError> {
         let account = Account {
             id: ACCOUNT.into(),
             konnector: "enedis".into(),
@@ -144,6 +151,7 @@ impl Harness {
             &env,
             RunOptions {
                 oauth: Some(Arc::clone(&self.manager)),
+                cassette,
                 ..RunOptions::default()
             },
         )
@@ -276,6 +284,35 @@ async fn the_token_is_refreshed_only_when_less_than_a_minute_is_left() {
     h.clock.advance(chrono::Duration::seconds(60));
     h.run().await.unwrap();
     assert_eq!(h.sandbox.refresh_requests(), 1);
+}
+
+/// Issue 9: a run's own token refresh goes through its recording
+/// transport; the cassette holds the token call with every token scrubbed.
+#[tokio::test]
+async fn a_recorded_run_holds_its_token_refresh_scrubbed() {
+    let h = Harness::start().await;
+    h.consent().await;
+    let old_refresh = h.refresh_token().await;
+    h.expire_in(30).await;
+    let dir = h.dir.path().join("cassettes");
+    std::fs::create_dir(&dir).unwrap();
+    let report = h
+        .run_with(Some(gleaner_framework::CassetteMode::Record(dir.clone())))
+        .await
+        .unwrap();
+    assert_eq!(h.sandbox.refresh_requests(), 1);
+    let file = dir.join(format!("enedis-{}.json", report.run_id));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("grant_type=refresh_token"), "{text}");
+    let new_refresh = h.refresh_token().await;
+    let access = h.manager.load(ACCOUNT).await.unwrap().unwrap().access_token;
+    for secret in [old_refresh.as_str(), new_refresh.as_str(), access.expose()] {
+        assert!(!text.contains(secret), "a token is in the cassette");
+    }
+    assert!(
+        text.contains("Bearer __TOKEN_"),
+        "the API calls are recorded"
+    );
 }
 
 /// A hook that stops the refresh forever at `stage` and says so.

@@ -416,10 +416,9 @@ fn find_ibans(text: &str) -> Vec<&str> {
             // The longest run of alphanumerics and single spaces.
             let mut end = i + 4;
             while end < b.len() {
-                if b[end].is_ascii_alphanumeric() {
-                    end += 1;
-                } else if b[end] == b' ' && end + 1 < b.len() && b[end + 1].is_ascii_alphanumeric()
-                {
+                let single_space =
+                    b[end] == b' ' && end + 1 < b.len() && b[end + 1].is_ascii_alphanumeric();
+                if b[end].is_ascii_alphanumeric() || single_space {
                     end += 1;
                 } else {
                     break;
