@@ -247,6 +247,7 @@ impl App {
     }
 
     /// The absolute path of the files tree.
+    #[cfg_attr(not(feature = "sandboxes"), allow(dead_code))]
     pub fn files_root(&self) -> &Path {
         self.files.root()
     }

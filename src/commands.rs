@@ -84,7 +84,9 @@ pub async fn oauth_consent(
     };
     let mut listener = LoopbackRedirect::bind(port).await?;
     let (url, pending) = flow::start(&config, &listener.redirect_uri(), Arc::new(SystemClock))?;
-    let browser = match consent {
+    // `gleaner demo` plays the browser with one GET; a person does not.
+    let browser: Option<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>> = match consent
+    {
         Consent::Browser { open, .. } => {
             println!(
                 "Open this page to let {} share your data with Gleaner (valid {} minutes):\n{url}",
@@ -689,6 +691,7 @@ pub async fn sandbox(_options: SandboxOptions) -> Result<()> {
 }
 
 /// What `gleaner sandbox` was asked for.
+#[cfg_attr(not(feature = "sandboxes"), allow(dead_code))]
 pub struct SandboxOptions {
     /// The konnector's slug.
     pub slug: String,
@@ -892,6 +895,7 @@ pub async fn demo(app: &App) -> Result<()> {
 
 /// Takes an exclusive lock on `path` (created 0600), waiting for another
 /// process that holds it. Released when the file is dropped.
+#[cfg(feature = "sandboxes")]
 async fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
     let file = gleaner_framework::store::files::create_private_file_keep(path)
         .with_context(|| format!("cannot open {}", path.display()))?;

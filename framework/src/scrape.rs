@@ -76,13 +76,37 @@ fn redact_url(raw: &str) -> String {
     }
 }
 
+/// Selectors this thread has parsed, by their text. A konnector asks for
+/// the same few selectors on every row of every page; parsing them once
+/// keeps the helpers near a hand-written loop with selectors parsed ahead
+/// (`cargo bench --bench scraping`). Bounded: past this many distinct
+/// selectors the cache is cleared and starts again.
+const SELECTOR_CACHE_MAX: usize = 512;
+
+thread_local! {
+    static SELECTORS: std::cell::RefCell<std::collections::HashMap<String, Selector>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 fn parse_selector(selector: &str) -> Result<Selector> {
-    Selector::parse(selector).map_err(|e| {
+    let cached = SELECTORS.with(|c| c.borrow().get(selector).cloned());
+    if let Some(sel) = cached {
+        return Ok(sel);
+    }
+    let sel = Selector::parse(selector).map_err(|e| {
         KonnectorError::new(
             ErrorCode::UnknownError,
             format!("invalid CSS selector \"{selector}\": {e}"),
         )
-    })
+    })?;
+    SELECTORS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= SELECTOR_CACHE_MAX {
+            c.clear();
+        }
+        c.insert(selector.to_owned(), sel.clone());
+    });
+    Ok(sel)
 }
 
 impl HtmlPage {

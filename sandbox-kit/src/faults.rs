@@ -141,7 +141,9 @@ impl Faults {
             return Some(Fault::RateLimited);
         }
         let every = self.rate_limit_every.load(Ordering::SeqCst);
-        if every > 0 && (self.rate_limit_seen.fetch_add(1, Ordering::SeqCst) + 1) % every == 0 {
+        if every > 0
+            && (self.rate_limit_seen.fetch_add(1, Ordering::SeqCst) + 1).is_multiple_of(every)
+        {
             return Some(Fault::RateLimited);
         }
         if maintenance_applies && self.maintenance.load(Ordering::SeqCst) {
