@@ -145,6 +145,33 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write new code from templates (`gleaner new konnector acme-telco
+    /// --category telco --kind html`).
+    #[command(subcommand)]
+    New(NewCommand),
+}
+
+/// `gleaner new ...`
+#[derive(Debug, Subcommand)]
+pub enum NewCommand {
+    /// Write a konnector folder (manifest, auth, routes or api, pages, map,
+    /// a working sandbox), its fixtures folder and a test that fails until
+    /// it is filled in from a recorded cassette. Touches nothing else.
+    Konnector {
+        /// The slug: lowercase letters, digits and `-` (`acme-telco`); the
+        /// folder is the slug with `_` (`acme_telco`).
+        slug: String,
+        /// The category folder.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::scaffold::CATEGORIES))]
+        category: String,
+        /// What the provider offers: a website (html), a JSON API (json),
+        /// or a website whose login needs scripts (browser).
+        #[arg(long, value_enum)]
+        kind: crate::scaffold::Kind,
+        /// The workspace root (default: found from the current directory).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
 }
 
 /// `gleaner accounts ...`

@@ -6,6 +6,7 @@ mod cassettes;
 mod cli;
 mod commands;
 mod prompt;
+mod scaffold;
 mod scheduling;
 
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use clap::Parser;
 use gleaner_framework::KonnectorError;
 use tracing_subscriber::EnvFilter;
 
-use cli::{AccountsCommand, Cli, Command, LogFormat, VaultCommand};
+use cli::{AccountsCommand, Cli, Command, LogFormat, NewCommand, VaultCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -116,6 +117,16 @@ pub(crate) fn describe(e: &anyhow::Error, verbose: u8) -> String {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    // Scaffolding writes source files: no data directory, store or vault.
+    if let Command::New(NewCommand::Konnector {
+        slug,
+        category,
+        kind,
+        root,
+    }) = &cli.command
+    {
+        return new_konnector(slug, category, *kind, root.as_deref());
+    }
     // A sandbox needs no installation: no store, no vault.
     if let Command::Sandbox {
         slug,
@@ -138,6 +149,31 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     // finished command leaves one whole file behind.
     app.close().await;
     result
+}
+
+/// `gleaner new konnector`: writes the files and prints them and the next
+/// steps.
+fn new_konnector(
+    slug: &str,
+    category: &str,
+    kind: scaffold::Kind,
+    root: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let root = match root {
+        Some(root) => root.to_owned(),
+        None => scaffold::find_root(&std::env::current_dir()?)?,
+    };
+    let created = scaffold::new_konnector(&root, slug, category, kind)?;
+    println!(
+        "Created the {kind} konnector `{slug}` ({}) in {}:",
+        created.names.name,
+        root.display()
+    );
+    for file in &created.files {
+        println!("  {}", file.display());
+    }
+    println!("\n{}", scaffold::next_steps(&created, kind));
+    Ok(())
 }
 
 async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
@@ -233,6 +269,9 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
                 json,
             })
             .await?
+        }
+        Command::New(_) => {
+            anyhow::bail!("`gleaner new` is handled before the data directory is opened")
         }
         Command::Vault(VaultCommand::Status) => commands::vault_status(app).await?,
         Command::Vault(VaultCommand::Rotate {
