@@ -14,9 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use url::Url;
 
+use crate::browser::{BrowserConfig, BrowserSession};
 use crate::cassette::Recorder;
 use crate::clock::{Clock, SystemClock};
-use crate::browser::{BrowserConfig, BrowserSession};
 use crate::doctypes::{Bill, Doctype, FileDoc, FileMetadata};
 use crate::error::{ErrorCode, KonnectorError, Result};
 use crate::http::{HttpClient, Transport, display_url};

@@ -19,8 +19,8 @@
 
 #![deny(missing_docs)]
 
-pub mod cassette;
 pub mod browser;
+pub mod cassette;
 pub mod clock;
 pub mod context;
 pub mod doctypes;
@@ -41,8 +41,8 @@ pub mod store;
 pub mod twofa;
 pub mod vault;
 
-pub use cassette::CassetteMode;
 pub use browser::{BrowserConfig, BrowserSession, Snapshot};
+pub use cassette::CassetteMode;
 pub use context::{BillFile, OAuthSession, Progress, ProgressFn, RunContext};
 pub use error::{ErrorCode, KonnectorError, Result};
 pub use http::HttpClient;
