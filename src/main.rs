@@ -33,6 +33,13 @@ fn main() -> ExitCode {
             _ => "debug,gleaner=trace,gleaner_framework=trace,gleaner_konnectors=trace,gleaner_scheduler=trace",
         })
     });
+    // headless_chrome logs every DevTools message at debug and trace, text
+    // the browser typed included (a password it filled): never below info,
+    // whatever GLEANER_LOG asks. The same for the websocket under it.
+    let filter = ["headless_chrome=info", "tungstenite=info"]
+        .into_iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, EnvFilter::add_directive);
     // Every log line (human or JSON) goes through the redacting writer.
     let writer = gleaner_framework::redact::RedactingWriter::new(std::io::stderr);
     let json = json || std::env::var("GLEANER_LOG_FORMAT").is_ok_and(|f| f == "json");

@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -223,7 +223,7 @@ fn gleaner_chromiums() -> usize {
 
 /// The live processes of a session, found by its marker (the session
 /// waits for them to go before its drop or close returns).
-async fn left_after(marker: &PathBuf) -> usize {
+async fn left_after(marker: &Path) -> usize {
     procs::session_processes(marker, None).len()
 }
 
