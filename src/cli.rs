@@ -145,6 +145,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run an account's konnector for its author: trace logs on stderr,
+    /// every exchange recorded; on failure, every page and response it saw
+    /// is saved (scrubbed) under <data dir>/dev/, and the failing selector
+    /// or JSON path is printed with the saved page it was looked for on.
+    Dev {
+        /// The account: its id, a unique id prefix, or its label.
+        account: String,
+    },
     /// Write new code from templates (`gleaner new konnector acme-telco
     /// --category telco --kind html`).
     #[command(subcommand)]

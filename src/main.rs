@@ -5,6 +5,7 @@ mod app;
 mod cassettes;
 mod cli;
 mod commands;
+mod dev;
 mod prompt;
 mod scaffold;
 mod scheduling;
@@ -24,8 +25,13 @@ fn main() -> ExitCode {
         Command::Daemon { log_format, .. } => (true, *log_format == LogFormat::Json),
         _ => (false, false),
     };
+    // `gleaner dev`: trace logs of the gleaner crates, whatever -v says.
+    let is_dev = matches!(cli.command, Command::Dev { .. });
     let filter = EnvFilter::try_from_env("GLEANER_LOG").unwrap_or_else(|_| {
         EnvFilter::new(match verbose {
+            _ if is_dev => {
+                "info,gleaner=trace,gleaner_framework=trace,gleaner_konnectors=trace,gleaner_sandbox_kit=debug"
+            }
             0 if is_daemon => "info",
             // The command prints a run's error itself.
             0 => "warn,gleaner_framework::runner=error,gleaner_scheduler=error",
@@ -262,6 +268,7 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
         } => commands::docs(app, &doctype, account.as_deref(), json, limit).await?,
         Command::Export { doctypes, out } => commands::export(app, doctypes, out).await?,
         Command::Demo => commands::demo(app).await?,
+        Command::Dev { account } => dev::dev(app, &account).await?,
         // Normally handled in `dispatch`, before the installation is opened.
         Command::Sandbox {
             slug,

@@ -194,6 +194,47 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// Where in a provider's answer a konnector looked for something that was
+/// not there: set by [`crate::scrape`] (a selector that matched nothing)
+/// and by typed JSON decoding (a path that did not fit), so that tools such
+/// as `gleaner dev` can point at the page without parsing the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Locator {
+    /// A CSS selector that matched nothing.
+    Selector {
+        /// The selector.
+        selector: String,
+        /// The page's URL, without query string or fragment.
+        page: String,
+    },
+    /// A JSON value that did not fit the konnector's type.
+    JsonPath {
+        /// The path (`items[0].amount`; `.` for the top level).
+        path: String,
+        /// The URL that answered, without query string.
+        url: String,
+    },
+}
+
+impl Locator {
+    /// The page or URL it was looked for on.
+    pub fn page(&self) -> &str {
+        match self {
+            Locator::Selector { page, .. } => page,
+            Locator::JsonPath { url, .. } => url,
+        }
+    }
+}
+
+impl fmt::Display for Locator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Locator::Selector { selector, page } => write!(f, "selector `{selector}` on {page}"),
+            Locator::JsonPath { path, url } => write!(f, "JSON path `{path}` of {url}"),
+        }
+    }
+}
+
 /// The error of a konnector run, or of any framework call a konnector makes.
 ///
 /// `message` is a sentence for a person that names the cause (the URL, the
@@ -208,6 +249,9 @@ pub struct KonnectorError {
     pub message: String,
     /// When the provider said to come back (from `Retry-After`), if it did.
     pub retry_after: Option<Duration>,
+    /// The selector or JSON path that failed, when the error is about one
+    /// (boxed: errors travel in every `Result`).
+    pub locator: Option<Box<Locator>>,
 }
 
 impl KonnectorError {
@@ -226,6 +270,7 @@ impl KonnectorError {
             code,
             message,
             retry_after: None,
+            locator: None,
         }
     }
 
@@ -275,6 +320,12 @@ impl KonnectorError {
     /// full.
     pub fn disk_full(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::DiskQuotaExceeded, message)
+    }
+
+    /// Attaches the selector or JSON path that failed.
+    pub fn with_locator(mut self, locator: Locator) -> Self {
+        self.locator = Some(Box::new(locator));
+        self
     }
 
     /// Attaches the delay the provider asked for.

@@ -44,7 +44,7 @@ pub mod vault;
 pub use browser::{BrowserConfig, BrowserSession, Snapshot};
 pub use cassette::CassetteMode;
 pub use context::{BillFile, OAuthSession, Progress, ProgressFn, RunContext};
-pub use error::{ErrorCode, KonnectorError, Result};
+pub use error::{ErrorCode, KonnectorError, Locator, Result};
 pub use http::HttpClient;
 pub use konnector::Konnector;
 pub use manifest::Manifest;

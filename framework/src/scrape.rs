@@ -39,7 +39,7 @@ use std::fmt;
 use scraper::{ElementRef, Html, Selector};
 use url::Url;
 
-use crate::error::{ErrorCode, KonnectorError, Result};
+use crate::error::{ErrorCode, KonnectorError, Locator, Result};
 use crate::filters::clean_text;
 
 /// A parsed HTML page and the URL it came from.
@@ -133,8 +133,16 @@ impl HtmlPage {
         &self.doc
     }
 
+    fn locator(&self, selector: &str) -> Locator {
+        Locator::Selector {
+            selector: selector.to_owned(),
+            page: self.url.clone(),
+        }
+    }
+
     fn no_match(&self, selector: &str) -> KonnectorError {
         KonnectorError::page_changed(format!("no element matches \"{selector}\" on {}", self.url))
+            .with_locator(self.locator(selector))
     }
 
     fn no_match_within(&self, el: ElementRef<'_>, selector: &str) -> KonnectorError {
@@ -143,6 +151,7 @@ impl HtmlPage {
             el.value().name(),
             self.url
         ))
+        .with_locator(self.locator(selector))
     }
 
     /// The first element matching `selector`.

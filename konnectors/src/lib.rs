@@ -35,6 +35,12 @@ pub use gleaner_sandbox_kit::{RunningSandbox, SandboxDef, ScenarioInfo, StartOpt
 // The category modules and `generated_entries()`, from `build.rs`.
 include!(concat!(env!("OUT_DIR"), "/konnectors.rs"));
 
+/// The contributor guide, `docs/writing-a-konnector.md`: from nothing to a
+/// passing test. Included here so that `cargo test` compiles and runs its
+/// examples.
+#[doc = include_str!("../../docs/writing-a-konnector.md")]
+pub mod guide {}
+
 /// One konnector folder as `build.rs` found it, before validation.
 struct Found {
     /// `src/<category>/<name>`.

@@ -134,6 +134,16 @@ impl Names {
     }
 }
 
+/// Put on top of a browser konnector's `auth.rs`: the html skeleton logs
+/// in with a form post; a site whose login needs scripts logs in through
+/// the run's headless browser instead.
+const BROWSER_TODO: &str = "// TODO(browser): this site's login needs scripts. Log in with the run's\n\
+// headless browser instead of the form post below: `let browser =\n\
+// ctx.browser().await?;` open routes::LOGIN, fill the fields, submit, wait for\n\
+// the logged-in page, then hand the browser's cookies to `ctx.http()` and keep\n\
+// the rest (pages, downloads) on plain HTTP. See docs/writing-a-konnector.md,\n\
+// \"Browser konnectors\", and make the sandbox's login page need scripts.\n\n";
+
 /// Where a template goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dest {
@@ -277,8 +287,11 @@ pub fn new_konnector(root: &Path, slug: &str, category: &str, kind: Kind) -> Res
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        std::fs::write(&abs, names.fill(template))
-            .with_context(|| format!("cannot write {}", abs.display()))?;
+        let mut text = names.fill(template);
+        if kind == Kind::Browser && dest == Dest::Folder && path == "auth.rs" {
+            text = format!("{BROWSER_TODO}{text}");
+        }
+        std::fs::write(&abs, text).with_context(|| format!("cannot write {}", abs.display()))?;
         files.push(rel);
     }
     files.sort();

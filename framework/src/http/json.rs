@@ -13,7 +13,7 @@
 //!   decoder's complaint with any registered secret masked.
 
 use super::{Response, display_url};
-use crate::error::{ErrorCode, KonnectorError, Result};
+use crate::error::{ErrorCode, KonnectorError, Locator, Result};
 
 impl Response {
     /// The body decoded as `T`. Malformed JSON is `VENDOR_DOWN`; JSON that
@@ -62,6 +62,10 @@ fn path_error<T>(
             display_url(url)
         ),
     )
+    .with_locator(Locator::JsonPath {
+        path,
+        url: display_url(url),
+    })
 }
 
 /// A type name without module paths: `Vec<Bill>`, not

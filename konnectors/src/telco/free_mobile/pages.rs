@@ -237,7 +237,10 @@ pub fn parse_home(page: &HtmlPage) -> Result<HomePage> {
 }
 
 fn in_page(page: &HtmlPage, e: KonnectorError) -> KonnectorError {
-    KonnectorError::page_changed(format!("{} on {}", e.message, page.url()))
+    let locator = e.locator;
+    let mut wrapped = KonnectorError::page_changed(format!("{} on {}", e.message, page.url()));
+    wrapped.locator = locator;
+    wrapped
 }
 
 fn query_param(href: &str, name: &str) -> Option<String> {
