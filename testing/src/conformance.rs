@@ -9,7 +9,7 @@
 //! The checks:
 //! - **manifest**: the manifest validates;
 //! - **first run**: a run on a fresh installation succeeds (from a
-//!   cassette: a strict replay, see [`crate::replay`]);
+//!   cassette: a strict replay, see [`crate::replay()`]);
 //! - **hosts**: every host the run contacted (each request of the first
 //!   run, recorded through the framework's `RecordingTransport`, or of the
 //!   cassette) is declared in the manifest's `hosts`, the sandbox's own

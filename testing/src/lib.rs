@@ -5,7 +5,7 @@
 //!   runs it, and answers questions about what the run stored; the run's
 //!   logs are captured at `TRACE` ([`LogCapture`]) so a test can search
 //!   them.
-//! - [`replay`]: runs a konnector offline from a cassette, strictly: a
+//! - [`replay()`]: runs a konnector offline from a cassette, strictly: a
 //!   request the cassette lacks fails with a diff, and an exchange left
 //!   unused fails too.
 //! - [`assert_conforms`]: the conformance suite, against a sandbox or a
