@@ -16,61 +16,7 @@ use url::Url;
 
 use crate::http::display_url;
 
-/// The hosts the browser may contact: `host` or `host:port`, matched as
-/// the HTTP client matches them (a copy of its private list, so the two
-/// modules evolve independently; `tests` pin the shared semantics).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct AllowList(Vec<(String, Option<u16>)>);
-
-impl AllowList {
-    /// Parses manifest entries such as `mobile.free.fr` or `127.0.0.1:8080`.
-    pub(crate) fn new(entries: &[String]) -> Self {
-        Self(
-            entries
-                .iter()
-                .map(|e| match e.rsplit_once(':') {
-                    Some((host, port)) if port.parse::<u16>().is_ok() => {
-                        (host.to_ascii_lowercase(), port.parse().ok())
-                    }
-                    _ => (e.to_ascii_lowercase(), None),
-                })
-                .collect(),
-        )
-    }
-
-    /// Whether `url`'s host (and port, when the entry names one) is listed.
-    pub(crate) fn allows(&self, url: &Url) -> bool {
-        let Some(host) = url.host_str() else {
-            return false;
-        };
-        let host = host.to_ascii_lowercase();
-        let port = url.port_or_known_default();
-        self.0
-            .iter()
-            .any(|(h, p)| *h == host && (p.is_none() || *p == port))
-    }
-
-    /// Whether a cookie of `domain` (CDP's form: a leading dot for a
-    /// domain cookie) belongs to an allowed host.
-    pub(crate) fn allows_cookie_domain(&self, domain: &str) -> bool {
-        let domain = domain.trim_start_matches('.').to_ascii_lowercase();
-        self.0
-            .iter()
-            .any(|(h, _)| *h == domain || h.ends_with(&format!(".{domain}")))
-    }
-
-    /// The host names alone (ports dropped), for chromium's resolver rules.
-    pub(crate) fn host_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .0
-            .iter()
-            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']').to_owned())
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    }
-}
+pub(crate) use crate::endpoint::AllowList;
 
 /// What the guard does with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

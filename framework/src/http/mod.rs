@@ -51,6 +51,7 @@ pub use reqwest::{Method, StatusCode};
 use reqwest_cookie_store::CookieStoreMutex;
 use url::Url;
 
+use crate::endpoint::AllowList;
 use crate::error::{ErrorCode, KonnectorError, Result};
 
 mod json;
@@ -186,37 +187,6 @@ impl Response {
                     .trim()
                     .to_ascii_lowercase()
             })
-    }
-}
-
-/// The hosts a client may contact.
-#[derive(Debug, Clone)]
-struct AllowList(Vec<(String, Option<u16>)>);
-
-impl AllowList {
-    fn new(entries: &[String]) -> Self {
-        Self(
-            entries
-                .iter()
-                .map(|e| match e.rsplit_once(':') {
-                    Some((host, port)) if port.parse::<u16>().is_ok() => {
-                        (host.to_ascii_lowercase(), port.parse().ok())
-                    }
-                    _ => (e.to_ascii_lowercase(), None),
-                })
-                .collect(),
-        )
-    }
-
-    fn allows(&self, url: &Url) -> bool {
-        let Some(host) = url.host_str() else {
-            return false;
-        };
-        let host = host.to_ascii_lowercase();
-        let port = url.port_or_known_default();
-        self.0
-            .iter()
-            .any(|(h, p)| *h == host && (p.is_none() || *p == port))
     }
 }
 
