@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use url::Url;
 
+use crate::browser::{BrowserConfig, BrowserSession};
 use crate::cassette::Recorder;
 use crate::clock::{Clock, SystemClock};
 use crate::doctypes::{Bill, Doctype, FileDoc, FileMetadata};
@@ -143,6 +144,8 @@ pub struct RunContext {
     clock: Arc<dyn Clock>,
     token_transport: Option<Arc<dyn Transport>>,
     recorder: Option<Recorder>,
+    allowed_hosts: Vec<String>,
+    browser: Option<BrowserSession>,
 }
 
 /// Where an OAuth konnector's run gets its access tokens.
@@ -196,6 +199,19 @@ impl RunContext {
             .identifier_field()
             .and_then(|f| parts.account.fields.get(f).cloned());
         let account_dir = parts.account.folder.trim_matches('/').to_owned();
+        // The browser's hosts: the manifest's, plus the base URL's (the
+        // account's endpoint); the runner passes its HTTP client's exact
+        // list with `with_allowed_hosts`.
+        let mut allowed_hosts = parts.manifest.hosts.clone();
+        if let Some(host) = parts.base_url.host_str() {
+            let entry = match parts.base_url.port_or_known_default() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            };
+            if !allowed_hosts.contains(&entry) && !allowed_hosts.iter().any(|h| h == host) {
+                allowed_hosts.push(entry);
+            }
+        }
         Self {
             run_id: parts.run_id,
             account: parts.account,
@@ -224,6 +240,44 @@ impl RunContext {
             clock: Arc::new(SystemClock),
             token_transport: None,
             recorder: None,
+            allowed_hosts,
+            browser: None,
+        }
+    }
+
+    /// Sets the hosts the run may contact (the runner passes the list its
+    /// HTTP client enforces, so the browser enforces the same).
+    pub fn with_allowed_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.allowed_hosts = hosts;
+        self
+    }
+
+    /// The run's headless browser, started on first use (see
+    /// [`crate::browser`]): it may contact only the hosts the HTTP client
+    /// may, and it is closed when the run ends, however it ends.
+    ///
+    /// A machine without chromium gives `UNKNOWN_ERROR.BROWSER_MISSING`.
+    pub async fn browser(&mut self) -> Result<&mut BrowserSession> {
+        if self.browser.is_none() {
+            let config = BrowserConfig::new(self.allowed_hosts.clone());
+            self.browser = Some(BrowserSession::launch(config).await?);
+        }
+        self.browser.as_mut().ok_or_else(|| {
+            KonnectorError::new(ErrorCode::UnknownError, "the browser is not running")
+        })
+    }
+
+    /// Closes the run's browser, if one was started (the runner does this
+    /// when the konnector returns; dropping the context does it too). The
+    /// DOM snapshots it took go into the run's cassette when the run is
+    /// recorded.
+    pub async fn close_browser(&mut self) {
+        if let Some(browser) = self.browser.take() {
+            // A recorded run keeps the pages the browser snapshotted.
+            for snap in browser.snapshots() {
+                self.record_snapshot(&snap.url, &snap.html);
+            }
+            browser.close().await;
         }
     }
 

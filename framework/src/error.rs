@@ -68,6 +68,9 @@ pub enum ErrorCode {
     SchemaChanged,
     /// A konnector tried to reach a host its manifest does not list.
     HostNotAllowed,
+    /// A konnector needs the headless browser and no chromium binary is
+    /// installed (a local setup problem: `apt-get install -y chromium`).
+    BrowserMissing,
     /// A konnector sent more requests to one host than its budget allows.
     RequestBudgetExceeded,
     /// A konnector produced a document that failed validation.
@@ -111,6 +114,7 @@ impl ErrorCode {
         Self::PageChanged,
         Self::SchemaChanged,
         Self::HostNotAllowed,
+        Self::BrowserMissing,
         Self::RequestBudgetExceeded,
         Self::InvalidData,
         Self::StoreFailed,
@@ -146,6 +150,7 @@ impl ErrorCode {
             Self::PageChanged => "UNKNOWN_ERROR.PAGE_CHANGED",
             Self::SchemaChanged => "UNKNOWN_ERROR.SCHEMA_CHANGED",
             Self::HostNotAllowed => "UNKNOWN_ERROR.HOST_NOT_ALLOWED",
+            Self::BrowserMissing => "UNKNOWN_ERROR.BROWSER_MISSING",
             Self::RequestBudgetExceeded => "UNKNOWN_ERROR.REQUEST_BUDGET_EXCEEDED",
             Self::InvalidData => "UNKNOWN_ERROR.INVALID_DATA",
             Self::StoreFailed => "UNKNOWN_ERROR.STORE_FAILED",

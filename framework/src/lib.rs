@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+pub mod browser;
 pub mod cassette;
 pub mod clock;
 pub mod context;
@@ -40,6 +41,7 @@ pub mod store;
 pub mod twofa;
 pub mod vault;
 
+pub use browser::{BrowserConfig, BrowserSession, Snapshot};
 pub use cassette::CassetteMode;
 pub use context::{BillFile, OAuthSession, Progress, ProgressFn, RunContext};
 pub use error::{ErrorCode, KonnectorError, Locator, Result};

@@ -317,7 +317,7 @@ async fn run_inner(
         });
     }
     let config = HttpConfig {
-        allowed_hosts,
+        allowed_hosts: allowed_hosts.clone(),
         request_budget: manifest.request_budget,
         retry: env.retry.clone(),
         ..HttpConfig::default()
@@ -371,7 +371,8 @@ async fn run_inner(
     .with_sessions(options.sessions)
     .with_clock(Arc::clone(&clock))
     .with_token_transport(token_transport)
-    .with_recorder(recorder);
+    .with_recorder(recorder)
+    .with_allowed_hosts(allowed_hosts);
     if let Some(session) = oauth {
         ctx.set_oauth(session);
     }
@@ -403,6 +404,10 @@ async fn run_inner(
             }
         }
     };
+    // The browser (if the konnector started one) ends with the run, on
+    // every path: here after a result or the time limit; by the context's
+    // drop if this future is dropped.
+    ctx.close_browser().await;
     if let Err(e) = outcome {
         // A failed run still keeps (or clears) its login session: see
         // crate::session for why.

@@ -18,7 +18,7 @@ use gleaner_framework::oauth::flow::{self, PendingAuthorization};
 use gleaner_framework::oauth::{
     Clock, LoopbackRedirect, ManualClock, OAuthConfig, RefreshHook, RefreshStage, TokenManager,
 };
-use gleaner_framework::store::{Account, DocStore, FileStore, SqliteStore};
+use gleaner_framework::store::{Account, DocStore, SqliteStore};
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{
     ErrorCode, Konnector, KonnectorError, RunEnv, RunOptions, RunReport, Secret, run_konnector,
@@ -27,13 +27,14 @@ use gleaner_konnectors::energy::enedis::Enedis;
 use gleaner_konnectors::energy::enedis::sandbox::{
     ACCESS_TOKEN_LIFETIME, CLIENT_SECRET, Sandbox, USAGE_POINT_ID,
 };
-use tempfile::TempDir;
 
 const ACCOUNT: &str = "acc-enedis";
 const SERIES: &str = "io.cozy.timeseries.energy";
 
+/// The sandbox and a fresh installation from the test kit, sharing one
+/// `ManualClock` with the kit's token manager.
 struct Harness {
-    dir: TempDir,
+    kit: gleaner_testing::Harness,
     clock: Arc<ManualClock>,
     sandbox: Sandbox,
     store: SqliteStore,
@@ -48,17 +49,21 @@ fn secrets() -> BTreeMap<String, Secret> {
 
 impl Harness {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(Utc::now()));
+        let kit = gleaner_testing::Harness::builder()
+            .clock(clock.as_ref().clone())
+            .build()
+            .await
+            .unwrap();
         let sandbox = Sandbox::start_with_clock(clock.clone()).await.unwrap();
-        let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
-        let vault = Arc::new(Vault::open_or_create(&dir.path().join("vault.key")).unwrap());
-        let manager = Arc::new(Self::manager_on(&store, &vault, &clock, None));
+        let store = kit.store().clone();
+        let vault = Arc::clone(kit.vault());
+        let manager = Arc::clone(kit.oauth());
         let konnector = Enedis::new().unwrap();
         let spec = konnector.manifest().oauth.clone().unwrap();
         let config = OAuthConfig::resolve(&spec, Some(&sandbox.base_url()), &secrets()).unwrap();
         Self {
-            dir,
+            kit,
             clock,
             sandbox,
             store,
@@ -85,7 +90,7 @@ impl Harness {
 
     /// Another process: its own pool on the same file, its own manager.
     async fn other_process(&self, hook: Option<RefreshHook>) -> TokenManager {
-        let store = SqliteStore::open(&self.dir.path().join("g.db"))
+        let store = SqliteStore::open(&self.kit.dir().join("gleaner.db"))
             .await
             .unwrap();
         Self::manager_on(&store, &self.vault, &self.clock, hook)
@@ -140,9 +145,8 @@ impl Harness {
             folder: Account::default_folder("Enedis", ACCOUNT),
         };
         let env = RunEnv {
-            store: Arc::new(self.store.clone()) as Arc<dyn DocStore>,
-            files: FileStore::open(&self.dir.path().join("files")).unwrap(),
             retry: RetryPolicy::default(),
+            ..self.kit.env().clone()
         };
         run_konnector(
             &Enedis::new().unwrap(),
@@ -174,7 +178,7 @@ impl Harness {
 
 fn db_bytes(dir: &Path) -> Vec<u8> {
     let mut all = Vec::new();
-    for name in ["g.db", "g.db-wal"] {
+    for name in ["gleaner.db", "gleaner.db-wal"] {
         if let Ok(b) = std::fs::read(dir.join(name)) {
             all.extend(b);
         }
@@ -189,7 +193,7 @@ async fn consent_through_the_loopback_redirect_then_a_run_imports_months() {
     assert_eq!(point, USAGE_POINT_ID);
     assert_eq!(h.sandbox.token_requests(), 1);
     // Tokens are sealed: none is in the database file in clear.
-    let bytes = db_bytes(h.dir.path());
+    let bytes = db_bytes(h.kit.dir());
     for token in h.sandbox.issued_tokens() {
         assert!(
             !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
@@ -294,7 +298,7 @@ async fn a_recorded_run_holds_its_token_refresh_scrubbed() {
     h.consent().await;
     let old_refresh = h.refresh_token().await;
     h.expire_in(30).await;
-    let dir = h.dir.path().join("cassettes");
+    let dir = h.kit.dir().join("cassettes");
     std::fs::create_dir(&dir).unwrap();
     let report = h
         .run_with(Some(gleaner_framework::CassetteMode::Record(dir.clone())))
@@ -476,9 +480,8 @@ async fn without_a_token_store_the_run_says_so() {
         folder: Account::default_folder("Enedis", ACCOUNT),
     };
     let env = RunEnv {
-        store: Arc::new(h.store.clone()) as Arc<dyn DocStore>,
-        files: FileStore::open(&h.dir.path().join("files")).unwrap(),
         retry: RetryPolicy::default(),
+        ..h.kit.env().clone()
     };
     let err = run_konnector(
         &Enedis::new().unwrap(),

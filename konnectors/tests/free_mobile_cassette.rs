@@ -5,29 +5,18 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use gleaner_framework::cassette::{Cassette, CassetteMode, Scrubber};
-use gleaner_framework::http::RetryPolicy;
-use gleaner_framework::store::{Account, FileStore, SqliteStore};
+use gleaner_framework::store::Account;
 use gleaner_framework::{RunEnv, RunOptions, RunReport, Secret, run_konnector};
 use gleaner_konnectors::telco::free_mobile::FreeMobile;
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
 
-async fn env(dir: &Path) -> RunEnv {
-    RunEnv {
-        store: Arc::new(SqliteStore::open(&dir.join("gleaner.db")).await.unwrap()),
-        files: FileStore::open(&dir.join("files")).unwrap(),
-        retry: RetryPolicy {
-            max_retries: 2,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(5),
-            max_retry_after: Duration::from_secs(1),
-        },
-    }
+/// A fresh installation from the test kit (store, files tree, fast
+/// retries); the run env lives as long as it does.
+async fn kit() -> gleaner_testing::Harness {
+    gleaner_testing::Harness::new().await.unwrap()
 }
 
 fn account(endpoint: &str) -> Account {
@@ -106,7 +95,8 @@ async fn a_sandbox_cassette_holds_no_secret_and_replays_offline_into_the_same_do
     let endpoint = sandbox.base_url();
 
     // Record a real run against the sandbox.
-    let live_env = env(&dir.path().join("live")).await;
+    let live_kit = kit().await;
+    let live_env = live_kit.env().clone();
     let live = run(
         &live_env,
         &endpoint,
@@ -153,7 +143,8 @@ async fn a_sandbox_cassette_holds_no_secret_and_replays_offline_into_the_same_do
 
     // Replay offline: the sandbox is gone, the password is another.
     sandbox.shutdown().await;
-    let replay_env = env(&dir.path().join("replay")).await;
+    let replay_kit = kit().await;
+    let replay_env = replay_kit.env().clone();
     let replayed = run(
         &replay_env,
         &endpoint,

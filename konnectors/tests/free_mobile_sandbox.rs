@@ -14,15 +14,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use gleaner_framework::http::{HttpClient, HttpConfig, RetryPolicy};
-use gleaner_framework::store::{Account, DocStore, FileStore, SqliteStore, StoredDoc};
+use gleaner_framework::http::{HttpClient, HttpConfig};
+use gleaner_framework::store::{Account, DocStore, StoredDoc};
 use gleaner_framework::{
     ErrorCode, Konnector, KonnectorError, Manifest, RunContext, RunEnv, RunOptions, RunReport,
     Secret, async_trait, run_konnector,
 };
 use gleaner_konnectors::telco::free_mobile::FreeMobile;
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
-use tempfile::TempDir;
+use gleaner_testing::TestAccount;
 
 const BILLS: &str = "io.cozy.bills";
 const FILES: &str = "io.cozy.files";
@@ -30,10 +30,10 @@ const ACCOUNT_ID: &str = "acc-free-mobile";
 /// The account's folder under the files root: `<manifest name>/<account id>`.
 const ACCOUNT_DIR: &str = "Free Mobile/acc-free-mobile";
 
-/// A sandbox, a fresh store and files tree, and an account pointing at the
-/// sandbox.
+/// A sandbox, a fresh installation from the test kit (sessions off: each
+/// run logs in), and an account pointing at the sandbox.
 struct Harness {
-    _dir: TempDir,
+    kit: gleaner_testing::Harness,
     sandbox: Sandbox,
     env: RunEnv,
     root: PathBuf,
@@ -42,10 +42,14 @@ struct Harness {
 
 impl Harness {
     async fn start(scenario: Scenario) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let kit = gleaner_testing::Harness::builder()
+            .sessions(false)
+            .build()
+            .await
+            .unwrap();
         let sandbox = Sandbox::start(scenario).await.unwrap();
-        let env = run_env(dir.path()).await;
-        let root = env.files.root().to_owned();
+        let env = kit.env().clone();
+        let root = kit.files().root().to_owned();
         let account = Account {
             id: ACCOUNT_ID.into(),
             konnector: "free-mobile".into(),
@@ -57,7 +61,7 @@ impl Harness {
             folder: ACCOUNT_DIR.into(),
         };
         Self {
-            _dir: dir,
+            kit,
             sandbox,
             env,
             root,
@@ -76,15 +80,13 @@ impl Harness {
         konnector: &dyn Konnector,
         password: &str,
     ) -> Result<RunReport, KonnectorError> {
-        let secrets = BTreeMap::from([("password".to_owned(), Secret::new(password))]);
-        run_konnector(
-            konnector,
-            &self.account,
-            secrets,
-            &self.env,
-            RunOptions::default(),
-        )
-        .await
+        let account = TestAccount {
+            account: self.account.clone(),
+            secrets: BTreeMap::from([("password".to_owned(), Secret::new(password))]),
+        };
+        self.kit
+            .run_with(konnector, &account, RunOptions::default())
+            .await
     }
 
     fn store(&self) -> &dyn DocStore {
@@ -101,54 +103,26 @@ impl Harness {
     /// Asserts that the store holds no document and no state, and that the
     /// files tree holds no file at all (staging folders included).
     async fn assert_nothing_saved(&self) {
-        let counts = self.store().count_by_doctype().await.unwrap();
+        let counts = self.kit.counts().await.unwrap();
         assert!(counts.is_empty(), "documents were saved: {counts:?}");
         assert!(self.store().state(ACCOUNT_ID).await.unwrap().is_none());
-        let files = files_under(&self.root);
+        let files = self.kit.file_paths().unwrap();
         assert!(files.is_empty(), "files were left behind: {files:?}");
-    }
-}
-
-/// The env every run shares: a fresh store and files tree under `dir`, and
-/// a retry policy fast enough for tests.
-async fn run_env(dir: &Path) -> RunEnv {
-    let store = SqliteStore::open(&dir.join("gleaner.db")).await.unwrap();
-    let files = FileStore::open(&dir.join("files")).unwrap();
-    RunEnv {
-        store: Arc::new(store),
-        files,
-        retry: fast_retry(),
-    }
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 2,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        max_retry_after: Duration::from_secs(1),
     }
 }
 
 /// Every regular file under `root`, hidden ones included, as `/`-separated
 /// paths relative to `root`.
 fn files_under(root: &Path) -> BTreeSet<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                walk(root, &path, out);
-            } else {
-                let rel = path.strip_prefix(root).unwrap();
-                let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy()).collect();
-                out.insert(parts.join("/"));
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(root, root, &mut out);
-    out
+    gleaner_testing::files_under(root)
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let rel = p.strip_prefix(root).unwrap();
+            let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy()).collect();
+            parts.join("/")
+        })
+        .collect()
 }
 
 fn revs(docs: &[StoredDoc]) -> BTreeMap<String, String> {
@@ -470,7 +444,7 @@ async fn only_the_sandbox_endpoint_is_reachable_not_another_loopback_port() {
     allowed_hosts.push(sandbox_host.to_owned());
     let client = HttpClient::new(HttpConfig {
         allowed_hosts,
-        retry: fast_retry(),
+        retry: gleaner_testing::fast_retry(),
         ..HttpConfig::default()
     })
     .unwrap();

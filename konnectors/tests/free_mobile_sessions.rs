@@ -7,51 +7,35 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use gleaner_framework::http::RetryPolicy;
 use gleaner_framework::session::Sessions;
-use gleaner_framework::store::{
-    Account, DocStore, FileStore, SealedSession, SessionStore, SqliteStore,
-};
-use gleaner_framework::vault::Vault;
-use gleaner_framework::{RunEnv, RunOptions, RunReport, Secret, run_konnector};
+use gleaner_framework::store::{Account, SealedSession, SessionStore, SqliteStore};
+use gleaner_framework::{RunReport, Secret};
 use gleaner_konnectors::telco::free_mobile::FreeMobile;
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
-use tempfile::TempDir;
+use gleaner_testing::TestAccount;
 
 const ACCOUNT_ID: &str = "acc-sessions";
 
+/// The Free Mobile sandbox, a fresh installation from the test kit
+/// (sessions on, sealed by its vault in its store), and an account pointing
+/// at the sandbox.
 struct Harness {
-    _dir: TempDir,
+    kit: gleaner_testing::Harness,
     sandbox: Sandbox,
     store: SqliteStore,
-    env: RunEnv,
     sessions: Sessions,
     account: Account,
 }
 
 impl Harness {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let kit = gleaner_testing::Harness::new().await.unwrap();
         let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
-        let store = SqliteStore::open(&dir.path().join("gleaner.db"))
-            .await
-            .unwrap();
-        let vault = Arc::new(Vault::open_or_create(&dir.path().join("vault.key")).unwrap());
-        let env = RunEnv {
-            store: Arc::new(store.clone()) as Arc<dyn DocStore>,
-            files: FileStore::open(&dir.path().join("files")).unwrap(),
-            retry: RetryPolicy {
-                max_retries: 2,
-                base_delay: Duration::from_millis(1),
-                max_delay: Duration::from_millis(5),
-                max_retry_after: Duration::from_secs(1),
-            },
-        };
-        let sessions = Sessions::new(Arc::new(store.clone()), vault);
+        let store = kit.store().clone();
+        let sessions = kit.sessions();
         let account = Account {
             id: ACCOUNT_ID.into(),
             konnector: "free-mobile".into(),
@@ -63,10 +47,9 @@ impl Harness {
             folder: Account::default_folder("Free Mobile", ACCOUNT_ID),
         };
         Self {
-            _dir: dir,
+            kit,
             sandbox,
             store,
-            env,
             sessions,
             account,
         }
@@ -74,18 +57,11 @@ impl Harness {
 
     async fn run(&self, password: &str) -> Result<RunReport, gleaner_framework::KonnectorError> {
         let konnector = FreeMobile::new().unwrap();
-        let secrets = BTreeMap::from([("password".to_owned(), Secret::new(password))]);
-        run_konnector(
-            &konnector,
-            &self.account,
-            secrets,
-            &self.env,
-            RunOptions {
-                sessions: Some(self.sessions.clone()),
-                ..RunOptions::default()
-            },
-        )
-        .await
+        let account = TestAccount {
+            account: self.account.clone(),
+            secrets: BTreeMap::from([("password".to_owned(), Secret::new(password))]),
+        };
+        self.kit.run(&konnector, &account).await
     }
 
     async fn saved(&self) -> Option<SealedSession> {

@@ -9,24 +9,23 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use gleaner_framework::context::{ContextParts, RunAccount};
-use gleaner_framework::http::{HttpClient, HttpConfig, RetryPolicy};
-use gleaner_framework::store::{Account, FileStore, SqliteStore};
+use gleaner_framework::http::{HttpClient, HttpConfig};
+use gleaner_framework::store::Account;
 use gleaner_framework::twofa::Unattended;
 use gleaner_framework::{
     ErrorCode, Konnector, KonnectorError, RunContext, RunEnv, RunOptions, RunReport, Secret,
-    TwoFactorChannel, TwoFactorKind, TwoFactorRequest, async_trait, run_konnector,
+    TwoFactorChannel, TwoFactorKind, TwoFactorRequest, async_trait,
 };
 use gleaner_konnectors::telco::free_mobile::FreeMobile;
 use gleaner_konnectors::telco::free_mobile::sandbox::{
     CODE_VALIDITY, EMAIL_HINT, LOGIN, LOGIN_2FA, PASSWORD, Sandbox, Scenario,
 };
-use tempfile::TempDir;
+use gleaner_testing::TestAccount;
 use url::Url;
 
 const BILLS: &str = "io.cozy.bills";
@@ -96,27 +95,21 @@ fn wrong(code: &str) -> String {
 }
 
 struct Harness {
-    _dir: TempDir,
+    kit: gleaner_testing::Harness,
     sandbox: Arc<Sandbox>,
     env: RunEnv,
-    root: PathBuf,
     account: Account,
 }
 
 impl Harness {
     async fn start(login: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let sandbox = Arc::new(Sandbox::start(Scenario::Normal).await.unwrap());
-        let store = SqliteStore::open(&dir.path().join("gleaner.db"))
+        let kit = gleaner_testing::Harness::builder()
+            .sessions(false)
+            .build()
             .await
             .unwrap();
-        let files = FileStore::open(&dir.path().join("files")).unwrap();
-        let root = files.root().to_owned();
-        let env = RunEnv {
-            store: Arc::new(store),
-            files,
-            retry: fast_retry(),
-        };
+        let sandbox = Arc::new(Sandbox::start(Scenario::Normal).await.unwrap());
+        let env = kit.env().clone();
         let account = Account {
             id: ACCOUNT_ID.into(),
             konnector: "free-mobile".into(),
@@ -128,27 +121,29 @@ impl Harness {
             folder: Account::default_folder("Free Mobile", ACCOUNT_ID),
         };
         Self {
-            _dir: dir,
+            kit,
             sandbox,
             env,
-            root,
             account,
         }
     }
 
     async fn run(&self, channel: Arc<dyn TwoFactorChannel>) -> Result<RunReport, KonnectorError> {
         let konnector = FreeMobile::new().unwrap();
-        run_konnector(
-            &konnector,
-            &self.account,
-            secrets(),
-            &self.env,
-            RunOptions {
-                two_factor: channel,
-                ..RunOptions::default()
-            },
-        )
-        .await
+        let account = TestAccount {
+            account: self.account.clone(),
+            secrets: secrets(),
+        };
+        self.kit
+            .run_with(
+                &konnector,
+                &account,
+                RunOptions {
+                    two_factor: channel,
+                    ..RunOptions::default()
+                },
+            )
+            .await
     }
 
     async fn bills(&self) -> usize {
@@ -161,37 +156,16 @@ impl Harness {
     }
 
     async fn assert_nothing_saved(&self) {
-        let counts = self.env.store.count_by_doctype().await.unwrap();
+        let counts = self.kit.counts().await.unwrap();
         assert!(counts.is_empty(), "documents were saved: {counts:?}");
         assert!(self.env.store.state(ACCOUNT_ID).await.unwrap().is_none());
-        let mut files = Vec::new();
-        walk(&self.root, &mut files);
+        let files = self.kit.file_paths().unwrap();
         assert!(files.is_empty(), "files were left behind: {files:?}");
     }
 }
 
 fn secrets() -> BTreeMap<String, Secret> {
     BTreeMap::from([("password".to_owned(), Secret::new(PASSWORD))])
-}
-
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_retries: 2,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-        max_retry_after: Duration::from_secs(1),
-    }
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            walk(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
 }
 
 #[tokio::test]
@@ -295,7 +269,7 @@ async fn a_trusted_device_is_not_asked_again_with_the_same_cookie_jar() {
                 base_url.host_str().unwrap(),
                 base_url.port().unwrap()
             )],
-            retry: fast_retry(),
+            retry: gleaner_testing::fast_retry(),
             ..HttpConfig::default()
         })
         .unwrap()
