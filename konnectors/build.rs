@@ -88,6 +88,13 @@ fn file_name(path: &Path) -> String {
 
 fn main() {
     println!("cargo:rerun-if-changed=src");
+    // The generated `#[path]`s are absolute. Cargo hashes a workspace's own
+    // crates by their path relative to the workspace root, so a copy of the
+    // tree built into the same target dir (`.ci/newcomer.sh`) shares this
+    // script's output with the original; and the original's `src` is older
+    // than the copy's run, so `rerun-if-changed` alone would keep the copy's
+    // paths. The copy sets this variable, which makes each side regenerate.
+    println!("cargo:rerun-if-env-changed=GLEANER_WORKSPACE_COPY");
     let manifest_dir =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let src = manifest_dir.join("src");
