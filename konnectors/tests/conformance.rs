@@ -7,28 +7,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
-
 use gleaner_konnectors::Registry;
-use gleaner_testing::{Source, assert_conforms};
-
-/// The cassettes of `slug`, when the folder holds any.
-fn cassettes(slug: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures")
-        .join(slug)
-        .join("cassettes");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    out.sort();
-    out
-}
+use gleaner_testing::{Source, assert_conforms, committed_cassettes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_builtin_konnector_conforms() {
@@ -44,7 +24,7 @@ async fn every_builtin_konnector_conforms() {
             println!("{report}");
             covered = true;
         }
-        for cassette in cassettes(&slug) {
+        for cassette in committed_cassettes(&slug) {
             let report = assert_conforms(konnector, Source::Cassette(cassette)).await;
             println!("{report}");
             covered = true;

@@ -216,15 +216,7 @@ async fn on_sandbox(konnector: &dyn Konnector, def: SandboxDef, report: &mut Con
             return;
         }
     };
-    let account = match h
-        .account_owned(
-            &slug,
-            sandbox.fields.clone(),
-            sandbox.secrets.clone(),
-            Some(&sandbox.base_url),
-        )
-        .await
-    {
+    let account = match h.sandbox_account(&slug, &sandbox).await {
         Ok(a) => a,
         Err(e) => {
             report.record("first run", Err(format!("cannot add the account: {e}")));

@@ -308,6 +308,22 @@ impl Harness {
         Ok(TestAccount { account, secrets })
     }
 
+    /// An account of konnector `slug` on a running sandbox: its demo fields
+    /// and secrets, pointed at its base URL.
+    pub async fn sandbox_account(
+        &self,
+        slug: &str,
+        sandbox: &gleaner_sandbox_kit::RunningSandbox,
+    ) -> Result<TestAccount, Error> {
+        self.account_owned(
+            slug,
+            sandbox.fields.clone(),
+            sandbox.secrets.clone(),
+            Some(&sandbox.base_url),
+        )
+        .await
+    }
+
     /// Stores an account the test built itself (a fixed id or folder), its
     /// `secrets` sealed into it as the CLI seals them.
     pub async fn add_account(

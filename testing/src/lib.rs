@@ -39,7 +39,7 @@ pub use conformance::{
 };
 pub use harness::{Harness, HarnessBuilder, TestAccount, fast_retry, files_under};
 pub use logs::LogCapture;
-pub use replay::{ReplayError, ReplayOutcome, replay};
+pub use replay::{ReplayError, ReplayOutcome, committed_cassettes, replay};
 pub use validate::validate_stored;
 
 use gleaner_framework::KonnectorError;

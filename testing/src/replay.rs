@@ -4,7 +4,7 @@
 //! the run with the replay's diff against the nearest recorded one, and an
 //! exchange the run never asked for fails the replay.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use gleaner_framework::cassette::{Cassette, CassetteMode, ReplayTransport};
@@ -68,8 +68,8 @@ fn placeholder(name: &str, spec: &FieldSpec) -> String {
 }
 
 impl Harness {
-    /// An account of `konnector` for replays: every manifest field and
-    /// secret given a placeholder value (the replay scrubs them to the
+    /// An account of `konnector` for replays: every manifest field, secret
+    /// and OAuth callback field given a placeholder value (the replay scrubs them to the
     /// cassette's placeholders), and, for an OAuth konnector, stand-in
     /// tokens (the cassette answers the API calls whatever the bearer).
     pub async fn replay_account(
@@ -85,6 +85,13 @@ impl Harness {
                 secrets.push((name.clone(), value));
             } else {
                 fields.push((name.clone(), value));
+            }
+        }
+        // Fields an OAuth consent hands back (Enedis's `usage_point_id`)
+        // are the account's fields after the consent, scrubbed alike.
+        if let Some(oauth) = &manifest.oauth {
+            for name in &oauth.callback_fields {
+                fields.push((name.clone(), format!("replay-{name}")));
             }
         }
         let account = self
@@ -173,4 +180,24 @@ pub async fn replay(konnector: &dyn Konnector, path: &Path) -> Result<ReplayOutc
         harness,
         account,
     })
+}
+
+/// The cassettes committed for konnector `slug`: the `.json` files of the
+/// workspace's `fixtures/<slug>/cassettes/`, sorted (none when the folder
+/// does not exist).
+pub fn committed_cassettes(slug: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(slug)
+        .join("cassettes");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    out.sort();
+    out
 }
