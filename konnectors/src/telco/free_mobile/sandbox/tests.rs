@@ -137,6 +137,18 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `POST /account/` with the login form, no cookie.
+async fn post_login(sandbox: &Sandbox, ident: &str, password: &str) -> Reply {
+    send(
+        sandbox,
+        "POST",
+        "/account/",
+        None,
+        Some(&login_form(ident, password)),
+    )
+    .await
+}
+
 fn login_form(ident: &str, password: &str) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .append_pair("login-ident", ident)
@@ -227,14 +239,7 @@ async fn login_sets_cookie_and_home_lists_line_one_invoices() {
         Some("text/html; charset=UTF-8")
     );
 
-    let reply = send(
-        &sandbox,
-        "POST",
-        "/account/",
-        None,
-        Some(&login_form(LOGIN, PASSWORD)),
-    )
-    .await;
+    let reply = post_login(&sandbox, LOGIN, PASSWORD).await;
     assert_eq!(reply.status, 302);
     assert_eq!(reply.header("location"), Some("/account/"));
     let set_cookie = reply.header("set-cookie").expect("Set-Cookie");
@@ -263,14 +268,7 @@ async fn login_sets_cookie_and_home_lists_line_one_invoices() {
 #[tokio::test]
 async fn wrong_password_shows_flash_error() {
     let sandbox = Sandbox::start(Scenario::Normal).await.expect("start");
-    let reply = send(
-        &sandbox,
-        "POST",
-        "/account/",
-        None,
-        Some(&login_form(LOGIN, "wrong")),
-    )
-    .await;
+    let reply = post_login(&sandbox, LOGIN, "wrong").await;
     assert_eq!(reply.status, 200);
     assert!(reply.header("set-cookie").is_none());
     let page = reply.text();
@@ -294,24 +292,10 @@ async fn wrong_password_shows_flash_error() {
 async fn blocked_after_five_failures() {
     let sandbox = Sandbox::start(Scenario::Normal).await.expect("start");
     for _ in 0..5 {
-        let reply = send(
-            &sandbox,
-            "POST",
-            "/account/",
-            None,
-            Some(&login_form(LOGIN, "wrong")),
-        )
-        .await;
+        let reply = post_login(&sandbox, LOGIN, "wrong").await;
         assert!(reply.text().contains("mot de passe incorrect"));
     }
-    let reply = send(
-        &sandbox,
-        "POST",
-        "/account/",
-        None,
-        Some(&login_form(LOGIN, PASSWORD)),
-    )
-    .await;
+    let reply = post_login(&sandbox, LOGIN, PASSWORD).await;
     assert_eq!(reply.status, 200);
     assert!(reply.header("set-cookie").is_none());
     assert!(
@@ -452,14 +436,7 @@ async fn maintenance_scenario() {
     assert_eq!(page.status, 200);
     assert!(page.text().contains("Opération de maintenance en cours"));
     assert!(!page.text().contains("form-login"));
-    let post = send(
-        &sandbox,
-        "POST",
-        "/account/",
-        None,
-        Some(&login_form(LOGIN, PASSWORD)),
-    )
-    .await;
+    let post = post_login(&sandbox, LOGIN, PASSWORD).await;
     assert_eq!(post.status, 200);
     assert!(post.header("set-cookie").is_none());
     assert!(post.text().contains("Opération de maintenance en cours"));
@@ -500,14 +477,7 @@ async fn unavailable_scenario() {
         assert_eq!(reply.header("retry-after"), Some("0"));
         assert!(reply.text().contains("Service Unavailable"));
     }
-    let post = send(
-        &sandbox,
-        "POST",
-        "/account/",
-        None,
-        Some(&login_form(LOGIN, PASSWORD)),
-    )
-    .await;
+    let post = post_login(&sandbox, LOGIN, PASSWORD).await;
     assert_eq!(post.status, 503);
     assert_eq!(sandbox.login_posts(), 1);
     assert_eq!(sandbox.requests(), 3);
@@ -781,14 +751,7 @@ async fn five_wrong_codes_lock_verification_for_a_while() {
     )
     .await;
     assert!(late.text().contains("class=\"form-login\""));
-    let relogin = send(
-        &sandbox,
-        "POST",
-        "/account/",
-        None,
-        Some(&login_form(LOGIN_2FA, PASSWORD)),
-    )
-    .await;
+    let relogin = post_login(&sandbox, LOGIN_2FA, PASSWORD).await;
     assert!(relogin.text().contains("Trop de codes erronés"));
     assert_eq!(sandbox.outbox().len(), 1);
     // After the lockout, a login sends a new code.
