@@ -17,12 +17,15 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use gleaner_framework::clock::ManualClock;
 use gleaner_framework::store::DocStore;
+use gleaner_framework::twofa::Unattended;
 use gleaner_framework::{
     ErrorCode, KonnectorError, RunOptions, RunReport, Secret, TwoFactorChannel, TwoFactorKind,
     TwoFactorRequest, async_trait,
 };
 use gleaner_konnectors::bank::nextgenpsd2::NextGenPsd2;
-use gleaner_konnectors::bank::nextgenpsd2::sandbox::{INSTITUTION, PSU_ID, Sandbox, Scenario};
+use gleaner_konnectors::bank::nextgenpsd2::sandbox::{
+    INSTITUTION, PSU_ID, Sandbox, ScaMode, Scenario,
+};
 use gleaner_testing::{Harness, TestAccount};
 use serde_json::Value;
 
@@ -113,8 +116,12 @@ impl Bank {
 
     /// A run nobody watches (the daemon's nightly run).
     async fn unattended(&self) -> Result<RunReport, KonnectorError> {
+        let options = RunOptions {
+            two_factor: Arc::new(Unattended),
+            ..self.h.run_options()
+        };
         self.h
-            .run(&NextGenPsd2::new().unwrap(), &self.account)
+            .run_with(&NextGenPsd2::new().unwrap(), &self.account, options)
             .await
     }
 
@@ -180,7 +187,7 @@ async fn a_first_run_has_the_consent_approved_then_imports_everything() {
     assert_eq!(bank.sandbox.consents_created(), 1);
     let asked = bank.person.asked();
     assert_eq!(asked.len(), 1);
-    assert_eq!(asked[0].kind, TwoFactorKind::App);
+    assert_eq!(asked[0].kind, TwoFactorKind::Redirect);
     let link = asked[0].hint.as_deref().unwrap();
     assert!(link.starts_with(&bank.sandbox.base_url()), "{link}");
     assert_eq!(bank.sandbox.sca_visits().len(), 1);
@@ -365,6 +372,29 @@ async fn a_first_run_nobody_watches_waits_for_the_person_and_stores_nothing() {
     assert_eq!(err.code, ErrorCode::UserActionNeededTwofaExpired, "{err}");
     assert_eq!(bank.sandbox.consent_statuses(), ["received"]);
     bank.assert_nothing_stored().await;
+}
+
+#[tokio::test]
+async fn the_harness_channel_follows_the_sandbox_link_as_the_demo_does() {
+    // The kit's default channel (LoopbackLinks) opens a loopback SCA link
+    // itself: the conformance suite and `gleaner demo` need nobody.
+    let bank = Bank::start(Scenario::Normal).await;
+    bank.h
+        .run(&NextGenPsd2::new().unwrap(), &bank.account)
+        .await
+        .unwrap();
+    assert_eq!(bank.sandbox.sca_visits().len(), 1);
+    assert_eq!(bank.sandbox.consent_statuses(), ["valid"]);
+    assert_eq!(bank.h.count(ACCOUNTS).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn an_exempted_consent_asks_nobody() {
+    let bank = Bank::start(Scenario::Normal).await;
+    bank.sandbox.set_sca(ScaMode::Exempt);
+    bank.unattended().await.unwrap();
+    assert!(bank.sandbox.sca_visits().is_empty());
+    assert_eq!(bank.h.count(ACCOUNTS).await.unwrap(), 2);
 }
 
 #[tokio::test]

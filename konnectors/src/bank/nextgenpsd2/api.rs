@@ -641,6 +641,7 @@ pub struct Api {
     base: Url,
     psu_ip: String,
     psu_id: Option<String>,
+    redirect_uri: String,
 }
 
 impl std::fmt::Debug for Api {
@@ -653,8 +654,16 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     /// An API at `base` (the account's endpoint; a trailing `/` is added so
-    /// that its path is kept).
-    pub fn new(http: HttpClient, base: &Url, psu_ip: String, psu_id: Option<String>) -> Self {
+    /// that its path is kept), with the PSU's IP address, its PSU-ID when
+    /// the bank needs one, and the `TPP-Redirect-URI` the bank sends the
+    /// person's browser to after the SCA.
+    pub fn new(
+        http: HttpClient,
+        base: &Url,
+        psu_ip: String,
+        psu_id: Option<String>,
+        redirect_uri: String,
+    ) -> Self {
         let mut base = base.clone();
         if !base.path().ends_with('/') {
             let path = format!("{}/", base.path());
@@ -667,6 +676,7 @@ impl Api {
             base,
             psu_ip,
             psu_id,
+            redirect_uri,
         }
     }
 
@@ -732,8 +742,10 @@ impl Api {
         }
     }
 
-    /// `POST /v1/consents`, with `PSU-IP-Address` (mandatory there) and
-    /// `PSU-ID` when the account has one.
+    /// `POST /v1/consents`, with `PSU-IP-Address` (mandatory there),
+    /// `PSU-ID` when the account has one, and the redirect approach asked
+    /// for (`TPP-Redirect-Preferred`, with the `TPP-Redirect-URI` the spec
+    /// mandates then).
     pub async fn create_consent(
         &self,
         body: &ConsentRequest,
@@ -742,6 +754,7 @@ impl Api {
         let mut req = self
             .request(Method::POST, &url, true)
             .header("TPP-Redirect-Preferred", "true")
+            .header("TPP-Redirect-URI", &self.redirect_uri)
             .json(body);
         if let Some(psu) = &self.psu_id {
             req = req.header("PSU-ID", psu);
@@ -759,6 +772,8 @@ impl Api {
         let url = self.resolve(href)?;
         let mut req = self
             .request(Method::POST, &url, true)
+            .header("TPP-Redirect-Preferred", "true")
+            .header("TPP-Redirect-URI", &self.redirect_uri)
             .json(&serde_json::json!({}));
         if let Some(psu) = &self.psu_id {
             req = req.header("PSU-ID", psu);
@@ -909,6 +924,7 @@ mod tests {
             &Url::parse("http://127.0.0.1:4010").unwrap(),
             "127.0.0.1".into(),
             None,
+            "http://127.0.0.1/".into(),
         );
         assert_eq!(
             plain.resolve("/v1/accounts/a/transactions?pageIndex=1").unwrap().as_str(),
@@ -919,6 +935,7 @@ mod tests {
             &Url::parse("https://bank.example/psd2").unwrap(),
             "127.0.0.1".into(),
             None,
+            "http://127.0.0.1/".into(),
         );
         assert_eq!(
             prefixed.url(CONSENTS).unwrap().as_str(),

@@ -7,10 +7,13 @@
 //! - Otherwise it creates one (`POST /v1/consents`, valid
 //!   [`CONSENT_DAYS`] days at most), asks the person to approve it on the
 //!   bank's page through the run's second-factor channel
-//!   ([`RunContext::two_factor`] with [`TwoFactorKind::App`], the
+//!   ([`RunContext::two_factor`] with [`TwoFactorKind::Redirect`], the
 //!   `scaRedirect` link as the hint: a terminal shows it, a daemon job
-//!   waits in `awaiting_user` with it, a sandbox's link approves on a plain
-//!   GET), then polls `GET /v1/consents/{id}/status` until `valid`.
+//!   waits in `awaiting_user` with it, [`gleaner_framework::twofa::LoopbackLinks`]
+//!   follows a sandbox's loopback link, which approves on a plain GET; for
+//!   the decoupled approach, no link, [`TwoFactorKind::App`]: approve in
+//!   the bank's app), then polls `GET /v1/consents/{id}/status` until
+//!   `valid`.
 //! - The approved consent's validity is read back (`GET /v1/consents/{id}`,
 //!   the bank may shorten it) and kept in the session, which is saved at
 //!   the end of the run even when a later call fails.
@@ -231,8 +234,13 @@ async fn authorise(
     if let Some(message) = &created.psu_message {
         tracing::info!(%message, "the bank's message for the consent");
     }
+    let kind = if redirect.is_some() {
+        TwoFactorKind::Redirect
+    } else {
+        TwoFactorKind::App
+    };
     loop {
-        let asked = ctx.two_factor(TwoFactorKind::App, redirect.as_deref()).await;
+        let asked = ctx.two_factor(kind, redirect.as_deref()).await;
         if let Err(e) = asked {
             return Err(match (e.code, why.why()) {
                 (ErrorCode::UserActionNeededTwofaExpired, Some(reason)) => KonnectorError::new(

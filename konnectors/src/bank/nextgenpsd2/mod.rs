@@ -46,6 +46,11 @@ pub const MANIFEST: &str = include_str!("manifest.toml");
 /// `PSU-IP-Address` when the account does not set one.
 pub const DEFAULT_PSU_IP: &str = "127.0.0.1";
 
+/// `TPP-Redirect-URI` when the account does not set one: after approving,
+/// the person's browser lands on this machine (nothing listens there; the
+/// approval is done, the run goes on once the person says so).
+pub const DEFAULT_REDIRECT_URI: &str = "http://127.0.0.1/";
+
 /// The NextGenPSD2 konnector.
 pub struct NextGenPsd2 {
     manifest: Manifest,
@@ -151,8 +156,22 @@ async fn api(ctx: &RunContext) -> Result<Api> {
             format!("the field psu_ip_address is `{psu_ip}`, not an IPv4 address as the standard requires"),
         ));
     }
+    let redirect =
+        optional_field(ctx, "tpp_redirect_uri").unwrap_or_else(|| DEFAULT_REDIRECT_URI.to_owned());
+    if Url::parse(&redirect).is_err() {
+        return Err(KonnectorError::new(
+            ErrorCode::UserActionNeeded,
+            format!("the field tpp_redirect_uri is `{redirect}`, which is not a URL"),
+        ));
+    }
     let http = http_client(ctx).await?;
-    Ok(Api::new(http, base, psu_ip, optional_field(ctx, "psu_id")))
+    Ok(Api::new(
+        http,
+        base,
+        psu_ip,
+        optional_field(ctx, "psu_id"),
+        redirect,
+    ))
 }
 
 /// Reads every account the consent covers: details, balances and the

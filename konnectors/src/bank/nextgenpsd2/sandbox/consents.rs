@@ -78,6 +78,14 @@ pub(super) async fn create(State(s): State<Arc<Inner>>, headers: HeaderMap, body
             "The PSU-ID is not known to the ASPSP",
         );
     }
+    let redirect_preferred = header_value(&headers, "tpp-redirect-preferred") == Some("true");
+    if redirect_preferred && header_value(&headers, "tpp-redirect-uri").is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "FORMAT_ERROR",
+            "TPP-Redirect-URI is mandated with TPP-Redirect-Preferred: true",
+        );
+    }
     let json_type = header_value(&headers, "content-type")
         .is_some_and(|t| t.starts_with("application/json"));
     if !json_type {

@@ -5,13 +5,15 @@
 //! - `POST /v1/consents`: needs a UUID `X-Request-ID`, an IPv4
 //!   `PSU-IP-Address`, a JSON body with every required field (`access`,
 //!   `recurringIndicator`, `validUntil`, `frequencyPerDay`,
-//!   `combinedServiceIndicator`); a `PSU-ID`, when sent, must be the bank's
-//!   ([`PSU_ID`]; else 401 `PSU_CREDENTIALS_INVALID`). `validUntil` is cut
-//!   to 90 days. Answers 201 `received` with `_links.scaRedirect`: the
+//!   `combinedServiceIndicator`), and `TPP-Redirect-URI` with
+//!   `TPP-Redirect-Preferred: true` (the spec mandates it then); a
+//!   `PSU-ID`, when sent, must be the bank's ([`PSU_ID`]; else 401
+//!   `PSU_CREDENTIALS_INVALID`). `validUntil` is cut to 90 days. Answers 201 `received` with `_links.scaRedirect`: the
 //!   bank's page, `GET /__sandbox/sca/{consentId}`, which approves the
 //!   consent on a plain GET (or rejects it, scenario `sca-rejected`), so a
-//!   test or the demo plays the person with one request. With
-//!   [`ScaMode::Exempt`] the consent is `valid` at once.
+//!   test or the demo plays the person with one request
+//!   ([`gleaner_framework::twofa::LoopbackLinks`]). With [`ScaMode::Exempt`]
+//!   the consent is `valid` at once (an SCA exemption).
 //! - `GET /v1/consents/{id}/status`, `GET /v1/consents/{id}` (with the
 //!   granted `validUntil`), `DELETE /v1/consents/{id}`.
 //! - `GET /v1/accounts`, `/v1/accounts/{id}/balances` (`closingBooked` of
@@ -69,11 +71,10 @@ const RETRY_AFTER: u64 = 1;
 pub const SCA_PAGE: &str = "/__sandbox/sca";
 
 /// How the registry's sandbox (`gleaner demo`, `gleaner sandbox`, the
-/// conformance suite) plays the SCA: [`ScaMode::Exempt`], because those
-/// runs have nobody to open the link yet. A channel that follows a
-/// loopback `scaRedirect` hint (one GET) makes [`ScaMode::Redirect`]
-/// possible there too.
-pub const REGISTRY_SCA: ScaMode = ScaMode::Exempt;
+/// conformance suite) plays the SCA: by redirect, the link on loopback,
+/// which their second-factor channel
+/// ([`gleaner_framework::twofa::LoopbackLinks`]) follows with one GET.
+pub const REGISTRY_SCA: ScaMode = ScaMode::Redirect;
 
 /// The scenarios by name (`gleaner sandbox nextgenpsd2 --scenario NAME`).
 pub const SCENARIOS: &[ScenarioInfo] = &[
