@@ -590,3 +590,56 @@ async fn a_client_certificate_is_read_from_pem_files_and_checked() {
         assert_eq!(bank.sandbox.requests(), requests);
     }
 }
+
+#[tokio::test]
+async fn the_demo_sandbox_reaches_the_free_mobile_debits() {
+    // As `gleaner demo` and the conformance suite start it: through the
+    // registry, its demo fields, the system clock, the kit's channel.
+    let registry = gleaner_konnectors::Registry::builtin().unwrap();
+    let def = registry.get("nextgenpsd2").unwrap().sandbox.unwrap();
+    assert_eq!(def.scenarios[0].name, "normal");
+    let running = def.launch(Default::default()).await.unwrap();
+    let h = Harness::new().await.unwrap();
+    let account = h
+        .account_owned(
+            "nextgenpsd2",
+            running.fields.clone(),
+            running.secrets.clone(),
+            Some(&running.base_url),
+        )
+        .await
+        .unwrap();
+    h.run(&NextGenPsd2::new().unwrap(), &account).await.unwrap();
+    let invoices: Value =
+        serde_json::from_str(include_str!("../../fixtures/free-mobile/invoices.json")).unwrap();
+    let lines: Vec<&Value> = invoices["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "pdf")
+        .collect();
+    let ops = h.docs(OPERATIONS).await.unwrap();
+    let debits: Vec<&Value> = ops
+        .iter()
+        .map(|d| &d.data)
+        .filter(|o| {
+            o["label"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("PRLV SEPA FREE MOBILE"))
+        })
+        .collect();
+    assert_eq!(debits.len(), lines.len());
+    for invoice in lines {
+        let billed =
+            NaiveDate::parse_from_str(invoice["date_param"].as_str().unwrap(), "%Y%m%d").unwrap();
+        let amount = format!("-{}", invoice["amount"].as_str().unwrap());
+        assert!(
+            debits.iter().any(|d| {
+                let day = d["date"].as_str().unwrap()[..10].to_owned();
+                let days = (day.parse::<NaiveDate>().unwrap() - billed).num_days();
+                d["amount"].to_string() == amount && (1..=3).contains(&days)
+            }),
+            "no debit for the invoice of {billed} ({amount})"
+        );
+    }
+}
