@@ -635,9 +635,10 @@ async fn the_demo_sandbox_reaches_the_free_mobile_debits() {
         let amount = format!("-{}", invoice["amount"].as_str().unwrap());
         assert!(
             debits.iter().any(|d| {
-                let day = d["date"].as_str().unwrap()[..10].to_owned();
-                let days = (day.parse::<NaiveDate>().unwrap() - billed).num_days();
-                d["amount"].to_string() == amount && (1..=3).contains(&days)
+                let day: NaiveDate = d["date"].as_str().unwrap()[..10].parse().unwrap();
+                let days = (day - billed).num_days();
+                let got = d["amount"].to_string();
+                got == amount && (1..=3).contains(&days)
             }),
             "no debit for the invoice of {billed} ({amount})"
         );
