@@ -14,9 +14,10 @@
 //!   the decoupled approach, no link, [`TwoFactorKind::App`]: approve in
 //!   the bank's app), then polls `GET /v1/consents/{id}/status` until
 //!   `valid`.
-//! - The approved consent's validity is read back (`GET /v1/consents/{id}`,
-//!   the bank may shorten it) and kept in the session, which is saved at
-//!   the end of the run even when a later call fails.
+//! - The approved consent is kept in the session at once (saved at the end
+//!   of the run even when a later call fails), then with the validity read
+//!   back from `GET /v1/consents/{id}` (the bank may shorten it; when that
+//!   call fails, a warning, and the date asked for).
 //!
 //! Outcomes: the bank rejecting the approval is `LOGIN_FAILED`; a renewal
 //! (the kept consent expired, or the bank refused it) that nobody can
@@ -153,12 +154,22 @@ pub async fn new_consent(ctx: &mut RunContext, api: &Api, why: Renewal) -> Resul
         }
         _ => authorise(ctx, api, &created, &why).await?,
     }
-    let granted = api
-        .consent_information(id.expose())
-        .await
-        .map_err(CallError::into_error)?
-        .valid_until;
-    let valid_until = requested.min(granted);
+    // Approved: kept at once (a failure later in the run must not cost the
+    // person another approval), then with the validity the bank granted.
+    keep(ctx, &created.consent_id, requested);
+    let valid_until = match api.consent_information(id.expose()).await {
+        Ok(info) => requested.min(info.valid_until),
+        Err(CallError::Consent(refusal, said)) => {
+            return Err(CallError::Consent(refusal, said).into_error());
+        }
+        Err(CallError::Other(e)) => {
+            ctx.warn(format!(
+                "the bank did not say how long the new consent lasts ({}); it is kept until {requested}, the date asked for",
+                e.message
+            ));
+            requested
+        }
+    };
     if valid_until < today {
         ctx.warn(format!(
             "the bank says the new consent was valid until {valid_until}, which is past: the next run asks for another one"
