@@ -123,6 +123,46 @@ pub struct TransportConfig {
     /// The largest body read into memory; the rest is dropped (the
     /// caller's checks refuse a truncated file).
     pub max_body: usize,
+    /// A client certificate for mutual TLS (banks' PSD2 interfaces ask for
+    /// one); `None`: no client authentication.
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// A client certificate (with its chain) and its private key, PEM, for
+/// mutual TLS. Checked when made; its `Debug` shows no byte of the key,
+/// and the bytes are zeroed when the last clone is dropped.
+#[derive(Clone)]
+pub struct ClientIdentity(Arc<zeroize::Zeroizing<Vec<u8>>>);
+
+impl ClientIdentity {
+    /// The certificate(s) and the private key (RSA, SEC1 or PKCS#8), PEM,
+    /// in one buffer. Fails with `LOGIN_FAILED` (the person's credentials)
+    /// naming what is wrong, never quoting the bytes.
+    pub fn from_pem(pem: Vec<u8>) -> Result<Self> {
+        let pem = zeroize::Zeroizing::new(pem);
+        reqwest::Identity::from_pem(&pem).map_err(|e| {
+            KonnectorError::login_failed(format!(
+                "the client certificate and key cannot be used: {}",
+                super::error_chain(&e)
+            ))
+        })?;
+        Ok(Self(Arc::new(pem)))
+    }
+
+    fn to_reqwest(&self) -> Result<reqwest::Identity> {
+        reqwest::Identity::from_pem(&self.0).map_err(|e| {
+            KonnectorError::login_failed(format!(
+                "the client certificate and key cannot be used: {}",
+                super::error_chain(&e)
+            ))
+        })
+    }
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientIdentity(..)")
+    }
 }
 
 impl Default for TransportConfig {
@@ -134,6 +174,7 @@ impl Default for TransportConfig {
             total_timeout: None,
             user_agent: super::USER_AGENT.to_owned(),
             max_body: super::MAX_BODY_BYTES,
+            client_identity: None,
         }
     }
 }
@@ -149,8 +190,15 @@ impl ReqwestTransport {
     /// Builds a transport (sharing the process's TLS configuration).
     pub fn new(config: TransportConfig) -> Result<Self> {
         let mut builder = reqwest::Client::builder();
-        if let Some(tls) = super::shared_tls() {
-            builder = builder.tls_backend_preconfigured(tls.clone());
+        match &config.client_identity {
+            // The shared configuration has no client authentication: a
+            // client with a certificate builds its own.
+            Some(identity) => builder = builder.identity(identity.to_reqwest()?),
+            None => {
+                if let Some(tls) = super::shared_tls() {
+                    builder = builder.tls_backend_preconfigured(tls.clone());
+                }
+            }
         }
         if let Some(total) = config.total_timeout {
             builder = builder.timeout(total);
@@ -249,4 +297,29 @@ async fn read_body(
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &str = include_str!("../../../fixtures/tls/self-signed.crt");
+    const KEY: &str = include_str!("../../../fixtures/tls/self-signed.key");
+
+    #[test]
+    fn a_client_identity_is_checked_and_never_shown() {
+        let pem = format!("{CERT}\n{KEY}").into_bytes();
+        let identity = ClientIdentity::from_pem(pem).expect("a certificate and its key");
+        assert_eq!(format!("{identity:?}"), "ClientIdentity(..)");
+        let config = TransportConfig {
+            client_identity: Some(identity),
+            ..TransportConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("PRIVATE"));
+        assert!(ReqwestTransport::new(config).is_ok());
+        for bad in [CERT.as_bytes().to_vec(), b"not pem".to_vec()] {
+            let err = ClientIdentity::from_pem(bad).expect_err("no key");
+            assert_eq!(err.code, ErrorCode::LoginFailed);
+        }
+    }
 }
