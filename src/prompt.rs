@@ -66,6 +66,10 @@ pub fn question(provider: &str, request: &TwoFactorRequest) -> String {
         TwoFactorKind::App => format!(
             "{retry}{provider} asks you to approve this login in its app. Press Enter once done ({label}): "
         ),
+        TwoFactorKind::Redirect => format!(
+            "{retry}{provider} asks you to open this link and give access at your bank:\n{}\nPress Enter once done ({label}): ",
+            request.hint.as_deref().unwrap_or("(the provider gave no link)")
+        ),
     }
 }
 
@@ -101,7 +105,7 @@ impl TwoFactorChannel for TerminalPrompt {
             Err(e) => return Err(expired(format!("the terminal prompt stopped: {e}"))),
         };
         let code = line.trim();
-        if code.is_empty() && request.kind != TwoFactorKind::App {
+        if code.is_empty() && !matches!(request.kind, TwoFactorKind::App | TwoFactorKind::Redirect) {
             return Err(expired(format!(
                 "no {} code was typed for account {}",
                 request.kind, request.account_label
@@ -144,5 +148,10 @@ mod tests {
                 .ends_with("Code for mine: ")
         );
         assert!(question("Bank", &request(TwoFactorKind::App, None, 1)).contains("Press Enter"));
+        let q = question(
+            "Bank",
+            &request(TwoFactorKind::Redirect, Some("https://ob.example/start/1"), 1),
+        );
+        assert!(q.contains("\nhttps://ob.example/start/1\n") && q.contains("Press Enter"), "{q}");
     }
 }

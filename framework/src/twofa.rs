@@ -9,6 +9,13 @@
 //!   <code>` (the scheduler's channel);
 //! - an unattended run ([`Unattended`], the default) has nobody to ask and
 //!   fails at once with `USER_ACTION_NEEDED.TWOFA_EXPIRED`.
+//!
+//! [`TwoFactorKind::Redirect`] is the same path for a link the person opens
+//! in a browser (a bank's SCA redirect, an aggregator's bank link): the hint
+//! is the link, no code comes back, the konnector then polls the provider.
+//! [`LoopbackLinks`] answers those by itself when the link is on loopback (a
+//! sandbox's consent page approves on GET): `gleaner demo` and the test
+//! harness use it.
 
 use std::fmt;
 
@@ -29,6 +36,11 @@ pub enum TwoFactorKind {
     /// A decoupled approval in the provider's app: no code, the konnector
     /// polls the provider; the channel only tells the person.
     App,
+    /// A link to open in a browser, where the person approves at the
+    /// provider (a bank's SCA redirect, an aggregator's bank link): the
+    /// request's hint is the link; no code, the konnector polls the provider
+    /// afterwards; the channel shows the link and waits for "done".
+    Redirect,
 }
 
 impl TwoFactorKind {
@@ -39,6 +51,7 @@ impl TwoFactorKind {
             Self::Email => "email",
             Self::AppCode => "app_code",
             Self::App => "app",
+            Self::Redirect => "redirect",
         }
     }
 
@@ -49,6 +62,7 @@ impl TwoFactorKind {
             "email" => Self::Email,
             "app_code" => Self::AppCode,
             "app" => Self::App,
+            "redirect" => Self::Redirect,
             _ => return None,
         })
     }
@@ -80,8 +94,9 @@ pub struct TwoFactorRequest {
 /// Carries a [`TwoFactorRequest`] to a person and brings back the code.
 #[async_trait]
 pub trait TwoFactorChannel: Send + Sync {
-    /// Asks for a code. For [`TwoFactorKind::App`] the answer is ignored
-    /// (any value means "approved, go on polling").
+    /// Asks for a code. For [`TwoFactorKind::App`] and
+    /// [`TwoFactorKind::Redirect`] the answer is ignored (any value means
+    /// "approved, go on polling").
     ///
     /// Fails with `USER_ACTION_NEEDED.TWOFA_EXPIRED` when nobody answers in
     /// time or nobody can be asked.
@@ -102,5 +117,54 @@ impl TwoFactorChannel for Unattended {
                 request.konnector, request.kind, request.account_label, request.account_label
             ),
         ))
+    }
+}
+
+/// A channel that follows [`TwoFactorKind::Redirect`] links on loopback
+/// (`http://127.0.0.1:PORT/...`, a sandbox's consent page, which approves on
+/// GET) with one GET and answers "done"; every other question, and a link
+/// anywhere else, goes to the inner channel. `gleaner demo` and the test
+/// harness put it in front of their channel, as they play the browser on a
+/// sandbox's OAuth consent page.
+pub struct LoopbackLinks {
+    inner: std::sync::Arc<dyn TwoFactorChannel>,
+}
+
+impl LoopbackLinks {
+    /// Follows loopback links itself, hands the rest to `inner`.
+    pub fn new(inner: std::sync::Arc<dyn TwoFactorChannel>) -> Self {
+        Self { inner }
+    }
+
+    /// Whether `link` is a plain-HTTP URL on 127.0.0.1 with a port.
+    pub fn is_loopback_link(link: &str) -> bool {
+        url::Url::parse(link).is_ok_and(|u| {
+            u.scheme() == "http" && u.host_str() == Some("127.0.0.1") && u.port().is_some()
+        })
+    }
+}
+
+#[async_trait]
+impl TwoFactorChannel for LoopbackLinks {
+    async fn ask(&self, request: &TwoFactorRequest) -> Result<Secret> {
+        let link = match (&request.kind, &request.hint) {
+            (TwoFactorKind::Redirect, Some(link)) if Self::is_loopback_link(link) => link,
+            _ => return self.inner.ask(request).await,
+        };
+        let failed = |e: reqwest::Error| {
+            KonnectorError::new(
+                ErrorCode::UserActionNeededTwofaExpired,
+                format!(
+                    "{} asked to open a link on this machine and it failed: {}",
+                    request.konnector,
+                    e.without_url()
+                ),
+            )
+        };
+        reqwest::get(link.as_str())
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(failed)?;
+        Ok(Secret::new(""))
     }
 }

@@ -92,6 +92,7 @@ impl TwoFactorChannel for QueueTwoFactor {
                     .map_err(store_err)?;
                 let what = match request.kind {
                     TwoFactorKind::App => "approval in the provider's app",
+                    TwoFactorKind::Redirect => "approval at the link it gave",
                     _ => "code",
                 };
                 return Err(KonnectorError::new(

@@ -17,6 +17,7 @@ use gleaner_framework::session::Sessions;
 use gleaner_framework::store::{
     Account, AccountStore, DocStore, FileStore, SqliteStore, StoredDoc,
 };
+use gleaner_framework::twofa::{LoopbackLinks, Unattended};
 use gleaner_framework::vault::{KdfParams, Vault};
 use gleaner_framework::{
     ErrorCode, Konnector, KonnectorError, RunEnv, RunOptions, RunReport, Secret, run_konnector,
@@ -321,12 +322,16 @@ impl Harness {
     }
 
     /// The run options [`Harness::run`] uses: sessions (when on), the OAuth
-    /// token manager, the unattended second-factor channel.
+    /// token manager, the unattended second-factor channel behind
+    /// [`LoopbackLinks`] (a sandbox's bank link on loopback is followed with
+    /// one GET, as `gleaner demo` does; any other question fails as
+    /// unattended).
     pub fn run_options(&self) -> RunOptions {
         RunOptions {
             oauth: Some(Arc::clone(&self.oauth)),
             sessions: self.sessions.then(|| self.sessions()),
             clock: self.clock(),
+            two_factor: Arc::new(LoopbackLinks::new(Arc::new(Unattended))),
             ..RunOptions::default()
         }
     }

@@ -9,10 +9,11 @@
 //!   first appearance: `Authorization` credentials, header values marked
 //!   sensitive, and JSON, form or query fields named like a token or a
 //!   password (`access_token`, `refresh_token`, `id_token`, `password`,
-//!   `client_secret`, `code`, ...) become `__TOKEN_1__`; cookie values
-//!   (`Cookie`, `Set-Cookie`) `__COOKIE_1__`; IBANs (checked by their
-//!   mod-97 key) `__IBAN_1__`; runs of 11 to 19 digits (account and card
-//!   numbers; not millisecond timestamps) `__ACCOUNT_1__`.
+//!   `client_secret`, `code`, `access`, `refresh`, ...) become
+//!   `__TOKEN_1__`; cookie values (`Cookie`, `Set-Cookie`) `__COOKIE_1__`;
+//!   IBANs (checked by their mod-97 key) `__IBAN_1__`; runs of 11 to 19
+//!   digits (account and card numbers; not millisecond timestamps)
+//!   `__ACCOUNT_1__`.
 //!
 //! The same value gets the same placeholder everywhere in the cassette
 //! (a cookie set by one response and sent by the next request), so a replay
@@ -384,7 +385,14 @@ fn key_kind(key: &str) -> Option<&'static str> {
         "code_verifier",
         "otp",
     ];
-    if k == "code" || k == "sid" || TOKENISH.iter().any(|t| k.contains(t)) {
+    // `access` and `refresh`: the token pair of simplejwt-style APIs
+    // (GoCardless Bank Account Data), whose field names say no "token".
+    if k == "code"
+        || k == "sid"
+        || k == "access"
+        || k == "refresh"
+        || TOKENISH.iter().any(|t| k.contains(t))
+    {
         Some("TOKEN")
     } else if k.contains("iban") {
         Some("IBAN")
