@@ -222,6 +222,7 @@ fn run_commit(docs: Vec<StagedDoc>, cursor: usize) -> RunCommit {
         run_id: new_id(),
         konnector: "bench".to_owned(),
         docs,
+        deletes: Vec::new(),
         state: serde_json::json!({ "cursor": cursor }),
         finished_at: Utc::now(),
     }
@@ -429,7 +430,8 @@ fn main() -> Result<()> {
             c == Counts {
                 created: sizes.initial as u64,
                 updated: 0,
-                skipped: 0
+                skipped: 0,
+                deleted: 0
             },
             "initial save counted {c:?}"
         );

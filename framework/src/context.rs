@@ -93,6 +93,7 @@ pub struct BillFile {
 /// What one run staged and did, handed to the runner at the end.
 pub(crate) struct Staged {
     pub docs: Vec<StagedDoc>,
+    pub deletes: Vec<(String, String)>,
     pub files: Vec<StagedFile>,
     pub state: serde_json::Value,
     pub warnings: Vec<String>,
@@ -129,7 +130,12 @@ pub struct RunContext {
     docs: Vec<StagedDoc>,
     doc_index: HashMap<(&'static str, String), usize>,
     staged_files: Vec<StagedFile>,
+    deletes: Vec<(String, String)>,
     state: serde_json::Value,
+    /// The framework's own part of the state ([`FRAMEWORK_STATE_KEY`]),
+    /// kept apart from the konnector's.
+    framework_state: serde_json::Map<String, serde_json::Value>,
+    bank: crate::bank::BankRun,
     warnings: Vec<String>,
     progress: Option<ProgressFn>,
     two_factor: Arc<dyn TwoFactorChannel>,
@@ -212,6 +218,7 @@ impl RunContext {
                 allowed_hosts.push(entry);
             }
         }
+        let (state, framework_state) = split_state(parts.state);
         Self {
             run_id: parts.run_id,
             account: parts.account,
@@ -225,7 +232,10 @@ impl RunContext {
             docs: Vec::new(),
             doc_index: HashMap::new(),
             staged_files: Vec::new(),
-            state: parts.state,
+            deletes: Vec::new(),
+            state,
+            framework_state,
+            bank: crate::bank::BankRun::default(),
             warnings: Vec::new(),
             progress: parts.progress,
             two_factor: parts.two_factor,
@@ -531,6 +541,11 @@ impl RunContext {
     }
 
     /// The state the last successful run saved (`null` the first time).
+    ///
+    /// The framework keeps its own part (the bank cursors of
+    /// [`crate::bank`]) under the key [`FRAMEWORK_STATE_KEY`] of the stored
+    /// state; it is taken out before the konnector sees the state and put
+    /// back at the commit, so a konnector neither sees nor overwrites it.
     pub fn state(&self) -> &serde_json::Value {
         &self.state
     }
@@ -714,14 +729,137 @@ impl RunContext {
         self.warn(message);
     }
 
+    /// The account's non-secret fields.
+    pub(crate) fn fields_map(&self) -> &BTreeMap<String, String> {
+        &self.account.fields
+    }
+
+    /// The document store (for the framework's own lookups).
+    pub(crate) fn store(&self) -> &Arc<dyn DocStore> {
+        &self.store
+    }
+
+    /// The framework's part of the state, committed with the run.
+    pub(crate) fn framework_state_mut(
+        &mut self,
+    ) -> &mut serde_json::Map<String, serde_json::Value> {
+        &mut self.framework_state
+    }
+
+    /// The framework's part of the state, as loaded or changed.
+    pub(crate) fn framework_state(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.framework_state
+    }
+
+    /// The bank methods' bookkeeping for this run.
+    pub(crate) fn bank_run(&mut self) -> &mut crate::bank::BankRun {
+        &mut self.bank
+    }
+
+    /// The staged document with this key: its id and JSON.
+    pub(crate) fn staged(&self, doctype: &'static str, key: &str) -> Option<&StagedDoc> {
+        self.doc_index
+            .get(&(doctype, key.to_owned()))
+            .and_then(|&i| self.docs.get(i))
+    }
+
+    /// Stages an already validated and serialized document under `key`.
+    pub(crate) fn stage_raw(&mut self, staged: StagedDoc) {
+        match self.doc_index.get(&(staged.doctype, staged.key.clone())) {
+            Some(&i) => self.docs[i] = staged,
+            None => {
+                self.doc_index
+                    .insert((staged.doctype, staged.key.clone()), self.docs.len());
+                self.docs.push(staged);
+            }
+        }
+    }
+
+    /// Validates and stages `doc` with a chosen id (used if it is new).
+    pub(crate) fn stage_with_id<D: Doctype>(&mut self, doc: &D, id: String) -> Result<()> {
+        self.stage(doc, Some(id))
+    }
+
+    /// Deletes a stored document at the commit.
+    pub(crate) fn stage_delete(&mut self, doctype: &'static str, key: String) {
+        self.deletes.push((doctype.to_owned(), key));
+    }
+
     pub(crate) fn into_staged(self) -> Staged {
         Staged {
             docs: self.docs,
+            deletes: self.deletes,
             files: self.staged_files,
-            state: self.state,
+            state: merge_state(self.state, self.framework_state),
             warnings: self.warnings,
             files_downloaded: self.files_downloaded,
             files_reused: self.files_reused,
+        }
+    }
+}
+
+/// The key of the stored state under which the framework keeps its own
+/// part (the bank cursors); reserved: a konnector's own state must not use
+/// it at its top level.
+pub const FRAMEWORK_STATE_KEY: &str = "_gleaner";
+
+/// Under [`FRAMEWORK_STATE_KEY`], the konnector's state when it is not a
+/// JSON object (so that it comes back unchanged).
+const WRAPPED_STATE_KEY: &str = "konnectorState";
+
+/// Splits the stored state into the konnector's and the framework's.
+fn split_state(
+    state: serde_json::Value,
+) -> (
+    serde_json::Value,
+    serde_json::Map<String, serde_json::Value>,
+) {
+    let serde_json::Value::Object(mut obj) = state else {
+        return (state, serde_json::Map::new());
+    };
+    match obj.remove(FRAMEWORK_STATE_KEY) {
+        Some(serde_json::Value::Object(mut framework)) => {
+            let konnector = match framework.remove(WRAPPED_STATE_KEY) {
+                Some(wrapped) => wrapped,
+                None => serde_json::Value::Object(obj),
+            };
+            (konnector, framework)
+        }
+        Some(other) => {
+            // Not ours (a konnector's own key of that name): left alone.
+            obj.insert(FRAMEWORK_STATE_KEY.to_owned(), other);
+            (serde_json::Value::Object(obj), serde_json::Map::new())
+        }
+        None => (serde_json::Value::Object(obj), serde_json::Map::new()),
+    }
+}
+
+/// The state to store: the konnector's, plus the framework's part when it
+/// has one (a konnector that uses no framework state stores its state
+/// exactly as it set it).
+fn merge_state(
+    konnector: serde_json::Value,
+    mut framework: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    if framework.is_empty() {
+        return konnector;
+    }
+    match konnector {
+        serde_json::Value::Object(mut obj) => {
+            obj.insert(
+                FRAMEWORK_STATE_KEY.to_owned(),
+                serde_json::Value::Object(framework),
+            );
+            serde_json::Value::Object(obj)
+        }
+        other => {
+            framework.insert(WRAPPED_STATE_KEY.to_owned(), other);
+            let mut obj = serde_json::Map::new();
+            obj.insert(
+                FRAMEWORK_STATE_KEY.to_owned(),
+                serde_json::Value::Object(framework),
+            );
+            serde_json::Value::Object(obj)
         }
     }
 }
@@ -732,5 +870,32 @@ fn mime_class(mime: &str) -> &'static str {
         m if m.starts_with("image/") => "image",
         m if m.starts_with("text/") => "text",
         _ => "files",
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_framework_state_round_trips_beside_any_konnector_state() {
+        let mut framework = serde_json::Map::new();
+        framework.insert("bank".into(), json!({"cursors": {"A": "2026-01-02"}}));
+        for konnector in [json!(null), json!({"cursor": 3}), json!([1, 2]), json!("x")] {
+            let stored = merge_state(konnector.clone(), framework.clone());
+            let (back, fw) = split_state(stored);
+            assert_eq!(back, konnector);
+            assert_eq!(fw, framework);
+        }
+        // Without framework state the konnector's state is stored as is.
+        assert_eq!(
+            merge_state(json!(null), serde_json::Map::new()),
+            json!(null)
+        );
+        // A konnector's own non-object `_gleaner` is left to it.
+        let (back, fw) = split_state(json!({"_gleaner": 1}));
+        assert_eq!(back, json!({"_gleaner": 1}));
+        assert!(fw.is_empty());
     }
 }

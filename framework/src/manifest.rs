@@ -320,6 +320,7 @@ pub const KNOWN_DOCTYPES: &[&str] = &[
     "io.cozy.files",
     "io.cozy.bank.accounts",
     "io.cozy.bank.operations",
+    "io.cozy.bank.balancehistories",
     "io.cozy.timeseries.energy",
 ];
 

@@ -434,6 +434,7 @@ async fn run_inner(
         run_id: run_id.clone(),
         konnector: manifest.slug.clone(),
         docs: staged.docs,
+        deletes: staged.deletes,
         state: staged.state,
         finished_at,
     };

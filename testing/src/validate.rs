@@ -3,7 +3,7 @@
 //! document a run committed.
 
 use gleaner_framework::doctypes::{
-    BankAccount, BankOperation, Bill, Doctype, EnergySeries, FileDoc,
+    BalanceHistory, BankAccount, BankOperation, Bill, Doctype, EnergySeries, FileDoc,
 };
 use serde_json::Value;
 
@@ -31,6 +31,7 @@ pub fn validate_stored(doctype: &str, data: &Value) -> Result<(), String> {
         FileDoc::DOCTYPE => check::<FileDoc>(data),
         BankAccount::DOCTYPE => check::<BankAccount>(data),
         BankOperation::DOCTYPE => check::<BankOperation>(data),
+        BalanceHistory::DOCTYPE => check::<BalanceHistory>(data),
         EnergySeries::DOCTYPE => check::<EnergySeries>(data),
         other => Err(format!(
             "no framework doctype is called `{other}`, so it cannot be validated"

@@ -15,7 +15,7 @@ pub mod files;
 pub mod timeseries;
 
 pub use accounts::AccountDoc;
-pub use bank::{BankAccount, BankOperation};
+pub use bank::{BalanceHistory, BankAccount, BankOperation};
 pub use bills::{Bill, BillType};
 pub use files::{FileDoc, FileMetadata, Qualification};
 pub use timeseries::{EnergyPoint, EnergySeries};

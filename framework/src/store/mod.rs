@@ -23,7 +23,7 @@ pub use sqlite::SqliteStore;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::KonnectorError;
@@ -43,6 +43,13 @@ pub struct StagedDoc {
     /// until the commit, and text takes a fraction of a `Value` tree's
     /// memory (it counts with a thousand runs at once).
     pub json: Box<str>,
+    /// The key of a stored document this one **replaces**: the stored
+    /// document keeps its id and gets this one's key and content (a
+    /// pending bank operation that booked under another key). When no
+    /// document has that key any more, this one is created; when one
+    /// already has the new key, that one is updated and the replaced one
+    /// deleted.
+    pub replaces: Option<String>,
 }
 
 impl StagedDoc {
@@ -59,6 +66,7 @@ impl StagedDoc {
             key,
             id,
             json: data.to_string().into_boxed_str(),
+            replaces: None,
         }
     }
 }
@@ -76,6 +84,10 @@ pub struct RunCommit {
     pub konnector: String,
     /// The documents.
     pub docs: Vec<StagedDoc>,
+    /// Stored documents to delete, as `(doctype, dedup key)`, in the same
+    /// transaction (a pending bank operation the bank cancelled). A key
+    /// that is not stored is ignored.
+    pub deletes: Vec<(String, String)>,
     /// The konnector's new state (cursor and anything it keeps).
     pub state: serde_json::Value,
     /// When the run finished.
@@ -91,6 +103,9 @@ pub struct Counts {
     pub updated: u64,
     /// Existing documents with the same content.
     pub skipped: u64,
+    /// Documents deleted ([`RunCommit::deletes`], or replaced ones).
+    #[serde(default)]
+    pub deleted: u64,
 }
 
 /// Counts by doctype.
@@ -108,6 +123,18 @@ pub struct StoredDoc {
     /// The account that produced it.
     pub account_id: String,
     /// The document with `_id`, `_rev` and `cozyMetadata`.
+    pub data: serde_json::Value,
+}
+
+/// A stored document with its deduplication key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedDoc {
+    /// The id.
+    pub id: String,
+    /// The deduplication key it is stored under.
+    pub key: String,
+    /// The document as the konnector staged it: no `_id`, `_rev` or
+    /// `cozyMetadata`.
     pub data: serde_json::Value,
 }
 
@@ -219,6 +246,27 @@ pub trait DocStore: Send + Sync {
 
     /// The account's konnector state, if a run ever committed.
     async fn state(&self, account_id: &str) -> Result<Option<KonnectorState>, KonnectorError>;
+
+    /// The stored document with this key, if one exists (without `_id`,
+    /// `_rev` or `cozyMetadata`).
+    async fn get_by_key(
+        &self,
+        account_id: &str,
+        doctype: &str,
+        key: &str,
+    ) -> Result<Option<KeyedDoc>, KonnectorError>;
+
+    /// The account's stored **pending** bank operations (`isComing: true`)
+    /// of one bank account (`vendorAccountId`) dated from `from` to `to`
+    /// (days, inclusive), in key order. Served by an index of pending
+    /// operations: it does not read the booked ones.
+    async fn pending_bank_operations(
+        &self,
+        account_id: &str,
+        vendor_account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<KeyedDoc>, KonnectorError>;
 }
 
 /// Configured accounts.

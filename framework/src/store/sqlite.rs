@@ -27,13 +27,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    Account, AccountStore, CommitCounts, DocStore, KonnectorState, RunCommit, StagedDoc, StoredDoc,
+    Account, AccountStore, CommitCounts, DocStore, KeyedDoc, KonnectorState, RunCommit, StagedDoc,
+    StoredDoc,
 };
 use crate::error::{ErrorCode, KonnectorError};
 
@@ -68,6 +69,11 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (doctype, id)
     ) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS documents_dedup ON documents (doctype, account_id, dedup_key)",
+    // Pending bank operations by account: the candidates of the
+    // pending-to-booked matching (crate::bank), found without reading the
+    // booked ones.
+    "CREATE INDEX IF NOT EXISTS documents_pending ON documents (account_id, json_extract(data, '$.vendorAccountId'))
+        WHERE doctype = 'io.cozy.bank.operations' AND json_extract(data, '$.isComing') = 1",
     "CREATE TABLE IF NOT EXISTS konnector_state (
         account_id TEXT PRIMARY KEY,
         state TEXT NOT NULL,
@@ -333,6 +339,173 @@ struct Existing {
     created_at: String,
 }
 
+fn existing_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Existing, sqlx::Error> {
+    Ok(Existing {
+        id: row.try_get("id")?,
+        rev: row.try_get("rev")?,
+        hash: row.try_get("content_hash")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl SqliteStore {
+    /// The stored document with this key, for an update.
+    async fn lookup(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        doctype: &str,
+        account_id: &str,
+        key: &str,
+    ) -> Result<Option<Existing>, KonnectorError> {
+        let row = sqlx::query(
+            "SELECT id, rev, content_hash, created_at FROM documents WHERE doctype = ? AND account_id = ? AND dedup_key = ?",
+        )
+        .bind(doctype)
+        .bind(account_id)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(self.err("committing the run"))?;
+        row.map(|r| existing_from_row(&r))
+            .transpose()
+            .map_err(self.err("committing the run"))
+    }
+
+    /// Writes a new content (and, with `new_key`, a new key) over a stored
+    /// document, keeping its id and creation time.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_doc(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        commit: &RunCommit,
+        doctype: &str,
+        old: &Existing,
+        new_key: Option<&str>,
+        json: &str,
+        hash: &str,
+        now: &str,
+    ) -> Result<(), KonnectorError> {
+        let data = with_metadata(json, cozy_metadata(commit, &old.created_at, now));
+        sqlx::query(
+            "UPDATE documents SET rev = ?, content_hash = ?, data = ?, updated_at = ?, dedup_key = coalesce(?, dedup_key) WHERE doctype = ? AND id = ?",
+        )
+        .bind(old.rev + 1)
+        .bind(hash)
+        .bind(data)
+        .bind(now)
+        .bind(new_key)
+        .bind(doctype)
+        .bind(&old.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.err("committing the run"))?;
+        Ok(())
+    }
+
+    /// Commits a document that replaces another ([`StagedDoc::replaces`]).
+    async fn replace_doc(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        commit: &RunCommit,
+        doc: &StagedDoc,
+        now: &str,
+        c: &mut super::Counts,
+    ) -> Result<(), KonnectorError> {
+        let Some(old_key) = doc.replaces.as_deref() else {
+            return Ok(());
+        };
+        let err = self.err("committing the run");
+        let doctype = doc.doctype;
+        let account = commit.account_id.as_str();
+        let hash = content_hash(&doc.json);
+        // A document has the new key already: it is the one kept, and the
+        // replaced one goes (one document, never two).
+        if let Some(twin) = self.lookup(tx, doctype, account, &doc.key).await? {
+            if twin.hash == hash {
+                c.skipped += 1;
+            } else {
+                self.update_doc(tx, commit, doctype, &twin, None, &doc.json, &hash, now)
+                    .await?;
+                c.updated += 1;
+            }
+            if old_key != doc.key {
+                c.deleted += sqlx::query(
+                    "DELETE FROM documents WHERE doctype = ? AND account_id = ? AND dedup_key = ? AND id != ?",
+                )
+                .bind(doctype)
+                .bind(account)
+                .bind(old_key)
+                .bind(&twin.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(&err)?
+                .rows_affected();
+            }
+            return Ok(());
+        }
+        match self.lookup(tx, doctype, account, old_key).await? {
+            Some(old) => {
+                self.update_doc(
+                    tx,
+                    commit,
+                    doctype,
+                    &old,
+                    Some(&doc.key),
+                    &doc.json,
+                    &hash,
+                    now,
+                )
+                .await?;
+                c.updated += 1;
+            }
+            None => {
+                let id = doc.id.clone().unwrap_or_else(new_id);
+                let data = with_metadata(&doc.json, cozy_metadata(commit, now, now));
+                sqlx::query(
+                    "INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                )
+                .bind(doctype)
+                .bind(id)
+                .bind(account)
+                .bind(&doc.key)
+                .bind(&hash)
+                .bind(data)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(&err)?;
+                c.created += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn keyed_from_row(
+        &self,
+        doctype: &str,
+        row: &sqlx::sqlite::SqliteRow,
+    ) -> Result<KeyedDoc, KonnectorError> {
+        let err = self.err("reading a document");
+        let id: String = row.try_get("id").map_err(&err)?;
+        let text: String = row.try_get("data").map_err(&err)?;
+        let mut data: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            KonnectorError::store(format!(
+                "document {doctype}/{id} in {} is corrupt: {e}",
+                self.path.display()
+            ))
+        })?;
+        if let Some(obj) = data.as_object_mut() {
+            obj.remove("cozyMetadata");
+        }
+        Ok(KeyedDoc {
+            key: row.try_get("dedup_key").map_err(&err)?,
+            id,
+            data,
+        })
+    }
+}
+
 #[async_trait]
 impl DocStore for SqliteStore {
     async fn find_id(
@@ -362,12 +535,32 @@ impl DocStore for SqliteStore {
             .await
             .map_err(&err)?;
 
+        // Deletes first: they free the keys they held.
+        for (doctype, key) in &commit.deletes {
+            let n = sqlx::query(
+                "DELETE FROM documents WHERE doctype = ? AND account_id = ? AND dedup_key = ?",
+            )
+            .bind(doctype)
+            .bind(&commit.account_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(&err)?
+            .rows_affected();
+            counts.entry(doctype.clone()).or_default().deleted += n;
+        }
+
         let mut by_doctype: BTreeMap<&'static str, Vec<&StagedDoc>> = BTreeMap::new();
         for doc in &commit.docs {
             by_doctype.entry(doc.doctype).or_default().push(doc);
         }
         for (doctype, docs) in by_doctype {
             let c = counts.entry(doctype.to_owned()).or_default();
+            let (replacing, docs): (Vec<&StagedDoc>, Vec<&StagedDoc>) =
+                docs.into_iter().partition(|d| d.replaces.is_some());
+            for doc in replacing {
+                self.replace_doc(&mut tx, &commit, doc, &now, c).await?;
+            }
             for chunk in docs.chunks(CHUNK) {
                 // 1. One indexed lookup for the whole chunk.
                 let mut q = QueryBuilder::<Sqlite>::new(
@@ -389,12 +582,7 @@ impl DocStore for SqliteStore {
                 for row in rows {
                     existing.insert(
                         row.try_get("dedup_key").map_err(&err)?,
-                        Existing {
-                            id: row.try_get("id").map_err(&err)?,
-                            rev: row.try_get("rev").map_err(&err)?,
-                            hash: row.try_get("content_hash").map_err(&err)?,
-                            created_at: row.try_get("created_at").map_err(&err)?,
-                        },
+                        existing_from_row(&row).map_err(&err)?,
                     );
                 }
                 // 2. New documents in one multi-row insert; changed ones updated.
@@ -404,22 +592,10 @@ impl DocStore for SqliteStore {
                     match existing.get(&doc.key) {
                         Some(old) if old.hash == hash => c.skipped += 1,
                         Some(old) => {
-                            let data = with_metadata(
-                                &doc.json,
-                                cozy_metadata(&commit, &old.created_at, &now),
-                            );
-                            sqlx::query(
-                                "UPDATE documents SET rev = ?, content_hash = ?, data = ?, updated_at = ? WHERE doctype = ? AND id = ?",
+                            self.update_doc(
+                                &mut tx, &commit, doctype, old, None, &doc.json, &hash, &now,
                             )
-                            .bind(old.rev + 1)
-                            .bind(&hash)
-                            .bind(data)
-                            .bind(&now)
-                            .bind(doctype)
-                            .bind(&old.id)
-                            .execute(&mut *tx)
-                            .await
-                            .map_err(&err)?;
+                            .await?;
                             c.updated += 1;
                         }
                         None => {
@@ -462,6 +638,52 @@ impl DocStore for SqliteStore {
         .map_err(&err)?;
         tx.commit().await.map_err(&err)?;
         Ok(counts)
+    }
+
+    async fn get_by_key(
+        &self,
+        account_id: &str,
+        doctype: &str,
+        key: &str,
+    ) -> Result<Option<KeyedDoc>, KonnectorError> {
+        let row = sqlx::query(
+            "SELECT id, dedup_key, data FROM documents WHERE doctype = ? AND account_id = ? AND dedup_key = ?",
+        )
+        .bind(doctype)
+        .bind(account_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(self.err("reading a document"))?;
+        row.map(|r| self.keyed_from_row(doctype, &r)).transpose()
+    }
+
+    async fn pending_bank_operations(
+        &self,
+        account_id: &str,
+        vendor_account_id: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<KeyedDoc>, KonnectorError> {
+        // The terms of the partial index `documents_pending`, spelled
+        // exactly as in its definition so that the planner uses it.
+        let rows = sqlx::query(
+            "SELECT id, dedup_key, data FROM documents INDEXED BY documents_pending
+             WHERE doctype = 'io.cozy.bank.operations' AND json_extract(data, '$.isComing') = 1
+               AND account_id = ? AND json_extract(data, '$.vendorAccountId') = ?
+               AND substr(json_extract(data, '$.date'), 1, 10) BETWEEN ? AND ?
+             ORDER BY dedup_key",
+        )
+        .bind(account_id)
+        .bind(vendor_account_id)
+        .bind(from.format("%Y-%m-%d").to_string())
+        .bind(to.format("%Y-%m-%d").to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.err("listing pending bank operations"))?;
+        rows.iter()
+            .map(|r| self.keyed_from_row("io.cozy.bank.operations", r))
+            .collect()
     }
 
     async fn list(
@@ -766,6 +988,7 @@ mod tests {
             run_id: new_id(),
             konnector: "test".into(),
             docs,
+            deletes: Vec::new(),
             state,
             finished_at: Utc::now(),
         }
@@ -801,7 +1024,8 @@ mod tests {
             super::super::Counts {
                 created: 1,
                 updated: 1,
-                skipped: 1
+                skipped: 1,
+                deleted: 0
             }
         );
         let docs = store.list("io.cozy.bills", None, None, 100).await.unwrap();
