@@ -869,7 +869,9 @@ pub async fn demo(app: &App) -> Result<()> {
                 .await?
             }
         };
-        match run_account(app, &account).await {
+        // A sandbox's bank link approves on GET: the demo follows it.
+        let run = crate::scheduling::run_job_with(app, &account, None, true).await;
+        match run {
             Ok(report) => print_report(&label, &report),
             Err(e) => {
                 failures += 1;

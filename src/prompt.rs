@@ -68,7 +68,10 @@ pub fn question(provider: &str, request: &TwoFactorRequest) -> String {
         ),
         TwoFactorKind::Redirect => format!(
             "{retry}{provider} asks you to open this link and give access at your bank:\n{}\nPress Enter once done ({label}): ",
-            request.hint.as_deref().unwrap_or("(the provider gave no link)")
+            request
+                .hint
+                .as_deref()
+                .unwrap_or("(the provider gave no link)")
         ),
     }
 }
@@ -105,7 +108,8 @@ impl TwoFactorChannel for TerminalPrompt {
             Err(e) => return Err(expired(format!("the terminal prompt stopped: {e}"))),
         };
         let code = line.trim();
-        if code.is_empty() && !matches!(request.kind, TwoFactorKind::App | TwoFactorKind::Redirect) {
+        if code.is_empty() && !matches!(request.kind, TwoFactorKind::App | TwoFactorKind::Redirect)
+        {
             return Err(expired(format!(
                 "no {} code was typed for account {}",
                 request.kind, request.account_label
@@ -150,8 +154,15 @@ mod tests {
         assert!(question("Bank", &request(TwoFactorKind::App, None, 1)).contains("Press Enter"));
         let q = question(
             "Bank",
-            &request(TwoFactorKind::Redirect, Some("https://ob.example/start/1"), 1),
+            &request(
+                TwoFactorKind::Redirect,
+                Some("https://ob.example/start/1"),
+                1,
+            ),
         );
-        assert!(q.contains("\nhttps://ob.example/start/1\n") && q.contains("Press Enter"), "{q}");
+        assert!(
+            q.contains("\nhttps://ob.example/start/1\n") && q.contains("Press Enter"),
+            "{q}"
+        );
     }
 }

@@ -66,9 +66,7 @@ impl Bank {
     }
 
     async fn run(&self) -> Result<RunReport, KonnectorError> {
-        self.h
-            .run(&GoCardless::new().unwrap(), &self.account)
-            .await
+        self.h.run(&GoCardless::new().unwrap(), &self.account).await
     }
 
     async fn counts(&self) -> BTreeMap<String, u64> {
@@ -131,9 +129,17 @@ async fn a_first_run_links_the_bank_and_imports_accounts_balances_and_operations
     );
 
     let ops = b.ops().await;
-    let pending: Vec<&Value> = ops.iter().map(|(_, d)| d).filter(|d| d["isComing"] == true).collect();
+    let pending: Vec<&Value> = ops
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["isComing"] == true)
+        .collect();
     assert_eq!(pending.len(), 4, "{pending:#?}");
-    assert!(pending.iter().any(|d| label(d) == "CARTE X1234 CARREFOUR CITY"));
+    assert!(
+        pending
+            .iter()
+            .any(|d| label(d) == "CARTE X1234 CARREFOUR CITY")
+    );
     for (_, op) in &ops {
         assert!(op["account"].is_string(), "{op}");
         assert!(op["vendorAccountId"].is_string());
@@ -179,7 +185,11 @@ async fn a_pending_payment_books_two_days_later_in_the_same_document() {
         .filter(|(_, d)| label(d).contains("PAUL GARE DE LYON"))
         .count();
     assert_eq!(twins_before, 2);
-    assert!(before.iter().any(|(_, d)| label(d).contains("HOTEL DU PORT")));
+    assert!(
+        before
+            .iter()
+            .any(|(_, d)| label(d).contains("HOTEL DU PORT"))
+    );
 
     b.clock.advance(Duration::days(2));
     b.run().await.unwrap();
@@ -205,10 +215,18 @@ async fn a_pending_payment_books_two_days_later_in_the_same_document() {
         .collect();
     assert_eq!(twins.len(), 2, "{twins:#?}");
     assert!(twins.iter().all(|d| d["isComing"] == false));
-    assert!(!after.iter().any(|(_, d)| label(d).contains("HOTEL DU PORT")));
+    assert!(
+        !after
+            .iter()
+            .any(|(_, d)| label(d).contains("HOTEL DU PORT"))
+    );
     assert!(after.iter().all(|(_, d)| d["isComing"] == false));
     // A transfer that was never pending is simply there.
-    assert!(after.iter().any(|(_, d)| label(d) == "VIR SEPA REMBOURSEMENT DINER ALEX"));
+    assert!(
+        after
+            .iter()
+            .any(|(_, d)| label(d) == "VIR SEPA REMBOURSEMENT DINER ALEX")
+    );
     // The access token (a day) was refreshed, not bought again.
     assert_eq!(b.sandbox.token_calls(), (1, 1));
 }
@@ -217,9 +235,16 @@ async fn a_pending_payment_books_two_days_later_in_the_same_document() {
 async fn wrong_secrets_are_login_failed_and_nothing_is_stored() {
     let b = Bank::start("normal").await;
     let bad = b.account.with_secret("secret_key", "not-the-key-0000");
-    let err = b.h.run(&GoCardless::new().unwrap(), &bad).await.unwrap_err();
+    let err =
+        b.h.run(&GoCardless::new().unwrap(), &bad)
+            .await
+            .unwrap_err();
     assert_eq!(err.code, ErrorCode::LoginFailed, "{}", err.message);
-    assert!(err.message.contains("No active account found"), "{}", err.message);
+    assert!(
+        err.message.contains("No active account found"),
+        "{}",
+        err.message
+    );
     assert!(!err.message.contains("not-the-key-0000"));
     b.assert_nothing_stored().await;
     assert_eq!(b.sandbox.requisitions_created(), 0);
@@ -265,7 +290,11 @@ async fn an_expired_requisition_is_user_action_needed_then_a_new_link_restores_a
     let err = b.run().await.unwrap_err();
     assert_eq!(err.code, ErrorCode::UserActionNeeded, "{}", err.message);
     assert!(err.message.contains("expired"), "{}", err.message);
-    assert!(err.message.contains("Reconnect the bank"), "{}", err.message);
+    assert!(
+        err.message.contains("Reconnect the bank"),
+        "{}",
+        err.message
+    );
     assert!(!err.message.contains("gleaner "), "{}", err.message);
     assert_eq!(b.counts().await, counts, "nothing partial");
 
@@ -320,14 +349,23 @@ async fn an_unattended_run_keeps_its_link_for_the_next_run_with_a_person() {
     let mut unattended = b.h.run_options();
     unattended.two_factor = Arc::new(Unattended);
     let err = b.h.run_with(&k, &b.account, unattended).await.unwrap_err();
-    assert_eq!(err.code, ErrorCode::UserActionNeededTwofaExpired, "{}", err.message);
+    assert_eq!(
+        err.code,
+        ErrorCode::UserActionNeededTwofaExpired,
+        "{}",
+        err.message
+    );
     b.assert_nothing_stored().await;
     assert_eq!(b.sandbox.requisitions_created(), 1);
 
     let mut attended = b.h.run_options();
     attended.two_factor = Arc::new(LoopbackLinks::new(Arc::new(Unattended)));
     b.h.run_with(&k, &b.account, attended).await.unwrap();
-    assert_eq!(b.sandbox.requisitions_created(), 1, "the saved link was reused");
+    assert_eq!(
+        b.sandbox.requisitions_created(),
+        1,
+        "the saved link was reused"
+    );
     assert_eq!(b.sandbox.links_made(), 1);
     assert_eq!(b.counts().await[ACCOUNTS], 2);
 }
@@ -343,11 +381,19 @@ async fn the_daily_limit_is_not_crossed_and_the_run_says_when_to_come_back() {
     b.clock.advance(Duration::hours(2));
     let err = b.run().await.unwrap_err();
     assert_eq!(err.code, ErrorCode::VendorDown, "{}", err.message);
-    assert_eq!(b.sandbox.account_calls(), calls, "no call made past the limit");
+    assert_eq!(
+        b.sandbox.account_calls(),
+        calls,
+        "no call made past the limit"
+    );
     // The window resets at midnight UTC: 12 h 30 from 11:30.
     let wait = err.retry_after.unwrap().as_secs();
     assert!((12 * 3600..=12 * 3600 + 1800).contains(&wait), "{wait}");
-    assert!(err.message.contains("2026-12-01 00:00 UTC"), "{}", err.message);
+    assert!(
+        err.message.contains("2026-12-01 00:00 UTC"),
+        "{}",
+        err.message
+    );
     assert_eq!(b.counts().await, counts);
 
     // The next day the run fetches again (details are cached for a week).
@@ -408,4 +454,27 @@ async fn a_recorded_run_keeps_no_token_secret_or_iban() {
     assert!(!text.contains(SECRET_KEY) && !text.contains(SECRET_ID));
     assert!(!text.contains(IBAN), "an IBAN is in the cassette");
     assert!(text.contains("__TOKEN_"), "placeholders expected");
+}
+
+#[tokio::test]
+async fn a_link_gocardless_no_longer_knows_is_made_again_without_duplicates() {
+    let b = Bank::start("normal").await;
+    b.run().await.unwrap();
+    let counts = b.counts().await;
+    // Another GoCardless (as after a demo restart): the saved tokens and
+    // requisition are unknown there.
+    let other = Sandbox::start_with_clock(Arc::new(b.clock.clone()))
+        .await
+        .unwrap();
+    let mut moved = b.account.clone();
+    moved.account.endpoint = Some(other.base_url());
+    let report = b.h.run(&GoCardless::new().unwrap(), &moved).await.unwrap();
+    assert_eq!(other.links_made(), 1);
+    assert_eq!(
+        other.token_calls(),
+        (1, 1),
+        "the refresh was refused, a new pair bought"
+    );
+    assert_eq!(report.created(), 0, "{:?}", report.counts);
+    assert_eq!(b.counts().await, counts);
 }

@@ -101,8 +101,21 @@ pub async fn linked(ctx: &mut RunContext, s: &mut Session) -> Result<Linked> {
         s.drop_link();
     }
     let mut asked = false;
-    let link = match s.saved.link.clone() {
-        Some(link) => link,
+    let saved = match s.saved.link.clone() {
+        Some(link) => match requisition(ctx, s, &link).await? {
+            Some(r) => Some((link, r)),
+            None => {
+                // GoCardless no longer knows it (deleted in the portal, or
+                // another sandbox): as if none was saved.
+                tracing::info!("the saved requisition is gone: a new link");
+                s.drop_link();
+                None
+            }
+        },
+        None => None,
+    };
+    let (link, mut requisition) = match saved {
+        Some(pair) => pair,
         None => {
             let link = create(ctx, s, &institution_id).await?;
             s.saved.link = Some(link.clone());
@@ -110,19 +123,12 @@ pub async fn linked(ctx: &mut RunContext, s: &mut Session) -> Result<Linked> {
             // Saved before the person is asked: a run that waits in vain
             // leaves the link for the next one.
             s.persist(ctx);
-            link
-        }
-    };
-    let mut requisition = match requisition(ctx, s, &link).await? {
-        Some(r) => r,
-        None => {
-            // GoCardless no longer knows it (deleted in the portal).
-            s.drop_link();
-            s.persist(ctx);
-            return Err(reconnect(
-                &link.institution_name,
-                "GoCardless no longer knows the saved bank link",
-            ));
+            let Some(r) = requisition(ctx, s, &link).await? else {
+                return Err(KonnectorError::vendor_down(
+                    "GoCardless does not find the requisition it has just created",
+                ));
+            };
+            (link, r)
         }
     };
     loop {

@@ -470,9 +470,14 @@ pub fn definition() -> SandboxDef {
     }
 }
 
-/// The demo account's fields.
+/// The demo account's fields (the optional ones too: `gleaner accounts
+/// add` asks for every field when it is given none).
 pub fn demo_fields() -> Vec<(String, String)> {
-    vec![("institution_id".into(), INSTITUTION_ID.into())]
+    vec![
+        ("institution_id".into(), INSTITUTION_ID.into()),
+        ("history_days".into(), "365".into()),
+        ("lookback_days".into(), "10".into()),
+    ]
 }
 
 /// The demo account's secrets.
