@@ -869,9 +869,7 @@ pub async fn demo(app: &App) -> Result<()> {
                 .await?
             }
         };
-        // A sandbox's bank link approves on GET: the demo follows it.
-        let run = crate::scheduling::run_job_with(app, &account, None, true).await;
-        match run {
+        match run_account(app, &account).await {
             Ok(report) => print_report(&label, &report),
             Err(e) => {
                 failures += 1;

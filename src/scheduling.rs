@@ -7,9 +7,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use gleaner_framework::RunReport;
-use gleaner_framework::TwoFactorChannel;
 use gleaner_framework::store::{Account, AccountStore};
-use gleaner_framework::twofa::{LoopbackLinks, Unattended};
 use gleaner_scheduler::queue::JobFilter;
 use gleaner_scheduler::retry::AfterFailure;
 use gleaner_scheduler::twofa::seal_code;
@@ -26,21 +24,6 @@ pub async fn run_job(
     app: &App,
     account: &Account,
     cassette: Option<gleaner_framework::CassetteMode>,
-) -> Result<RunReport> {
-    run_job_with(app, account, cassette, false).await
-}
-
-/// [`run_job`]; with `follow_sandbox_links`, a link the konnector asks the
-/// person to open is followed with one GET when it is on loopback (a
-/// sandbox's consent page, which approves on GET: `gleaner demo`), and
-/// other questions go to the terminal, or fail as unattended without one.
-/// Never for real providers: a loopback link from a provider must not make
-/// this machine fetch a local service.
-pub async fn run_job_with(
-    app: &App,
-    account: &Account,
-    cassette: Option<gleaner_framework::CassetteMode>,
-    follow_sandbox_links: bool,
 ) -> Result<RunReport> {
     let sched = app.scheduler("cli").await?;
     sched.sync_triggers().await?;
@@ -62,15 +45,8 @@ pub async fn run_job_with(
         .name
         .clone();
     let (bar, progress) = progress_bar(&account.label);
-    let prompt = crate::prompt::channel(&konnector_name, &bar);
-    let two_factor = if follow_sandbox_links {
-        let inner = prompt.unwrap_or_else(|| Arc::new(Unattended));
-        Some(Arc::new(LoopbackLinks::new(inner)) as Arc<dyn TwoFactorChannel>)
-    } else {
-        prompt
-    };
     let attended = Attended {
-        two_factor,
+        two_factor: crate::prompt::channel(&konnector_name, &bar),
         progress: Some(progress),
         cassette,
     };

@@ -65,16 +65,16 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
         .unwrap_or_else(|| repo().join("../shared/specs"));
     let spec = specs.join(SPEC);
     let missing = if !prism.is_file() {
-        format!("skipped: prism not installed ({HOW})")
+        format!("prism not installed ({HOW})")
     } else if !spec.is_file() {
-        format!("skipped: {} not found (set GLEANER_SPECS)", spec.display())
+        format!("{} not found (set GLEANER_SPECS)", spec.display())
     } else {
         return Some((prism, spec));
     };
     if std::env::var_os("CI").is_some() {
         panic!("{missing}; CI must run this test");
     }
-    println!("{missing}");
+    println!("skipped: {missing}");
     None
 }
 

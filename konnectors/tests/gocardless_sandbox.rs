@@ -168,6 +168,20 @@ async fn a_first_run_links_the_bank_and_imports_accounts_balances_and_operations
     }
     assert!(!logs.contains(SECRET_KEY) && !logs.contains(SECRET_ID));
     assert!(!logs.contains(IBAN), "an IBAN reached the logs");
+    // Nor a token in clear in any file (store, WAL, vault, sessions).
+    let tokens = b.sandbox.issued_tokens();
+    assert!(tokens.len() >= 2);
+    for path in gleaner_testing::files_under(b.h.dir()).unwrap() {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for t in &tokens {
+            assert!(
+                !text.contains(t.as_str()),
+                "a token in clear in {}",
+                path.display()
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -132,6 +132,39 @@ pub struct Session {
     pub dirty: bool,
     access: Option<Secret>,
     renewed: bool,
+    /// GoCardless' own limit as the last answer gave it: calls left, and
+    /// when its window resets.
+    general: Option<(u32, DateTime<Utc>)>,
+}
+
+/// The longest a run waits for GoCardless' own (per-minute) limit to
+/// reset; a longer wait ends the run with `VENDOR_DOWN` and the delay.
+pub const MAX_GENERAL_WAIT: Duration = Duration::seconds(60);
+
+/// What to do before a call, given GoCardless' general limit as last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Call now.
+    Go,
+    /// No call left: wait this long for the window to reset, then call.
+    Wait(Duration),
+    /// No call left for longer than a run waits.
+    Stop(Duration),
+}
+
+/// [`Pace`] for `general` (calls left, reset time) at `now`.
+pub fn pace(general: Option<(u32, DateTime<Utc>)>, now: DateTime<Utc>) -> Pace {
+    match general {
+        Some((0, reset_at)) if reset_at > now => {
+            let wait = reset_at - now;
+            if wait > MAX_GENERAL_WAIT {
+                Pace::Stop(wait)
+            } else {
+                Pace::Wait(wait)
+            }
+        }
+        _ => Pace::Go,
+    }
 }
 
 fn fingerprint(secret_id: &Secret) -> String {
@@ -178,6 +211,7 @@ impl Session {
             dirty,
             access,
             renewed: false,
+            general: None,
         })
     }
 
@@ -358,6 +392,21 @@ pub async fn send(
 ) -> Result<Response> {
     let url = ctx.url(path)?;
     loop {
+        match pace(s.general, ctx.now()) {
+            Pace::Go => {}
+            Pace::Wait(wait) => {
+                tracing::info!(wait_s = wait.num_seconds(), "GoCardless' rate limit: waiting for its window");
+                tokio::time::sleep(wait.to_std().unwrap_or_default()).await;
+            }
+            Pace::Stop(wait) => {
+                return Err(KonnectorError::vendor_down(format!(
+                    "GoCardless' own rate limit is reached for {} s; a later run can go on",
+                    wait.num_seconds()
+                ))
+                .with_retry_after(wait.to_std().unwrap_or_default()));
+            }
+        }
+        s.general = None;
         let token = access_token(ctx, s).await?;
         let mut req = ctx
             .http()
@@ -368,6 +417,11 @@ pub async fn send(
             req = req.json(body);
         }
         let resp = req.send().await?;
+        let general = api::RateLimits::from_headers(&resp.headers).general;
+        if let (Some(left), Some(reset)) = (general.remaining, general.reset_secs) {
+            let reset = Duration::seconds(i64::try_from(reset).unwrap_or(i64::MAX).min(86_400));
+            s.general = Some((left, ctx.now() + reset));
+        }
         if resp.status.as_u16() != 401 || s.renewed || !ApiError::parse(&resp.body).is_invalid_token()
         {
             return Ok(resp);
@@ -378,5 +432,29 @@ pub async fn send(
         if let Some(t) = s.saved.tokens.as_mut() {
             t.access_expires_at = ctx.now() - Duration::seconds(1);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_general_limit_is_waited_for_or_ends_the_run() {
+        let now = DateTime::parse_from_rfc3339("2026-11-30T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(pace(None, now), Pace::Go);
+        assert_eq!(pace(Some((3, now + Duration::seconds(30))), now), Pace::Go);
+        assert_eq!(pace(Some((0, now - Duration::seconds(1))), now), Pace::Go);
+        assert_eq!(
+            pace(Some((0, now + Duration::seconds(20))), now),
+            Pace::Wait(Duration::seconds(20))
+        );
+        assert_eq!(
+            pace(Some((0, now + Duration::seconds(3600))), now),
+            Pace::Stop(Duration::seconds(3600))
+        );
     }
 }

@@ -97,6 +97,12 @@ async fn fetch(ctx: &mut RunContext, s: &mut Session) -> Result<()> {
     s.persist(ctx);
     let mut tally = Tally::default();
     let total = linked.requisition.accounts.len() as u64;
+    if total == 0 {
+        ctx.warn(format!(
+            "the bank link to {} gives access to no account; reconnect the bank and select the accounts there",
+            linked.link.institution_name
+        ));
+    }
     for (i, id) in linked.requisition.accounts.iter().enumerate() {
         ctx.progress(i as u64, Some(total), format!("account {}", i + 1));
         account(ctx, s, &linked, id, &mut tally).await?;

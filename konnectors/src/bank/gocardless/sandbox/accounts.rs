@@ -83,7 +83,7 @@ fn bank_limit(
     if entry.0 != today {
         *entry = (today, 0);
     }
-    let mut headers: Vec<(&'static str, String)> = s.general_limit().into_iter().collect();
+    let mut headers = s.general_limit()?;
     headers.push(("http_x_ratelimit_account_success_limit", limit.to_string()));
     headers.push(("http_x_ratelimit_account_success_reset", reset));
     if entry.1 >= limit {
@@ -121,6 +121,10 @@ pub(super) async fn metadata(
     let Some(a) = fixture(&s, &rec) else {
         return invalid_token();
     };
+    let limits = match s.general_limit() {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
     let now = s.now().to_rfc3339();
     let institution = s.bank.institution["id"].clone();
     answer(
@@ -136,7 +140,7 @@ pub(super) async fn metadata(
             "owner_name": a.owner_name,
             "name": a.name,
         }),
-        &s.general_limit(),
+        &limits,
     )
 }
 

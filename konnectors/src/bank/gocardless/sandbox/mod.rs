@@ -182,6 +182,7 @@ struct Inner {
     daily_limit: AtomicU32,
     /// Minute of the sandbox clock → calls in it.
     minute: Mutex<(i64, u32)>,
+    minute_limit: AtomicU32,
     expire_on_link: AtomicBool,
     refuse_link: AtomicBool,
 }
@@ -209,8 +210,9 @@ impl Inner {
             .is_some_and(|t| lock(&self.access).get(t).is_some_and(|g| g.expires_at > now))
     }
 
-    /// Counts a call against the per-minute limit; the headers to send.
-    fn general_limit(&self) -> [(&'static str, String); 3] {
+    /// Counts a call against GoCardless' per-minute limit of the account
+    /// endpoints: the headers to send, or its 429 once the limit is passed.
+    fn general_limit(&self) -> Result<Vec<(&'static str, String)>, Box<Response>> {
         let now = self.now();
         let minute = now.timestamp().div_euclid(60);
         let mut m = lock(&self.minute);
@@ -218,13 +220,27 @@ impl Inner {
             *m = (minute, 0);
         }
         m.1 += 1;
-        let remaining = MINUTE_LIMIT.saturating_sub(m.1);
+        let limit = self.minute_limit.load(Ordering::SeqCst);
         let reset = 60 - i64::from(now.second());
-        [
-            ("http_x_ratelimit_limit", MINUTE_LIMIT.to_string()),
-            ("http_x_ratelimit_remaining", remaining.to_string()),
+        let headers = vec![
+            ("http_x_ratelimit_limit", limit.to_string()),
+            ("http_x_ratelimit_remaining", limit.saturating_sub(m.1).to_string()),
             ("http_x_ratelimit_reset", reset.to_string()),
-        ]
+        ];
+        if m.1 > limit {
+            let mut headers = headers;
+            headers.push(("retry-after", reset.to_string()));
+            return Err(Box::new(answer(
+                StatusCode::TOO_MANY_REQUESTS,
+                &json!({
+                    "summary": "Rate limit exceeded",
+                    "detail": format!("The rate limit for this resource is {limit}/minute. Please try again in {reset} seconds"),
+                    "status_code": 429,
+                }),
+                &headers,
+            )));
+        }
+        Ok(headers)
     }
 }
 
@@ -306,6 +322,7 @@ impl Sandbox {
             quota: Mutex::default(),
             daily_limit: AtomicU32::new(DAILY_LIMIT),
             minute: Mutex::new((0, 0)),
+            minute_limit: AtomicU32::new(MINUTE_LIMIT),
             expire_on_link: AtomicBool::new(false),
             refuse_link: AtomicBool::new(false),
         });
@@ -364,6 +381,12 @@ impl Sandbox {
     pub fn set_rate_limited(&self, n: usize) {
         self.server.faults().set_retry_after(1);
         self.server.faults().rate_limit_next(n);
+    }
+
+    /// Calls a minute to the account endpoints from now on (GoCardless'
+    /// own limit).
+    pub fn set_minute_limit(&self, n: u32) {
+        self.inner.minute_limit.store(n, Ordering::SeqCst);
     }
 
     /// Successful calls a day per account and endpoint from now on.
