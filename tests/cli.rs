@@ -46,8 +46,14 @@ fn demo_imports_bills_and_pdfs_then_a_second_run_creates_nothing() {
     let count = |doctype: &str| docs.iter().filter(|d| d["doctype"] == doctype).count();
     assert_eq!(count("io.cozy.bills"), 20);
     assert_eq!(count("io.cozy.files"), 20);
-    // Free Mobile's and Enedis' demo accounts.
-    assert_eq!(count("io.cozy.accounts"), 2);
+    // One demo account per konnector with a sandbox.
+    let sandboxes = gleaner_konnectors::Registry::builtin()
+        .unwrap()
+        .entries()
+        .iter()
+        .filter(|e| e.sandbox.is_some())
+        .count();
+    assert_eq!(count("io.cozy.accounts"), sandboxes);
     // Enedis: one consumption document per month of the last year.
     assert!((12..=14).contains(&count("io.cozy.timeseries.energy")));
     let account = docs
@@ -232,10 +238,12 @@ fn accounts_can_be_listed_and_removed_with_their_data() {
     assert_eq!(bills.lines().count(), 20);
     home.ok(&["accounts", "remove", "demo-free-mobile", "--purge"]);
     assert!(!home.ok(&["accounts", "list"]).contains("demo-free-mobile"));
-    // What is left is the Enedis demo account's (it has no files).
-    assert!(home.export().iter().all(
-        |d| d["doctype"] == "io.cozy.timeseries.energy" || d["doc"]["account_type"] == "enedis"
-    ));
+    // What is left is the other demo accounts' (none has files or bills).
+    assert!(home.export().iter().all(|d| {
+        d["doctype"] != "io.cozy.bills"
+            && d["doctype"] != "io.cozy.files"
+            && d["doc"]["account_type"] != "free-mobile"
+    }));
     assert!(home.files().is_empty());
 }
 

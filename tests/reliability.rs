@@ -129,10 +129,16 @@ fn demos_and_adds_in_parallel_give_exact_counts() {
     assert_eq!(count("io.cozy.bills"), 20);
     assert_eq!(count("io.cozy.files"), 20);
     assert_eq!(home.files().len(), 20);
+    let demos = gleaner_konnectors::Registry::builtin()
+        .unwrap()
+        .entries()
+        .iter()
+        .filter(|e| e.sandbox.is_some())
+        .count();
     assert_eq!(
         count("io.cozy.accounts"),
-        2 + 3,
-        "two demo accounts, three added"
+        demos + 3,
+        "one demo account per sandbox, three added"
     );
     let energy = count("io.cozy.timeseries.energy");
     // One more demo adds nothing.

@@ -295,6 +295,20 @@ impl Scheduler {
                 poll: Duration::from_millis(500).min(self.config.poll),
             }),
         };
+        // An account pointed at loopback runs against a sandbox, whose bank
+        // links approve on GET: follow them (`gleaner demo`, runs by hand or
+        // by the daemon). Never for a provider elsewhere: a loopback link
+        // from a remote provider must not make this machine fetch a local
+        // service.
+        let sandbox = account
+            .endpoint
+            .as_deref()
+            .is_some_and(|e| gleaner_framework::endpoint::check_endpoint(e, false).is_ok());
+        let two_factor: Arc<dyn TwoFactorChannel> = if sandbox {
+            Arc::new(gleaner_framework::twofa::LoopbackLinks::new(two_factor))
+        } else {
+            two_factor
+        };
         let options = RunOptions {
             progress,
             two_factor,
