@@ -177,8 +177,14 @@ pub async fn accounts_add(
     for (name, spec) in &manifest.fields {
         let value = match given.remove(name) {
             Some(v) => v,
+            // An optional field is asked for only at a terminal; a script
+            // gives it with --field or goes without.
+            None if !spec.required && !std::io::stdin().is_terminal() => continue,
             None => prompt(name, spec)?,
         };
+        if value.is_empty() && !spec.required {
+            continue;
+        }
         spec.check(name, &value).map_err(anyhow::Error::msg)?;
         if spec.kind.is_secret() {
             secrets.insert(name.clone(), Secret::new(value));
