@@ -19,6 +19,7 @@
 
 #![deny(missing_docs)]
 
+pub mod bank;
 pub mod browser;
 pub mod cassette;
 pub mod clock;
