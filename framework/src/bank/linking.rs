@@ -398,14 +398,14 @@ fn has_words(label: &str, phrase: &str) -> bool {
     })
 }
 
-/// The references of a bill worth finding in a label: at least 5
+/// The references of a bill worth finding in a label: at least 6
 /// characters with a digit (a phone number, a contract or invoice number),
 /// compacted; a French phone number also in its international form.
 fn reference_tokens(references: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for r in references {
         let c = compact(r);
-        if c.len() < 5 || !c.chars().any(|ch| ch.is_ascii_digit()) {
+        if c.len() < 6 || !c.chars().any(|ch| ch.is_ascii_digit()) {
             continue;
         }
         if c.len() == 10
@@ -428,6 +428,28 @@ fn days(from: NaiveDate, to: NaiveDate) -> i64 {
 
 fn cents(amount: Decimal) -> Option<i64> {
     (amount.abs() * Decimal::ONE_HUNDRED).round().to_i64()
+}
+
+/// A JSON amount (number or string) in cents, without sign: what
+/// [`candidate_cents`] holds.
+pub fn cents_of(amount: &Value) -> Option<i64> {
+    decimal_of(amount).and_then(cents)
+}
+
+/// The amounts, in cents and without sign, an operation must have to be a
+/// candidate for one of `bills` under either rule (amount, original
+/// amount, group amount, a cent either side); sorted, no duplicates.
+pub fn candidate_cents(bills: &[BillFacts]) -> Vec<i64> {
+    let mut out: Vec<i64> = bills
+        .iter()
+        .flat_map(|b| [Some(b.amount), b.original_amount, b.group_amount])
+        .flatten()
+        .filter_map(cents)
+        .flat_map(|c| [c - 1, c, c + 1])
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Finds the links `rule` makes between `bills` and `operations`.

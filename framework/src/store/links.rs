@@ -23,7 +23,7 @@
 //! and the links stay. A konnector that changes a document replaces it
 //! whole (links gone); the pass that follows that commit puts them back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
@@ -44,7 +44,8 @@ use crate::error::KonnectorError;
 pub struct LinkSummary {
     /// Bills read.
     pub bills: u64,
-    /// Bank operations read.
+    /// Bank operations considered: those whose amount is within a cent of
+    /// a bill's, and those that held links.
     pub operations: u64,
     /// (bill, operation) links after the pass.
     pub links: u64,
@@ -78,6 +79,7 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(&err)?;
+        let started = std::time::Instant::now();
         let mut summary = LinkSummary::default();
         let mut bills = Vec::new();
         let mut operations = Vec::new();
@@ -100,28 +102,50 @@ impl SqliteStore {
                 }
             }
         }
+        // Only the operations that can match a bill (an amount within a
+        // cent of one) or that hold links now become facts: each document
+        // is read into a probe of the few fields the matcher needs (serde
+        // skips the rest without building it), so a store of 100,000
+        // operations costs one light parse each.
+        let cents: HashSet<i64> =
+            linking::candidate_cents(&bills.iter().map(|b| b.facts.clone()).collect::<Vec<_>>())
+                .into_iter()
+                .collect();
         {
             let mut rows = sqlx::query("SELECT id, data FROM documents WHERE doctype = ?")
                 .bind(OPERATIONS)
                 .fetch(&mut *tx);
             while let Some(row) = rows.try_next().await.map_err(&err)? {
+                let text: &str = row.try_get("data").map_err(&err)?;
+                let Ok(probe) = serde_json::from_str::<OperationProbe>(text) else {
+                    summary.unreadable += 1;
+                    continue;
+                };
+                let wanted = probe.bills.is_some()
+                    || probe
+                        .amount
+                        .as_ref()
+                        .and_then(linking::cents_of)
+                        .is_some_and(|c| cents.contains(&c));
+                if !wanted {
+                    continue;
+                }
                 let id: String = row.try_get("id").map_err(&err)?;
-                let text: String = row.try_get("data").map_err(&err)?;
-                let read = serde_json::from_str::<Value>(&text).ok().and_then(|doc| {
-                    Some(StoredOperation {
-                        facts: operation_facts(&id, &doc)?,
+                let doc = probe.into_value();
+                match operation_facts(&id, &doc) {
+                    Some(facts) => operations.push(StoredOperation {
+                        facts,
                         linked: operation_bills(&doc),
-                    })
-                });
-                match read {
-                    Some(o) => operations.push(o),
+                    }),
                     None => summary.unreadable += 1,
                 }
             }
         }
         summary.bills = bills.len() as u64;
         summary.operations = operations.len() as u64;
+        let read_ms = started.elapsed().as_millis();
         let plan = linking::plan(&bills, &operations, &Rule::scored());
+        let match_ms = started.elapsed().as_millis() - read_ms;
         drop(bills);
         drop(operations);
         summary.links = plan.links;
@@ -147,6 +171,14 @@ impl SqliteStore {
             }
         }
         tx.commit().await.map_err(&err)?;
+        tracing::debug!(
+            read_ms,
+            match_ms,
+            total_ms = started.elapsed().as_millis(),
+            bills = summary.bills,
+            operations = summary.operations,
+            "linking pass"
+        );
         if summary.changed() > 0 {
             tracing::info!(
                 links = summary.links,
@@ -253,6 +285,42 @@ impl SqliteStore {
             account_id: row.try_get("account_id").map_err(&err)?,
             data,
         })
+    }
+}
+
+/// The fields of a stored operation the pass reads; the others are skipped
+/// unparsed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OperationProbe {
+    label: Option<Value>,
+    original_bank_label: Option<Value>,
+    date: Option<Value>,
+    amount: Option<Value>,
+    currency: Option<Value>,
+    is_coming: Option<Value>,
+    bills: Option<Value>,
+}
+
+impl OperationProbe {
+    /// The probe as a document of its fields, for
+    /// [`linking::operation_facts`].
+    fn into_value(self) -> Value {
+        let mut map = serde_json::Map::new();
+        for (key, value) in [
+            ("label", self.label),
+            ("originalBankLabel", self.original_bank_label),
+            ("date", self.date),
+            ("amount", self.amount),
+            ("currency", self.currency),
+            ("isComing", self.is_coming),
+            ("bills", self.bills),
+        ] {
+            if let Some(v) = value {
+                map.insert(key.to_owned(), v);
+            }
+        }
+        Value::Object(map)
     }
 }
 
@@ -460,13 +528,21 @@ mod tests {
     async fn unreadable_documents_are_counted_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
-        let broken =
-            StagedDoc::from_value(OPERATIONS, "x".into(), None, &json!({"label": "no date"}));
+        let broken = StagedDoc::from_value(
+            OPERATIONS,
+            "x".into(),
+            None,
+            &json!({"label": "no date", "amount": -1.0}),
+        );
         store
             .commit_run(commit(
                 "bank",
                 vec![broken, op("o", "PRLV", -1.0, "2025-01-01")],
             ))
+            .await
+            .unwrap();
+        store
+            .commit_run(commit("phone", vec![bill("b", 1.0, "2025-01-01")]))
             .await
             .unwrap();
         let s = store.link_bills_and_operations(Utc::now()).await.unwrap();
