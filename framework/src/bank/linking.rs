@@ -4,7 +4,7 @@
 //! health-cost refund (a bill with `isRefund`) arrives as a **credit**.
 //! This module finds those pairs. It is pure: facts in, links out. The pass
 //! that reads the store and writes the links is
-//! [`crate::store::SqliteStore::link_bills_and_operations`].
+//! [`crate::store::DocStore::link_bills_and_operations`].
 //!
 //! Two rules are implemented, so that they can be measured against each
 //! other on the labelled set of `fixtures/linking/` (see [`evaluation`]):
