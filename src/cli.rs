@@ -114,6 +114,11 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Link bills to the bank operations that paid them (and health
+    /// refunds to their credits), across accounts. This runs by itself
+    /// after every run that brings bills or operations; see the links with
+    /// `gleaner docs io.cozy.bank.operations`.
+    Link,
     /// Write every stored document as JSON lines.
     Export {
         /// Only these doctypes (repeatable).

@@ -361,6 +361,7 @@ pub async fn accounts_remove(app: &App, what: &str, purge: bool) -> Result<()> {
             "removed account {label} ({}) with its documents and files",
             account.id
         );
+        crate::linking::after_purge(app).await?;
     } else {
         println!(
             "removed account {label} ({}); its documents and files are kept",
@@ -461,6 +462,9 @@ pub fn print_report(label: &str, report: &RunReport) {
         report.files_reused
     );
     println!("{t}");
+    if let Some(line) = report.links.as_ref().and_then(crate::linking::report_line) {
+        println!("{line}");
+    }
     for w in &report.warnings {
         println!("warning: {w}");
     }
@@ -516,6 +520,7 @@ pub async fn docs(
         .store
         .list(doctype, account_id.as_deref(), None, limit)
         .await?;
+    let linked = crate::linking::linked_bills(app, doctype, &docs).await?;
     let total = match &account_id {
         None => app
             .store
@@ -541,6 +546,7 @@ pub async fn docs(
     let mut t = match doctype {
         "io.cozy.bills" => table(&["date", "vendor", "amount", "contract", "file"]),
         "io.cozy.files" => table(&["path", "size", "sha256"]),
+        "io.cozy.bank.operations" => table(&crate::linking::OPERATIONS_HEADER),
         _ => table(&["id", "document"]),
     };
     for d in &docs {
@@ -558,6 +564,7 @@ pub async fn docs(
                 s(v, "size"),
                 s(v, "sha256").chars().take(16).collect(),
             ],
+            "io.cozy.bank.operations" => crate::linking::operation_row(v, &linked),
             _ => vec![d.id.clone(), v.to_string().chars().take(120).collect()],
         });
     }
@@ -890,6 +897,7 @@ pub async fn demo(app: &App) -> Result<()> {
         t.add_row(vec![doctype.clone(), n.to_string()]);
     }
     println!("{t}");
+    crate::linking::print_demo_links(app).await?;
     println!("store: {}", app.store.path().display());
     println!("files: {}", app.files_root().display());
     println!("see them with `gleaner docs io.cozy.bills` or `gleaner export`");

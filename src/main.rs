@@ -6,6 +6,7 @@ mod cassettes;
 mod cli;
 mod commands;
 mod dev;
+mod linking;
 mod prompt;
 mod scaffold;
 mod scheduling;
@@ -268,6 +269,7 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
         } => commands::docs(app, &doctype, account.as_deref(), json, limit).await?,
         Command::Export { doctypes, out } => commands::export(app, doctypes, out).await?,
         Command::Demo => commands::demo(app).await?,
+        Command::Link => linking::link_now(app).await?,
         Command::Dev { account } => dev::dev(app, &account).await?,
         // Normally handled in `dispatch`, before the installation is opened.
         Command::Sandbox {

@@ -25,7 +25,7 @@ use crate::konnector::Konnector;
 use crate::oauth::{OAuthConfig, TokenManager};
 use crate::secret::Secret;
 use crate::session::Sessions;
-use crate::store::{Account, CommitCounts, DocStore, FileStore, RunCommit};
+use crate::store::{Account, CommitCounts, DocStore, FileStore, LinkSummary, RunCommit};
 use crate::twofa::{TwoFactorChannel, Unattended};
 
 /// What a successful run did.
@@ -57,6 +57,12 @@ pub struct RunReport {
     /// (`#<index> <METHOD> <path>`); empty otherwise.
     #[serde(default)]
     pub unused_exchanges: Vec<String>,
+    /// What the linking pass after the commit did (bills meet the bank
+    /// operations that paid them; see [`crate::store::links`]); `None` when
+    /// the run created or changed no bill and no operation, so there was
+    /// nothing new to link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<LinkSummary>,
 }
 
 impl RunReport {
@@ -445,6 +451,8 @@ async fn run_inner(
             return Err(e);
         }
     };
+    let mut warnings = staged.warnings;
+    let links = link_after_commit(env.store.as_ref(), &counts, finished_at, &mut warnings).await;
     let stats = http.stats();
     Ok(RunReport {
         run_id,
@@ -457,7 +465,46 @@ async fn run_inner(
         files_reused: staged.files_reused,
         requests: stats.requests,
         retries: stats.retries,
-        warnings: staged.warnings,
+        warnings,
         unused_exchanges: replay.map(|r| r.unused()).unwrap_or_default(),
+        links,
     })
+}
+
+/// The linking pass after a commit that created or changed bills or bank
+/// operations (of any konnector: a bank run links the bills a phone
+/// konnector saved last week, and the other way round).
+///
+/// It runs here, right after `commit_run`, because every run goes through
+/// [`run_konnector`]: `gleaner run` and `gleaner demo` (through the
+/// scheduler's manual jobs), the scheduler daemon, cassette replays and
+/// the test harness. The run has committed by then: a failed pass is a
+/// warning of the run, not its failure, and the next run that brings
+/// bills or operations links again.
+async fn link_after_commit(
+    store: &dyn DocStore,
+    counts: &CommitCounts,
+    now: DateTime<Utc>,
+    warnings: &mut Vec<String>,
+) -> Option<LinkSummary> {
+    let touched = [
+        crate::bank::linking::BILLS,
+        crate::bank::linking::OPERATIONS,
+    ]
+    .iter()
+    .any(|d| counts.get(*d).is_some_and(|c| c.created + c.updated > 0));
+    if !touched {
+        return None;
+    }
+    match store.link_bills_and_operations(now).await {
+        Ok(summary) => Some(summary),
+        Err(e) => {
+            tracing::warn!(code = %e.code, error = %e.message, "bills not linked to bank operations");
+            warnings.push(format!(
+                "the run is saved, but its bills were not linked to bank operations: {}",
+                e.message
+            ));
+            None
+        }
+    }
 }

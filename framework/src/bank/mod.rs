@@ -37,7 +37,11 @@
 //!   run's one transaction, with the cursor, or not at all.
 //! - [`RunContext::save_balances`] merges daily balances into the yearly
 //!   [`BalanceHistory`] documents.
+//!
+//! After every run, [`linking`] links bills to the bank operations that
+//! paid them, across konnectors.
 
+pub mod linking;
 pub mod reconcile;
 pub mod window;
 

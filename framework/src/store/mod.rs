@@ -12,11 +12,13 @@
 //! never half of one.
 
 pub mod files;
+pub mod links;
 pub mod sealed;
 pub mod sqlite;
 pub mod sqlite_error;
 
 pub use files::{FileStore, StagedFile};
+pub use links::LinkSummary;
 pub use sealed::{OnRotation, SEALED_COLUMNS, SealedColumn};
 pub use sqlite::SqliteStore;
 
@@ -267,6 +269,18 @@ pub trait DocStore: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<KeyedDoc>, KonnectorError>;
+
+    /// Links bills to the bank operations that paid them (and health
+    /// refunds to their credits), across accounts and konnectors, in one
+    /// transaction: see [`links`]. `now` stamps the documents it rewrites.
+    /// A store that keeps no bank data links nothing (the default).
+    async fn link_bills_and_operations(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<LinkSummary, KonnectorError> {
+        let _ = now;
+        Ok(LinkSummary::default())
+    }
 }
 
 /// Configured accounts.

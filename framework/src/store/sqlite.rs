@@ -751,6 +751,13 @@ impl DocStore for SqliteStore {
         Ok(out)
     }
 
+    async fn link_bills_and_operations(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<super::LinkSummary, KonnectorError> {
+        self.link_pass(now).await
+    }
+
     async fn state(&self, account_id: &str) -> Result<Option<KonnectorState>, KonnectorError> {
         let err = self.err("reading the konnector state");
         let Some(row) = sqlx::query(

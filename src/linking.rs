@@ -1,0 +1,158 @@
+//! What the CLI shows of the links between bills and bank operations
+//! (made by the pass after every run: `gleaner_framework::store::links`),
+//! and `gleaner link`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use chrono::Utc;
+use gleaner_framework::bank::linking::{BILLS, OPERATIONS, operation_bills};
+use gleaner_framework::store::{DocStore, LinkSummary, StoredDoc};
+
+use crate::app::App;
+use crate::commands::printable;
+
+/// The bills the operations of `docs` are linked to, by bill id (empty
+/// unless `doctype` is the operations').
+pub async fn linked_bills(
+    app: &App,
+    doctype: &str,
+    docs: &[StoredDoc],
+) -> Result<BTreeMap<String, StoredDoc>> {
+    if doctype != OPERATIONS {
+        return Ok(BTreeMap::new());
+    }
+    let ids: Vec<String> = docs.iter().flat_map(|d| operation_bills(&d.data)).collect();
+    Ok(app.store.docs_by_id(BILLS, &ids).await?)
+}
+
+fn text(v: &serde_json::Value, key: &str) -> String {
+    match &v[key] {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn day(v: &serde_json::Value) -> String {
+    text(v, "date").get(..10).unwrap_or_default().to_owned()
+}
+
+/// `Free Mobile 19.99 EUR of 2025-12-02`.
+fn bill_summary(bill: &serde_json::Value) -> String {
+    printable(&format!(
+        "{} {} {} of {}",
+        text(bill, "vendor"),
+        text(bill, "amount"),
+        text(bill, "currency"),
+        day(bill)
+    ))
+}
+
+/// The header of the operations table.
+pub const OPERATIONS_HEADER: [&str; 4] = ["date", "label", "amount", "bills (linked)"];
+
+/// One row of the operations table: the linked bills in the last column
+/// (`io.cozy.bills:<id> (not found)` for a link to a bill no longer
+/// stored, until the next pass removes it).
+pub fn operation_row(op: &serde_json::Value, bills: &BTreeMap<String, StoredDoc>) -> Vec<String> {
+    let mut label: String = printable(&text(op, "label")).chars().take(48).collect();
+    if op["isComing"] == serde_json::Value::Bool(true) {
+        label.push_str(" (pending)");
+    }
+    let linked: Vec<String> = operation_bills(op)
+        .iter()
+        .map(|id| match bills.get(id) {
+            Some(b) => bill_summary(&b.data),
+            None => format!("io.cozy.bills:{} (not found)", printable(id)),
+        })
+        .collect();
+    vec![
+        day(op),
+        label,
+        format!("{} {}", text(op, "amount"), text(op, "currency")),
+        linked.join("; "),
+    ]
+}
+
+/// The line a run's summary gets when its pass linked something.
+pub fn report_line(links: &LinkSummary) -> Option<String> {
+    (links.changed() > 0).then(|| {
+        format!(
+            "bank links: {} bill(s) linked to bank operations in the store ({} operation(s) and {} bill(s) updated)",
+            links.links, links.operations_changed, links.bills_changed
+        )
+    })
+}
+
+/// What `gleaner demo` prints at the end: how many links the store holds,
+/// and a few of them, Free Mobile's first.
+#[cfg_attr(not(feature = "sandboxes"), allow(dead_code))]
+pub async fn print_demo_links(app: &App) -> Result<()> {
+    let n = app.store.link_count().await?;
+    if n == 0 {
+        println!("bank links: none (no bank operation pays a stored bill)");
+        return Ok(());
+    }
+    println!("bank links: {n} bill(s) linked to the bank operation that paid or refunded them");
+    let ops = app.store.linked_operations(200).await?;
+    let ids: Vec<String> = ops.iter().flat_map(|o| operation_bills(&o.data)).collect();
+    let bills = app.store.docs_by_id(BILLS, &ids).await?;
+    let mut pairs: Vec<(bool, String, String)> = ops
+        .iter()
+        .flat_map(|op| {
+            operation_bills(&op.data)
+                .into_iter()
+                .filter_map(|id| bills.get(&id))
+                .map(|b| {
+                    (
+                        text(&b.data, "vendor") != "Free Mobile",
+                        bill_summary(&b.data),
+                        printable(&format!(
+                            "{} {} {} on {}",
+                            text(&op.data, "label"),
+                            text(&op.data, "amount"),
+                            text(&op.data, "currency"),
+                            day(&op.data)
+                        )),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // Free Mobile's first (the demo's example), then latest first.
+    pairs.sort_by_key(|p| p.0);
+    for (_, bill, op) in pairs.iter().take(3) {
+        println!("  {bill}  <-  {op}");
+    }
+    println!("see them with `gleaner docs io.cozy.bank.operations`");
+    Ok(())
+}
+
+/// `gleaner link`: the pass, now (it also runs after every run).
+pub async fn link_now(app: &App) -> Result<()> {
+    let s = app.store.link_bills_and_operations(Utc::now()).await?;
+    println!(
+        "{} bill(s) and {} bank operation(s) read; {} link(s); {} operation(s) and {} bill(s) updated",
+        s.bills, s.operations, s.links, s.operations_changed, s.bills_changed
+    );
+    if s.unreadable > 0 {
+        println!(
+            "{} document(s) left alone: no date, amount, vendor or label to match on",
+            s.unreadable
+        );
+    }
+    Ok(())
+}
+
+/// After `accounts remove --purge`: the links to the removed documents go.
+pub async fn after_purge(app: &App) -> Result<()> {
+    let s = app.store.link_bills_and_operations(Utc::now()).await?;
+    if s.changed() > 0 {
+        println!(
+            "bank links updated after the removal: {} link(s) now ({} operation(s) and {} bill(s) updated)",
+            s.links, s.operations_changed, s.bills_changed
+        );
+    }
+    Ok(())
+}
