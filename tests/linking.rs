@@ -61,6 +61,7 @@ async fn bank_operations(home: &Home) {
             run_id: "bank-run".into(),
             konnector: "bank-test".into(),
             docs,
+            deletes: Vec::new(),
             state: json!({}),
             finished_at: Utc::now(),
         })

@@ -89,6 +89,7 @@ async fn run(n: usize) -> Result<(), Box<dyn std::error::Error>> {
         run_id: account.to_owned(),
         konnector: "scale".into(),
         docs,
+        deletes: Vec::new(),
         state: json!({}),
         finished_at: Utc::now(),
     };

@@ -380,6 +380,7 @@ mod tests {
             run_id: crate::store::sqlite::new_id(),
             konnector: "test".into(),
             docs,
+            deletes: Vec::new(),
             state: json!({}),
             finished_at: Utc::now(),
         }
