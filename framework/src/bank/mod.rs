@@ -241,6 +241,7 @@ impl RunContext {
         };
 
         // 3. Stage.
+        self.reserve_docs(operations.len());
         let summary = ReconcileSummary {
             created_or_updated: operations.len() as u64,
             booked_from_pending: matched.len() as u64,
@@ -251,14 +252,19 @@ impl RunContext {
                 Some(c) => (Some(c.id.clone()), Some(c.key.clone())),
                 None => (None, None),
             };
-            let data = serde_json::to_value(op).map_err(|e| {
+            // Canonical already: BankOperation's fields are in key order.
+            let json = serde_json::to_string(op).map_err(|e| {
                 KonnectorError::invalid_data(format!(
                     "cannot encode an io.cozy.bank.operations document: {e}"
                 ))
             })?;
-            let mut staged = StagedDoc::from_value(BankOperation::DOCTYPE, key, id, &data);
-            staged.replaces = replaces;
-            self.stage_raw(staged);
+            self.stage_raw(StagedDoc {
+                doctype: BankOperation::DOCTYPE,
+                key,
+                id,
+                json: json.into_boxed_str(),
+                replaces,
+            });
         }
         for p in vanished {
             if let Some(c) = candidates.get(p) {
