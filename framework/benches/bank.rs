@@ -14,7 +14,10 @@
 //!   must create nothing;
 //! - **booking day**: two days later, the pending operations come back
 //!   booked under other ids, labels and amounts (pending-to-booked
-//!   matching), with the rest unchanged.
+//!   matching), with the rest unchanged;
+//! - **more**: 5 other bank accounts, 100,000 new operations, into the
+//!   same store (new documents, but the konnector account has operations
+//!   already: every document goes through the lookup).
 //!
 //! `GLEANER_BENCH_SCALE` (a float, default 1.0) scales the operation
 //! count. `docs/performance.md` has the figures.
@@ -108,7 +111,14 @@ fn operation(a: usize, i: usize, n: usize, booked_day: bool) -> BankOperation {
     let mut op = BankOperation {
         label: format!("{label} {:04}", i % 997),
         original_bank_label: Some(format!("{label} {:04} REF{i:08}", i % 997)),
-        operation_type: Some(if i.is_multiple_of(3) { "card" } else { "transfer" }.into()),
+        operation_type: Some(
+            if i.is_multiple_of(3) {
+                "card"
+            } else {
+                "transfer"
+            }
+            .into(),
+        ),
         date,
         realisation_date: None,
         amount: Decimal::new(cents, 2),
@@ -135,6 +145,8 @@ fn operation(a: usize, i: usize, n: usize, booked_day: bool) -> BankOperation {
 struct BenchBank {
     manifest: Manifest,
     booked_day: bool,
+    /// The first bank account's number (another 5 accounts: 5).
+    first_account: usize,
     /// Time spent building the operations (the "decoded" input).
     build: Arc<Mutex<Duration>>,
     /// Time spent in `save_bank_operations`.
@@ -152,7 +164,7 @@ impl Konnector for BenchBank {
     async fn run(&self, ctx: &mut RunContext) -> Result<()> {
         let started = Instant::now();
         let n = per_account();
-        for a in 0..ACCOUNTS {
+        for a in self.first_account..self.first_account + ACCOUNTS {
             let account = BankAccount {
                 label: format!("Compte {a}"),
                 institution_label: "Bench Bank".into(),
@@ -226,13 +238,91 @@ fn load() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// `benches/foundation.rs`'s bills (the same generator), committed with
+/// one `commit_run` into an empty store: the store's gain for every
+/// doctype, comparable with that bench's "initial save" row.
+fn bills_child(db: &str) {
+    use gleaner_framework::doctypes::{Bill, BillType};
+    use gleaner_framework::store::{RunCommit, StagedDoc};
+    const VENDORS: &[&str] = &[
+        "Free Mobile",
+        "Orange",
+        "EDF",
+        "Engie",
+        "MAIF",
+        "Bouygues Telecom",
+        "SFR",
+    ];
+    let n = (OPERATIONS * scale()) as usize;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let load = load();
+    let cpu_start = cpu_ms().unwrap_or(0.0);
+    let (wall, commit) = runtime.block_on(async {
+        let store = SqliteStore::open(Path::new(db)).await.unwrap();
+        let t = Instant::now();
+        let docs: Vec<StagedDoc> = (0..n)
+            .map(|i| {
+                let day = i % 7_300;
+                let contract = i / 7_300;
+                let vendor = VENDORS[contract % VENDORS.len()];
+                let date = Utc.with_ymd_and_hms(2006, 1, 1, 0, 0, 0).unwrap()
+                    + TimeDelta::days(day as i64);
+                let amount = Decimal::new(500 + ((i as i64 * 7_919) % 25_000), 2);
+                let mut b = Bill::new(vendor, date, amount, Currency::EUR);
+                b.bill_type = Some(BillType::Other);
+                b.recurrence = Some("monthly".into());
+                b.vendor_ref = Some(format!("INV-{i:08}"));
+                b.contract_id = Some(format!("contract-{contract:04}"));
+                b.contract_label = Some(format!("{vendor} contract {contract}"));
+                b.validate().unwrap();
+                let data = serde_json::to_value(&b).unwrap();
+                StagedDoc::from_value(Bill::DOCTYPE, b.dedup_key(), None, &data)
+            })
+            .collect();
+        let c = Instant::now();
+        let counts = store
+            .commit_run(gleaner_framework::store::RunCommit {
+                account_id: "bench-account".into(),
+                account_identifier: Some("bench@example.invalid".into()),
+                run_id: gleaner_framework::store::sqlite::new_id(),
+                konnector: "bench".into(),
+                docs,
+                deletes: Vec::new(),
+                state: serde_json::json!({"cursor": 1}),
+                finished_at: Utc::now(),
+            } as RunCommit)
+            .await
+            .unwrap();
+        assert_eq!(counts[Bill::DOCTYPE].created, n as u64);
+        let commit = c.elapsed();
+        let wall = t.elapsed();
+        store.pool().close().await;
+        (wall, commit)
+    });
+    println!(
+        "{RESULT} bills load={load} cpu_ms={:.0} wall_ms={:.1} commit_ms={:.1} created={n} hwm_kib={}",
+        cpu_ms().unwrap_or(0.0) - cpu_start,
+        wall.as_secs_f64() * 1e3,
+        commit.as_secs_f64() * 1e3,
+        status_kib("VmHWM").unwrap_or(0),
+    );
+}
+
 /// One phase, in this (child) process: prints one result line.
 fn child(phase: &str, db: &str) {
+    if phase == "bills" {
+        bills_child(db);
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let booked_day = phase == "booking";
+    let first_account = if phase == "more" { ACCOUNTS } else { 0 };
     let rss_start = status_kib("VmRSS").unwrap_or(0);
     let load = load();
     let cpu_start = cpu_ms().unwrap_or(0.0);
@@ -268,6 +358,7 @@ fn child(phase: &str, db: &str) {
         let konnector = BenchBank {
             manifest: Manifest::from_toml("benchbank.toml", MANIFEST).unwrap(),
             booked_day,
+            first_account,
             build: Arc::clone(&build),
             stage: Arc::clone(&stage),
             run: Arc::clone(&run),
@@ -338,9 +429,10 @@ fn main() {
         DAYS,
         scale()
     );
-    let phases = ["first", "again", "booking"];
+    let phases = ["first", "again", "booking", "more"];
     let mut lines: Vec<Vec<String>> = vec![Vec::new(); phases.len()];
     let mut size = 0;
+    let mut bills: Vec<String> = Vec::new();
     for _ in 0..runs {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("bank.db");
@@ -359,6 +451,19 @@ fn main() {
             lines[k].push(line.to_owned());
         }
         size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+        let out = Command::new(&exe)
+            .env(PHASE_ENV, "bills")
+            .env(DB_ENV, dir.path().join("bills.db"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match stdout.lines().find(|l| l.starts_with(RESULT)) {
+            Some(line) => {
+                println!("{line}");
+                bills.push(line.to_owned());
+            }
+            None => eprintln!("bills: {}", String::from_utf8_lossy(&out.stderr)),
+        }
     }
     let num = |line: &String, name: &str| field(line, name).parse::<f64>().unwrap_or(f64::NAN);
     println!();
@@ -370,6 +475,7 @@ fn main() {
         "first import",
         "re-import, same day",
         "booking day (+2 days)",
+        "5 more accounts, first import into a store holding 100,000",
     ]
     .iter()
     .zip(&lines)
@@ -397,8 +503,26 @@ fn main() {
             loads.join(", ")
         );
     }
+    if !bills.is_empty() {
+        let wall = median(bills.iter().map(|l| num(l, "wall_ms") / 1e3).collect());
+        let commit = median(bills.iter().map(|l| num(l, "commit_ms") / 1e3).collect());
+        let cpu = median(bills.iter().map(|l| num(l, "cpu_ms") / 1e3).collect());
+        let hwm = bills.iter().map(|l| num(l, "hwm_kib")).fold(0.0, f64::max);
+        let n = num(&bills[0], "created");
+        println!(
+            "| bills (foundation's generator), build + stage + one commit_run | {n} | {wall:.3} s (commit_run alone {commit:.3} s: {:.0} docs/s) | {:.0} | {cpu:.2} s | {n} / 0 / 0 / 0 | {hwm_mib:.1} MiB | {} |",
+            n / commit,
+            n / wall,
+            bills
+                .iter()
+                .map(|l| field(l, "load"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            hwm_mib = hwm / 1024.0,
+        );
+    }
     println!(
-        "\ndatabase after the three runs (WAL checkpointed): {:.1} MiB",
+        "\ndatabase after the four runs (WAL checkpointed): {:.1} MiB",
         size as f64 / 1048576.0
     );
 }

@@ -31,7 +31,7 @@
 //!   [`BankOperation::account`].
 //! - [`RunContext::sync_window`] gives the days to fetch (see [`window`]).
 //! - [`RunContext::save_bank_operations`] matches booked operations to the
-//!   stored pending ones (see [`reconcile`] for the rule), stages every
+//!   stored pending ones (see [`mod@reconcile`] for the rule), stages every
 //!   operation, deletes the pending ones the bank cancelled, and moves the
 //!   account's cursor to the window's end. Everything is committed in the
 //!   run's one transaction, with the cursor, or not at all.
@@ -149,7 +149,7 @@ impl RunContext {
     }
 
     /// Saves one bank account's operations for one window, with the
-    /// pending-to-booked matching (see [`reconcile`]): a booked operation
+    /// pending-to-booked matching (see [`mod@reconcile`]): a booked operation
     /// that is the booking of a stored pending one updates that document
     /// (same id); stored pending operations inside the window that the
     /// bank no longer shows are deleted; the account's cursor moves to
