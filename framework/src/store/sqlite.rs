@@ -397,9 +397,11 @@ fn add_metadata(
 
 /// Ids for the documents a commit creates: 32 hex digits like the random
 /// ones ([`new_id`]), but in order: the commit's time in milliseconds (12
-/// digits), 8 random digits, then a counter (12 digits). New rows go to
-/// the end of the table's primary key instead of random places in it,
-/// which is what makes a large first import fast.
+/// digits), 12 random digits (48 bits: two commits stamped with the same
+/// millisecond, as under a test's fixed clock, still get their own ids),
+/// then a counter (8 digits). New rows go to the end of the table's primary
+/// key instead of random places in it, which is what makes a large first
+/// import fast.
 struct IdSeq {
     prefix: String,
     next: u64,
@@ -409,7 +411,7 @@ impl IdSeq {
     fn new(at: DateTime<Utc>) -> Self {
         let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
         Self {
-            prefix: format!("{ms:012x}{:08x}", rand::random::<u32>()),
+            prefix: format!("{ms:012x}{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
             next: 0,
         }
     }
@@ -418,9 +420,9 @@ impl IdSeq {
         self.next += 1;
         let mut id = String::with_capacity(32);
         id.push_str(&self.prefix);
-        // Twelve hex digits by hand: `format!` costs more than the rest of
+        // Eight hex digits by hand: `format!` costs more than the rest of
         // an insert's preparation.
-        for shift in (0..12).rev() {
+        for shift in (0..8).rev() {
             let digit = (self.next >> (shift * 4)) & 0xf;
             id.push(char::from(b"0123456789abcdef"[digit as usize]));
         }
