@@ -765,14 +765,24 @@ impl RunContext {
 
     /// Stages an already validated and serialized document under `key`.
     pub(crate) fn stage_raw(&mut self, staged: StagedDoc) {
-        match self.doc_index.get(&(staged.doctype, staged.key.clone())) {
-            Some(&i) => self.docs[i] = staged,
-            None => {
-                self.doc_index
-                    .insert((staged.doctype, staged.key.clone()), self.docs.len());
+        use std::collections::hash_map::Entry;
+        match self.doc_index.entry((staged.doctype, staged.key.clone())) {
+            Entry::Occupied(e) => {
+                let i = *e.get();
+                self.docs[i] = staged;
+            }
+            Entry::Vacant(e) => {
+                e.insert(self.docs.len());
                 self.docs.push(staged);
             }
         }
+    }
+
+    /// Makes room for `n` more staged documents at once (a large batch
+    /// would otherwise grow the list and its index many times).
+    pub(crate) fn reserve_docs(&mut self, n: usize) {
+        self.docs.reserve(n);
+        self.doc_index.reserve(n);
     }
 
     /// Validates and stages `doc` with a chosen id (used if it is new).

@@ -31,7 +31,7 @@
 //!   [`BankOperation::account`].
 //! - [`RunContext::sync_window`] gives the days to fetch (see [`window`]).
 //! - [`RunContext::save_bank_operations`] matches booked operations to the
-//!   stored pending ones (see [`reconcile`] for the rule), stages every
+//!   stored pending ones (see [`mod@reconcile`] for the rule), stages every
 //!   operation, deletes the pending ones the bank cancelled, and moves the
 //!   account's cursor to the window's end. Everything is committed in the
 //!   run's one transaction, with the cursor, or not at all.
@@ -153,7 +153,7 @@ impl RunContext {
     }
 
     /// Saves one bank account's operations for one window, with the
-    /// pending-to-booked matching (see [`reconcile`]): a booked operation
+    /// pending-to-booked matching (see [`mod@reconcile`]): a booked operation
     /// that is the booking of a stored pending one updates that document
     /// (same id); stored pending operations inside the window that the
     /// bank no longer shows are deleted; the account's cursor moves to
@@ -245,6 +245,7 @@ impl RunContext {
         };
 
         // 3. Stage.
+        self.reserve_docs(operations.len());
         let summary = ReconcileSummary {
             created_or_updated: operations.len() as u64,
             booked_from_pending: matched.len() as u64,
@@ -255,14 +256,19 @@ impl RunContext {
                 Some(c) => (Some(c.id.clone()), Some(c.key.clone())),
                 None => (None, None),
             };
-            let data = serde_json::to_value(op).map_err(|e| {
+            // Canonical already: BankOperation's fields are in key order.
+            let json = serde_json::to_string(op).map_err(|e| {
                 KonnectorError::invalid_data(format!(
                     "cannot encode an io.cozy.bank.operations document: {e}"
                 ))
             })?;
-            let mut staged = StagedDoc::from_value(BankOperation::DOCTYPE, key, id, &data);
-            staged.replaces = replaces;
-            self.stage_raw(staged);
+            self.stage_raw(StagedDoc {
+                doctype: BankOperation::DOCTYPE,
+                key,
+                id,
+                json: json.into_boxed_str(),
+                replaces,
+            });
         }
         for p in vanished {
             if let Some(c) = candidates.get(p) {

@@ -39,6 +39,80 @@ pub trait Doctype: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn validate(&self) -> Result<(), KonnectorError>;
 }
 
+/// Writes `DateTime<Utc>` exactly as chrono's `Serialize` does
+/// (`2026-03-15T00:00:00Z`), without going through `fmt` for the common
+/// case of whole seconds: staging 100,000 bank operations spent a tenth of
+/// its time formatting their dates.
+pub(crate) mod utc_json {
+    use chrono::{DateTime, Datelike, Timelike, Utc};
+    use serde::{Serialize, Serializer};
+
+    /// Serializes a date-time.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        let year = t.year();
+        if t.nanosecond() != 0 || !(0..=9999).contains(&year) {
+            return t.serialize(s);
+        }
+        let mut b = *b"0000-00-00T00:00:00Z";
+        let mut put = |at: usize, width: usize, mut v: u32| {
+            for i in (0..width).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year.unsigned_abs());
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, t.second());
+        // Only ASCII digits and separators were written.
+        match std::str::from_utf8(&b) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => t.serialize(s),
+        }
+    }
+
+    /// Serializes an optional date-time (use with `skip_serializing_if`).
+    pub fn serialize_opt<S: Serializer>(
+        t: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => serialize(t, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    mod tests {
+        use chrono::TimeZone;
+
+        use super::*;
+
+        #[test]
+        fn the_fast_path_writes_what_chrono_writes() {
+            let times = [
+                Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap(),
+                Utc.with_ymd_and_hms(1999, 12, 31, 23, 59, 59).unwrap(),
+                Utc.with_ymd_and_hms(5, 1, 2, 3, 4, 5).unwrap(),
+                Utc.with_ymd_and_hms(2026, 3, 15, 0, 0, 0).unwrap()
+                    + chrono::TimeDelta::milliseconds(120),
+                Utc.with_ymd_and_hms(12345, 1, 1, 0, 0, 0).unwrap(),
+            ];
+            for t in times {
+                let mut fast = Vec::new();
+                serialize(&t, &mut serde_json::Serializer::new(&mut fast)).unwrap();
+                assert_eq!(
+                    String::from_utf8(fast).unwrap(),
+                    serde_json::to_string(&t).unwrap()
+                );
+            }
+        }
+    }
+}
+
 /// Formats a decimal for keys: normalized, so `19.90` and `19.9` agree.
 pub(crate) fn key_amount(d: &rust_decimal::Decimal) -> String {
     d.normalize().to_string()

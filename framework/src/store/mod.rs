@@ -84,7 +84,9 @@ pub struct RunCommit {
     pub run_id: String,
     /// The konnector slug, for `cozyMetadata`.
     pub konnector: String,
-    /// The documents.
+    /// The documents, one per (doctype, key): a key given twice fails the
+    /// commit (the unique index refuses it). [`crate::RunContext`] stages
+    /// each key once.
     pub docs: Vec<StagedDoc>,
     /// Stored documents to delete, as `(doctype, dedup key)`, in the same
     /// transaction (a pending bank operation the bank cancelled). A key

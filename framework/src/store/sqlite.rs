@@ -9,7 +9,12 @@
 //! - `documents(doctype, id, account_id, dedup_key, rev, content_hash, data, ...)`
 //!   with a **unique index on `(doctype, account_id, dedup_key)`**: finding
 //!   whether a document exists is one index probe, never a scan of the
-//!   doctype (Cozy's `hydrateAndFilter` loads them all);
+//!   doctype (Cozy's `hydrateAndFilter` loads them all). `data` is the
+//!   document as staged; its `cozyMetadata` is rebuilt at read from the
+//!   row (`created_at`, `updated_at`, `account_id`, `imported_from`,
+//!   `source_identifier`, `created_version`, `updated_version`), not
+//!   repeated in every document (schema 3). A partial index
+//!   `documents_pending` lists the pending bank operations per account;
 //! - `konnector_state(account_id, state, last_sync, last_run_id)`;
 //! - `accounts(id, konnector, label, fields, sealed_secrets, endpoint, ...)`;
 //! - `oauth_tokens(account_id, sealed, expires_at, updated_at)`.
@@ -17,11 +22,17 @@
 //!   sessions, sealed by the vault (see [`super::sealed`]);
 //! - `vault_meta(name, value)`: the id of the key the records use.
 //!
+//! A commit works in chunks of 400 documents: one lookup per chunk
+//! (keys and hashes in one JSON parameter, answered by one JSON row that
+//! names only the new and changed documents), one multi-row `INSERT` for
+//! the new ones, whose ids are ordered (see `IdSeq`). A doctype the account
+//! has nothing of yet (a first import) skips the lookup.
+//!
 //! The database runs in WAL mode with `synchronous = NORMAL`: a process
 //! crash never loses a committed run, and a power cut may lose the last
 //! commit but never corrupts the file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,8 +40,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Arguments as _, Row, SqlitePool};
 
 use super::{
     Account, AccountStore, CommitCounts, DocStore, KeyedDoc, KonnectorState, RunCommit, StagedDoc,
@@ -41,8 +53,13 @@ use crate::error::{ErrorCode, KonnectorError};
 /// The schema version this code writes (`PRAGMA user_version`).
 ///
 /// - 1: documents, state, accounts, OAuth tokens, sessions, vault meta;
-/// - 2: accounts get a `folder` (unique), and labels are unique.
-const SCHEMA_VERSION: i64 = 2;
+/// - 2: accounts get a `folder` (unique), and labels are unique;
+/// - 3: documents no longer repeat `cozyMetadata` in their JSON: it is
+///   rebuilt at read from the row's columns (`created_at`, `updated_at`,
+///   `account_id`, and the new `imported_from`, `source_identifier`,
+///   `created_version`, `updated_version`). Rows written before keep the
+///   `cozyMetadata` in their JSON until they are next updated.
+const SCHEMA_VERSION: i64 = 3;
 
 /// The columns an [`Account`] is read from (named, never `*`: a
 /// statement prepared before a migration keeps its old column list).
@@ -209,6 +226,7 @@ impl SqliteStore {
                 .map_err(migrating)?;
         }
         migrate_accounts_v2(&mut tx).await.map_err(migrating)?;
+        migrate_documents_v3(&mut tx).await.map_err(migrating)?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "PRAGMA user_version = {SCHEMA_VERSION}"
         )))
@@ -296,6 +314,31 @@ async fn migrate_accounts_v2(tx: &mut sqlx::SqliteConnection) -> Result<(), sqlx
     Ok(())
 }
 
+/// Schema 3: the columns `cozyMetadata` is rebuilt from.
+async fn migrate_documents_v3(tx: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    for column in [
+        "imported_from",
+        "source_identifier",
+        "created_version",
+        "updated_version",
+    ] {
+        let has: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pragma_table_info('documents') WHERE name = ?",
+        )
+        .bind(column)
+        .fetch_one(&mut *tx)
+        .await?;
+        if has == 0 {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER TABLE documents ADD COLUMN {column} TEXT"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// The hash that decides whether a re-saved document changed.
 fn content_hash(json: &str) -> String {
     // Staged JSON is canonical (serde_json's maps are ordered by key).
@@ -303,32 +346,142 @@ fn content_hash(json: &str) -> String {
     hex::encode(&digest[..16])
 }
 
-fn cozy_metadata(commit: &RunCommit, created_at: &str, updated_at: &str) -> serde_json::Value {
-    serde_json::json!({
+/// The version written in `cozyMetadata`.
+const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The columns `cozyMetadata` is rebuilt from (select them with `data`).
+macro_rules! meta_columns {
+    () => {
+        "created_at, updated_at, account_id, imported_from, source_identifier, created_version, updated_version"
+    };
+}
+
+/// A document's `cozyMetadata`, as Cozy's konnector library writes it,
+/// from its row ([`meta_columns`]).
+fn cozy_metadata(row: &sqlx::sqlite::SqliteRow) -> Result<serde_json::Value, sqlx::Error> {
+    let created_at: String = row.try_get("created_at")?;
+    let updated_at: String = row.try_get("updated_at")?;
+    let account: String = row.try_get("account_id")?;
+    let imported_from: Option<String> = row.try_get("imported_from")?;
+    let identifier: Option<String> = row.try_get("source_identifier")?;
+    let created_version: Option<String> = row.try_get("created_version")?;
+    let updated_version: Option<String> = row.try_get("updated_version")?;
+    let updated_version = updated_version.unwrap_or_else(|| APP_VERSION.to_owned());
+    Ok(serde_json::json!({
         "metadataVersion": 1,
         "doctypeVersion": 1,
         "createdAt": created_at,
         "createdByApp": "gleaner",
-        "createdByAppVersion": env!("CARGO_PKG_VERSION"),
+        "createdByAppVersion": created_version.unwrap_or_else(|| updated_version.clone()),
         "updatedAt": updated_at,
-        "updatedByApps": [{"slug": "gleaner", "date": updated_at, "version": env!("CARGO_PKG_VERSION")}],
-        "sourceAccount": commit.account_id,
-        "sourceAccountIdentifier": commit.account_identifier,
-        "importedFrom": commit.konnector,
-    })
+        "updatedByApps": [{"slug": "gleaner", "date": updated_at, "version": updated_version}],
+        "sourceAccount": account,
+        "sourceAccountIdentifier": identifier,
+        "importedFrom": imported_from,
+    }))
 }
 
-fn with_metadata(json: &str, meta: serde_json::Value) -> String {
-    match serde_json::from_str::<serde_json::Value>(json) {
-        Ok(mut data) => {
-            if let Some(obj) = data.as_object_mut() {
-                obj.insert("cozyMetadata".to_owned(), meta);
-            }
-            data.to_string()
+/// Adds the row's `cozyMetadata` to a stored document (a row of schema 2
+/// or older has it in its JSON already and keeps that one).
+fn add_metadata(
+    data: &mut serde_json::Value,
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<(), sqlx::Error> {
+    if let Some(obj) = data.as_object_mut()
+        && !obj.contains_key("cozyMetadata")
+    {
+        obj.insert("cozyMetadata".to_owned(), cozy_metadata(row)?);
+    }
+    Ok(())
+}
+
+/// Ids for the documents a commit creates: 32 hex digits like the random
+/// ones ([`new_id`]), but in order: the commit's time in milliseconds (12
+/// digits), 12 random digits (48 bits: two commits stamped with the same
+/// millisecond, as under a test's fixed clock, still get their own ids),
+/// then a counter (8 digits). New rows go to the end of the table's primary
+/// key instead of random places in it, which is what makes a large first
+/// import fast.
+struct IdSeq {
+    prefix: String,
+    next: u64,
+}
+
+impl IdSeq {
+    fn new(at: DateTime<Utc>) -> Self {
+        let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
+        Self {
+            prefix: format!("{ms:012x}{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
+            next: 0,
         }
-        // Staged JSON comes from `serde_json::Value::to_string`; keep it as
-        // it is if it ever does not parse back.
-        Err(_) => json.to_owned(),
+    }
+
+    fn next_id(&mut self) -> String {
+        self.next += 1;
+        let mut id = String::with_capacity(32);
+        id.push_str(&self.prefix);
+        // Eight hex digits by hand: `format!` costs more than the rest of
+        // an insert's preparation.
+        for shift in (0..8).rev() {
+            let digit = (self.next >> (shift * 4)) & 0xf;
+            id.push(char::from(b"0123456789abcdef"[digit as usize]));
+        }
+        id
+    }
+}
+
+/// The lookup of a chunk: of the staged documents (key and hash, as one
+/// JSON array in `?3`), those that are new or changed, as **one** JSON
+/// array of `[index, stored id or null, stored rev or null]`: unchanged
+/// documents are left out, and one row comes back per chunk rather than
+/// one per document (a row through sqlx costs more than the probe).
+const LOOKUP_SQL: &str =
+    "WITH staged (i, k, h) AS (SELECT key, value ->> 0, value ->> 1 FROM json_each(?3))
+    SELECT json_group_array(json_array(staged.i, d.id, d.rev)) AS changed FROM staged
+    LEFT JOIN documents AS d INDEXED BY documents_dedup
+      ON d.doctype = ?1 AND d.account_id = ?2 AND d.dedup_key = staged.k
+    WHERE d.content_hash IS NOT staged.h";
+
+/// The stored pending bank operations of an account (`?1`) and bank
+/// account (`?2`) dated from `?3` to `?4`. The first two terms are those of
+/// the partial index `documents_pending`, spelled as in its definition so
+/// that the planner can use it.
+const PENDING_SQL: &str = "SELECT id, dedup_key, data FROM documents INDEXED BY documents_pending
+    WHERE doctype = 'io.cozy.bank.operations' AND json_extract(data, '$.isComing') = 1
+      AND account_id = ?1 AND json_extract(data, '$.vendorAccountId') = ?2
+      AND substr(json_extract(data, '$.date'), 1, 10) BETWEEN ?3 AND ?4
+    ORDER BY dedup_key";
+
+/// `INSERT` of `rows` documents: the constant parameters (doctype,
+/// account, now, konnector, identifier, version) first, bound once per
+/// statement in a one-row CTE, then id, key, hash and data per row.
+/// Parameters are anonymous (`?`): with numbered ones (`?7`) sqlx looks
+/// each name up in a list SQLite scans linearly, which made a 1,600-value
+/// insert quadratic. The text of a full chunk is built once per process.
+fn insert_sql(rows: usize) -> std::borrow::Cow<'static, str> {
+    fn build(rows: usize) -> String {
+        let mut sql = String::from(
+            "WITH c (doctype, account, now, konnector, identifier, version) AS (VALUES (?, ?, ?, ?, ?, ?))
+             INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data, created_at, updated_at,
+               imported_from, source_identifier, created_version, updated_version)
+             SELECT c.doctype, r.column1, c.account, r.column2, 1, r.column3, r.column4, c.now, c.now,
+               c.konnector, c.identifier, c.version, c.version
+             FROM c, (VALUES ",
+        );
+        for r in 0..rows {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str("(?, ?, ?, ?)");
+        }
+        sql.push_str(") AS r");
+        sql
+    }
+    static FULL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if rows == CHUNK {
+        std::borrow::Cow::Borrowed(FULL.get_or_init(|| build(CHUNK)).as_str())
+    } else {
+        std::borrow::Cow::Owned(build(rows))
     }
 }
 
@@ -336,7 +489,6 @@ struct Existing {
     id: String,
     rev: i64,
     hash: String,
-    created_at: String,
 }
 
 fn existing_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Existing, sqlx::Error> {
@@ -344,7 +496,6 @@ fn existing_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Existing, sqlx::Er
         id: row.try_get("id")?,
         rev: row.try_get("rev")?,
         hash: row.try_get("content_hash")?,
-        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -358,7 +509,7 @@ impl SqliteStore {
         key: &str,
     ) -> Result<Option<Existing>, KonnectorError> {
         let row = sqlx::query(
-            "SELECT id, rev, content_hash, created_at FROM documents WHERE doctype = ? AND account_id = ? AND dedup_key = ?",
+            "SELECT id, rev, content_hash FROM documents WHERE doctype = ? AND account_id = ? AND dedup_key = ?",
         )
         .bind(doctype)
         .bind(account_id)
@@ -372,7 +523,8 @@ impl SqliteStore {
     }
 
     /// Writes a new content (and, with `new_key`, a new key) over a stored
-    /// document, keeping its id and creation time.
+    /// document, keeping its id and creation time. The JSON is written
+    /// without `cozyMetadata` (schema 3), even over a row that had one.
     #[allow(clippy::too_many_arguments)]
     async fn update_doc(
         &self,
@@ -385,20 +537,90 @@ impl SqliteStore {
         hash: &str,
         now: &str,
     ) -> Result<(), KonnectorError> {
-        let data = with_metadata(json, cozy_metadata(commit, &old.created_at, now));
         sqlx::query(
-            "UPDATE documents SET rev = ?, content_hash = ?, data = ?, updated_at = ?, dedup_key = coalesce(?, dedup_key) WHERE doctype = ? AND id = ?",
+            "UPDATE documents SET rev = ?, content_hash = ?, data = ?, updated_at = ?, dedup_key = coalesce(?, dedup_key),
+               imported_from = ?, source_identifier = ?, updated_version = ?, created_version = coalesce(created_version, ?)
+             WHERE doctype = ? AND id = ?",
         )
         .bind(old.rev + 1)
         .bind(hash)
-        .bind(data)
+        .bind(json)
         .bind(now)
         .bind(new_key)
+        .bind(&commit.konnector)
+        .bind(commit.account_identifier.as_deref())
+        .bind(APP_VERSION)
+        .bind(APP_VERSION)
         .bind(doctype)
         .bind(&old.id)
         .execute(&mut *tx)
         .await
         .map_err(self.err("committing the run"))?;
+        Ok(())
+    }
+
+    /// Whether the account has any document of the doctype.
+    async fn has_docs(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        doctype: &str,
+        account_id: &str,
+    ) -> Result<bool, KonnectorError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM documents INDEXED BY documents_dedup WHERE doctype = ? AND account_id = ?)",
+        )
+        .bind(doctype)
+        .bind(account_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(self.err("committing the run"))
+    }
+
+    /// Inserts new documents (at most [`CHUNK`]) with one statement,
+    /// each with its content hash. The documents are moved into the
+    /// statement's parameters, not copied.
+    async fn insert_docs(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        commit: &RunCommit,
+        doctype: &str,
+        docs: Vec<(StagedDoc, String)>,
+        now: &str,
+        ids: &mut IdSeq,
+    ) -> Result<(), KonnectorError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let encode = |e: sqlx::error::BoxDynError| {
+            KonnectorError::store(format!("cannot encode a document for the store: {e}"))
+        };
+        let mut args = SqliteArguments::default();
+        args.add(doctype.to_owned()).map_err(encode)?;
+        args.add(commit.account_id.clone()).map_err(encode)?;
+        args.add(now.to_owned()).map_err(encode)?;
+        args.add(commit.konnector.clone()).map_err(encode)?;
+        args.add(commit.account_identifier.clone())
+            .map_err(encode)?;
+        args.add(APP_VERSION).map_err(encode)?;
+        let rows = docs.len();
+        for (doc, hash) in docs {
+            let StagedDoc { id, key, json, .. } = doc;
+            args.add(id.unwrap_or_else(|| ids.next_id()))
+                .map_err(encode)?;
+            args.add(key).map_err(encode)?;
+            args.add(hash).map_err(encode)?;
+            args.add(String::from(json)).map_err(encode)?;
+        }
+        let sql = insert_sql(rows);
+        let result = match sql {
+            std::borrow::Cow::Borrowed(sql) => sqlx::query_with(sql, args).execute(&mut *tx).await,
+            std::borrow::Cow::Owned(sql) => {
+                sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                    .execute(&mut *tx)
+                    .await
+            }
+        };
+        result.map_err(self.err("committing the run"))?;
         Ok(())
     }
 
@@ -460,18 +682,23 @@ impl SqliteStore {
             }
             None => {
                 let id = doc.id.clone().unwrap_or_else(new_id);
-                let data = with_metadata(&doc.json, cozy_metadata(commit, now, now));
                 sqlx::query(
-                    "INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                    "INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data, created_at, updated_at,
+                       imported_from, source_identifier, created_version, updated_version)
+                     VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
                 .bind(doctype)
                 .bind(id)
                 .bind(account)
                 .bind(&doc.key)
                 .bind(&hash)
-                .bind(data)
+                .bind(&*doc.json)
                 .bind(now)
                 .bind(now)
+                .bind(&commit.konnector)
+                .bind(commit.account_identifier.as_deref())
+                .bind(APP_VERSION)
+                .bind(APP_VERSION)
                 .execute(&mut *tx)
                 .await
                 .map_err(&err)?;
@@ -525,10 +752,11 @@ impl DocStore for SqliteStore {
         .map_err(self.err("looking up a document"))
     }
 
-    async fn commit_run(&self, commit: RunCommit) -> Result<CommitCounts, KonnectorError> {
+    async fn commit_run(&self, mut commit: RunCommit) -> Result<CommitCounts, KonnectorError> {
         let now = commit.finished_at.to_rfc3339();
         let err = self.err("committing the run");
         let mut counts = CommitCounts::new();
+        let mut ids = IdSeq::new(commit.finished_at);
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -550,80 +778,100 @@ impl DocStore for SqliteStore {
             counts.entry(doctype.clone()).or_default().deleted += n;
         }
 
-        let mut by_doctype: BTreeMap<&'static str, Vec<&StagedDoc>> = BTreeMap::new();
-        for doc in &commit.docs {
-            by_doctype.entry(doc.doctype).or_default().push(doc);
+        // The documents are consumed chunk by chunk: their memory goes as
+        // they are written.
+        let docs = std::mem::take(&mut commit.docs);
+        for doc in docs.iter().filter(|d| d.replaces.is_some()) {
+            let c = counts.entry(doc.doctype.to_owned()).or_default();
+            self.replace_doc(&mut tx, &commit, doc, &now, c).await?;
         }
-        for (doctype, docs) in by_doctype {
-            let c = counts.entry(doctype.to_owned()).or_default();
-            let (replacing, docs): (Vec<&StagedDoc>, Vec<&StagedDoc>) =
-                docs.into_iter().partition(|d| d.replaces.is_some());
-            for doc in replacing {
-                self.replace_doc(&mut tx, &commit, doc, &now, c).await?;
+        // Whether the account had none of a doctype before this commit (a
+        // first import): then every document is new, no lookup needed.
+        let mut first_import: BTreeMap<&'static str, bool> = BTreeMap::new();
+        let mut rest = docs.into_iter().filter(|d| d.replaces.is_none()).peekable();
+        while let Some(head) = rest.next() {
+            let doctype = head.doctype;
+            let mut chunk = Vec::with_capacity(CHUNK);
+            chunk.push(head);
+            while chunk.len() < CHUNK {
+                match rest.next_if(|d| d.doctype == doctype) {
+                    Some(d) => chunk.push(d),
+                    None => break,
+                }
             }
-            for chunk in docs.chunks(CHUNK) {
-                // 1. One indexed lookup for the whole chunk.
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    // INDEXED BY: with an IN list SQLite's planner otherwise
-                    // prefers the primary key and walks the whole doctype.
-                    "SELECT dedup_key, id, rev, content_hash, created_at FROM documents INDEXED BY documents_dedup WHERE doctype = ",
-                );
-                q.push_bind(doctype)
-                    .push(" AND account_id = ")
-                    .push_bind(commit.account_id.as_str());
-                q.push(" AND dedup_key IN (");
-                let mut sep = q.separated(", ");
-                for doc in chunk {
-                    sep.push_bind(doc.key.as_str());
+            let first = match first_import.get(doctype) {
+                Some(&first) => first,
+                None => {
+                    let first = !self.has_docs(&mut tx, doctype, &commit.account_id).await?;
+                    first_import.insert(doctype, first);
+                    first
                 }
-                q.push(")");
-                let rows = q.build().fetch_all(&mut *tx).await.map_err(&err)?;
-                let mut existing: HashMap<String, Existing> = HashMap::with_capacity(rows.len());
-                for row in rows {
-                    existing.insert(
-                        row.try_get("dedup_key").map_err(&err)?,
-                        existing_from_row(&row).map_err(&err)?,
-                    );
-                }
-                // 2. New documents in one multi-row insert; changed ones updated.
-                let mut inserts = Vec::new();
-                for doc in chunk {
-                    let hash = content_hash(&doc.json);
-                    match existing.get(&doc.key) {
-                        Some(old) if old.hash == hash => c.skipped += 1,
-                        Some(old) => {
-                            self.update_doc(
-                                &mut tx, &commit, doctype, old, None, &doc.json, &hash, &now,
-                            )
-                            .await?;
-                            c.updated += 1;
-                        }
-                        None => {
-                            let id = doc.id.clone().unwrap_or_else(new_id);
-                            let data = with_metadata(&doc.json, cozy_metadata(&commit, &now, &now));
-                            inserts.push((id, doc.key.as_str(), hash, data));
-                            c.created += 1;
-                        }
+            };
+            let hashes: Vec<String> = chunk.iter().map(|d| content_hash(&d.json)).collect();
+            let c = counts.entry(doctype.to_owned()).or_default();
+            if first {
+                c.created += chunk.len() as u64;
+                let docs = chunk.into_iter().zip(hashes).collect();
+                self.insert_docs(&mut tx, &commit, doctype, docs, &now, &mut ids)
+                    .await?;
+                continue;
+            }
+            // 1. One indexed lookup for the whole chunk (LOOKUP_SQL):
+            // only new and changed documents answer, so a re-import of
+            // unchanged ones reads no row back. The staged side is the
+            // LEFT JOIN's outer loop: one probe of the dedup index per
+            // document, never a walk of the doctype.
+            let staged: Vec<[&str; 2]> = chunk
+                .iter()
+                .zip(&hashes)
+                .map(|(d, h)| [d.key.as_str(), h.as_str()])
+                .collect();
+            let staged = serde_json::to_string(&staged).map_err(|e| {
+                KonnectorError::store(format!("cannot encode the documents' keys: {e}"))
+            })?;
+            let changed: String = sqlx::query_scalar(LOOKUP_SQL)
+                .bind(doctype)
+                .bind(&commit.account_id)
+                .bind(staged)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(&err)?;
+            let changed: Vec<(usize, Option<String>, Option<i64>)> = serde_json::from_str(&changed)
+                .map_err(|e| {
+                    KonnectorError::store(format!(
+                        "the store's lookup answered something unexpected: {e}"
+                    ))
+                })?;
+            c.skipped += chunk.len().saturating_sub(changed.len()) as u64;
+            // 2. New documents in one multi-row insert; changed ones updated.
+            let mut chunk: Vec<Option<(StagedDoc, String)>> =
+                chunk.into_iter().zip(hashes).map(Some).collect();
+            let mut inserts = Vec::new();
+            for (i, id, rev) in changed {
+                let Some((doc, hash)) = chunk.get_mut(i).and_then(Option::take) else {
+                    continue;
+                };
+                match id {
+                    Some(id) => {
+                        let old = Existing {
+                            id,
+                            rev: rev.unwrap_or(1),
+                            hash: String::new(),
+                        };
+                        self.update_doc(
+                            &mut tx, &commit, doctype, &old, None, &doc.json, &hash, &now,
+                        )
+                        .await?;
+                        c.updated += 1;
+                    }
+                    None => {
+                        inserts.push((doc, hash));
+                        c.created += 1;
                     }
                 }
-                if !inserts.is_empty() {
-                    let mut q = QueryBuilder::<Sqlite>::new(
-                        "INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data, created_at, updated_at) ",
-                    );
-                    q.push_values(inserts, |mut b, (id, key, hash, data)| {
-                        b.push_bind(doctype)
-                            .push_bind(id)
-                            .push_bind(commit.account_id.as_str())
-                            .push_bind(key)
-                            .push_bind(1i64)
-                            .push_bind(hash)
-                            .push_bind(data)
-                            .push_bind(now.as_str())
-                            .push_bind(now.as_str());
-                    });
-                    q.build().execute(&mut *tx).await.map_err(&err)?;
-                }
             }
+            self.insert_docs(&mut tx, &commit, doctype, inserts, &now, &mut ids)
+                .await?;
         }
         sqlx::query(
             "INSERT INTO konnector_state (account_id, state, last_sync, last_run_id) VALUES (?, ?, ?, ?)
@@ -665,22 +913,14 @@ impl DocStore for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<KeyedDoc>, KonnectorError> {
-        // The terms of the partial index `documents_pending`, spelled
-        // exactly as in its definition so that the planner uses it.
-        let rows = sqlx::query(
-            "SELECT id, dedup_key, data FROM documents INDEXED BY documents_pending
-             WHERE doctype = 'io.cozy.bank.operations' AND json_extract(data, '$.isComing') = 1
-               AND account_id = ? AND json_extract(data, '$.vendorAccountId') = ?
-               AND substr(json_extract(data, '$.date'), 1, 10) BETWEEN ? AND ?
-             ORDER BY dedup_key",
-        )
-        .bind(account_id)
-        .bind(vendor_account_id)
-        .bind(from.format("%Y-%m-%d").to_string())
-        .bind(to.format("%Y-%m-%d").to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(self.err("listing pending bank operations"))?;
+        let rows = sqlx::query(PENDING_SQL)
+            .bind(account_id)
+            .bind(vendor_account_id)
+            .bind(from.format("%Y-%m-%d").to_string())
+            .bind(to.format("%Y-%m-%d").to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.err("listing pending bank operations"))?;
         rows.iter()
             .map(|r| self.keyed_from_row("io.cozy.bank.operations", r))
             .collect()
@@ -694,11 +934,13 @@ impl DocStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<StoredDoc>, KonnectorError> {
         let err = self.err("listing documents");
-        let rows = sqlx::query(
-            "SELECT id, rev, content_hash, account_id, data FROM documents
+        let rows = sqlx::query(concat!(
+            "SELECT id, rev, content_hash, data, ",
+            meta_columns!(),
+            " FROM documents
              WHERE doctype = ?1 AND (?2 IS NULL OR account_id = ?2) AND (?3 IS NULL OR id > ?3)
-             ORDER BY id LIMIT ?4",
-        )
+             ORDER BY id LIMIT ?4"
+        ))
         .bind(doctype)
         .bind(account_id)
         .bind(after)
@@ -719,6 +961,7 @@ impl DocStore for SqliteStore {
                     ))
                 })?;
                 let rev = format!("{rev}-{}", &hash[..hash.len().min(8)]);
+                add_metadata(&mut data, &row).map_err(&err)?;
                 if let Some(obj) = data.as_object_mut() {
                     obj.insert("_id".into(), id.clone().into());
                     obj.insert("_rev".into(), rev.clone().into());
@@ -1135,6 +1378,114 @@ mod tests {
             err.message.contains("belongs to another account"),
             "{}",
             err.message
+        );
+    }
+
+    /// Schema 3 stores documents without `cozyMetadata` and rebuilds it at
+    /// read; a row written before keeps its own until it changes.
+    #[tokio::test]
+    async fn metadata_is_rebuilt_at_read_and_old_rows_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+        store
+            .commit_run(commit(vec![doc("a", 1)], json!(null)))
+            .await
+            .unwrap();
+        let raw: String = sqlx::query_scalar("SELECT data FROM documents WHERE dedup_key = 'a'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert!(!raw.contains("cozyMetadata"), "{raw}");
+        let listed = store.list("io.cozy.bills", None, None, 10).await.unwrap();
+        let meta = &listed[0].data["cozyMetadata"];
+        assert_eq!(meta["sourceAccount"], "acc");
+        assert_eq!(meta["sourceAccountIdentifier"], "12345678");
+        assert_eq!(meta["importedFrom"], "test");
+        assert_eq!(meta["createdByApp"], "gleaner");
+        assert_eq!(meta["createdAt"], meta["updatedAt"]);
+        // Ids of new documents are 32 hex digits, in creation order.
+        store
+            .commit_run(commit(vec![doc("b", 1), doc("c", 1)], json!(null)))
+            .await
+            .unwrap();
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM documents WHERE dedup_key IN ('b', 'c') ORDER BY dedup_key",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert!(
+            ids.iter()
+                .all(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        );
+        assert!(ids[0] < ids[1], "{ids:?}");
+
+        // A schema-2 row: its JSON holds its metadata.
+        sqlx::query(
+            "INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data, created_at, updated_at)
+             VALUES ('io.cozy.bills', 'old', 'acc', 'old', 1, ?, ?, '2020-01-01T00:00:00+00:00', '2020-01-01T00:00:00+00:00')",
+        )
+        .bind(content_hash(r#"{"amount":7,"vendor":"V"}"#))
+        .bind(r#"{"amount":7,"cozyMetadata":{"createdAt":"2020-01-01T00:00:00+00:00","importedFrom":"older"},"vendor":"V"}"#)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let c = store
+            .commit_run(commit(vec![doc("old", 7)], json!(null)))
+            .await
+            .unwrap();
+        assert_eq!(c["io.cozy.bills"].skipped, 1);
+        let old = |docs: Vec<StoredDoc>| docs.into_iter().find(|d| d.id == "old").unwrap();
+        let before = old(store.list("io.cozy.bills", None, None, 10).await.unwrap());
+        assert_eq!(before.data["cozyMetadata"]["importedFrom"], "older");
+        store
+            .commit_run(commit(vec![doc("old", 8)], json!(null)))
+            .await
+            .unwrap();
+        let after = old(store.list("io.cozy.bills", None, None, 10).await.unwrap());
+        assert_eq!(after.data["cozyMetadata"]["importedFrom"], "test");
+        assert_eq!(
+            after.data["cozyMetadata"]["createdAt"],
+            "2020-01-01T00:00:00+00:00"
+        );
+        assert!(after.rev.starts_with("2-"));
+    }
+
+    /// The commit's lookup probes the dedup index once per staged document
+    /// (the staged rows are the outer loop), and the pending operations
+    /// come from their partial index: neither walks the doctype.
+    #[tokio::test]
+    async fn lookups_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("g.db")).await.unwrap();
+        let plan = |sql: String| {
+            let store = store.clone();
+            async move {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind("io.cozy.bank.operations")
+                    .bind("acc")
+                    .bind(r#"[["k","h"]]"#)
+                    .bind("2026-01-01")
+                    .fetch_all(store.pool())
+                    .await
+                    .unwrap();
+                rows.iter()
+                    .map(|r| r.try_get::<String, _>("detail").unwrap())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            }
+        };
+        let lookup = plan(LOOKUP_SQL.to_owned()).await;
+        assert!(
+            lookup.contains(
+                "USING INDEX documents_dedup (doctype=? AND account_id=? AND dedup_key=?)"
+            ),
+            "{lookup}"
+        );
+        let pending = plan(PENDING_SQL.to_owned()).await;
+        assert!(
+            pending.contains("USING INDEX documents_pending"),
+            "{pending}"
         );
     }
 
