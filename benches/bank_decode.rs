@@ -75,7 +75,11 @@ fn answer(n: usize) -> String {
             cents % 100
         );
         let party = CREDITORS[i % CREDITORS.len()];
-        let out = if i % 20 == 19 { &mut pending } else { &mut booked };
+        let out = if i % 20 == 19 {
+            &mut pending
+        } else {
+            &mut booked
+        };
         if !out.is_empty() {
             out.push(',');
         }
