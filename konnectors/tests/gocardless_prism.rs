@@ -31,11 +31,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use gleaner_framework::http::{Response, StatusCode};
@@ -47,123 +43,27 @@ use gleaner_konnectors::bank::gocardless::api::{
 };
 use gleaner_konnectors::bank::gocardless::{GoCardless, mapping};
 use gleaner_testing::Harness;
+use gleaner_testing::prism::{PrismServer, PrismSpec};
 
 const SPEC: &str = "gocardless-bad-v2.json";
-const HOW: &str = "npm install @stoplight/prism-cli@5 in .ci/, or set GLEANER_PRISM";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Prism and the spec, or `None` after saying why (outside CI only).
-fn tools() -> Option<(PathBuf, PathBuf)> {
-    let prism = std::env::var_os("GLEANER_PRISM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".ci/node_modules/.bin/prism"));
-    let specs = std::env::var_os("GLEANER_SPECS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/specs"));
-    let spec = specs.join(SPEC);
-    let missing = if !prism.is_file() {
-        format!("prism not installed ({HOW})")
-    } else if !spec.is_file() {
-        format!("{} not found (set GLEANER_SPECS)", spec.display())
-    } else {
-        return Some((prism, spec));
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!("{missing}; CI must run this test");
-    }
-    println!("skipped: {missing}");
-    None
-}
-
-/// A Prism server; dropping it kills its process group.
-struct Prism {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Prism {
-    fn start(prism: &Path, spec: &Path, dir: &Path) -> Self {
-        use std::os::unix::process::CommandExt;
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.join(format!("prism-{port}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(prism)
-            .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .arg(spec)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    /// Waits until Prism answers HTTP (it loads the spec first).
-    async fn ready(&mut self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "prism exited ({status}): {}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                );
-            }
-            let probe = client
-                .get(format!("{}/api/v2/institutions/X/", self.url))
-                .bearer_auth("probe")
-                .send()
-                .await;
-            if probe.is_ok() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "prism did not start in 120 s");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// `GET path` as Prism answers it, as the framework's response.
-    async fn get(&self, path: &str) -> Response {
-        let url = format!("{}{path}", self.url);
-        let resp = reqwest::Client::new()
-            .get(&url)
-            .bearer_auth("token")
-            .send()
-            .await
-            .unwrap();
-        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.unwrap();
-        Response {
-            url: url::Url::parse(&url).unwrap(),
-            status,
-            headers,
-            body,
-        }
-    }
-}
-
-impl Drop for Prism {
-    fn drop(&mut self) {
-        // The group: node and anything it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// `GET path` as Prism answers it, as the framework's response.
+async fn get(server: &PrismServer, path: &str) -> Response {
+    let url = format!("{}{path}", server.url());
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth("token")
+        .send()
+        .await
+        .unwrap();
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.unwrap();
+    Response {
+        url: url::Url::parse(&url).unwrap(),
+        status,
+        headers,
+        body,
     }
 }
 
@@ -194,14 +94,13 @@ async fn account(h: &Harness, url: &str) -> gleaner_testing::TestAccount {
 
 #[tokio::test]
 async fn the_published_spec_refuses_the_token_call_as_its_401_says() {
-    let Some((prism, spec)) = tools() else {
+    let Some(PrismSpec { prism, spec }) = PrismSpec::find(SPEC) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Prism::start(&prism, &spec, dir.path());
-    server.ready().await;
+    let server = PrismServer::start(&prism, &spec, dir.path());
     let h = Harness::new().await.unwrap();
-    let a = account(&h, &server.url).await;
+    let a = account(&h, server.url()).await;
     let err = h.run(&GoCardless::new().unwrap(), &a).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::LoginFailed, "{}", err.message);
     assert!(
@@ -215,7 +114,7 @@ async fn the_published_spec_refuses_the_token_call_as_its_401_says() {
 
 #[tokio::test]
 async fn with_open_token_calls_the_run_reaches_the_bank_link_and_answers_fit_the_types() {
-    let Some((prism, spec)) = tools() else {
+    let Some(PrismSpec { prism, spec }) = PrismSpec::find(SPEC) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -228,11 +127,10 @@ async fn with_open_token_calls_the_run_reaches_the_bank_link_and_answers_fit_the
     }
     let open = dir.path().join(SPEC);
     std::fs::write(&open, json.to_string()).unwrap();
-    let mut server = Prism::start(&prism, &open, dir.path());
-    server.ready().await;
+    let server = PrismServer::start(&prism, &open, dir.path());
 
     let h = Harness::new().await.unwrap();
-    let a = account(&h, &server.url).await;
+    let a = account(&h, server.url()).await;
     let mut options = h.run_options();
     options.two_factor = Arc::new(Person);
     let err = h
@@ -252,7 +150,7 @@ async fn with_open_token_calls_the_run_reaches_the_bank_link_and_answers_fit_the
         err.message
     );
     assert!(h.counts().await.unwrap().is_empty());
-    let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+    let log = server.log();
     for call in [
         "/api/v2/token/new/",
         "/api/v2/institutions/SANDBOXFINANCE_SFIN0000/",
@@ -265,31 +163,28 @@ async fn with_open_token_calls_the_run_reaches_the_bank_link_and_answers_fit_the
 
     // The account endpoints: the examples fit the types...
     let id = "497f6eca-6276-4993-bfeb-53cbbbba6f08";
-    let meta: AccountMeta = server
-        .get(&format!("/api/v2/accounts/{id}/"))
+    let meta: AccountMeta = get(&server, &format!("/api/v2/accounts/{id}/"))
         .await
         .json()
         .unwrap();
-    let details = server
-        .get(&format!("/api/v2/accounts/{id}/details/"))
+    let details = get(&server, &format!("/api/v2/accounts/{id}/details/"))
         .await
         .json::<AccountDetails>()
         .unwrap()
         .account;
-    let balances = server
-        .get(&format!("/api/v2/accounts/{id}/balances/"))
+    let balances = get(&server, &format!("/api/v2/accounts/{id}/balances/"))
         .await
         .json::<AccountBalances>()
         .unwrap()
         .balances;
-    let txs = server
-        .get(&format!(
-            "/api/v2/accounts/{id}/transactions/?date_from=2025-09-21&date_to=2025-12-20"
-        ))
-        .await
-        .json::<AccountTransactions>()
-        .unwrap()
-        .transactions;
+    let txs = get(
+        &server,
+        &format!("/api/v2/accounts/{id}/transactions/?date_from=2025-09-21&date_to=2025-12-20"),
+    )
+    .await
+    .json::<AccountTransactions>()
+    .unwrap()
+    .transactions;
     assert_eq!(
         (balances.len(), txs.booked.len(), txs.pending.len()),
         (2, 2, 1)

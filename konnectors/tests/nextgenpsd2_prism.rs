@@ -15,117 +15,14 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use gleaner_framework::{
     RunOptions, Secret, TwoFactorChannel, TwoFactorKind, TwoFactorRequest, async_trait,
 };
 use gleaner_konnectors::bank::nextgenpsd2::NextGenPsd2;
+use gleaner_testing::prism::{PrismServer, PrismSpec};
 use gleaner_testing::{Harness, validate_stored};
-
-const INSTALL: &str = "npm install @stoplight/prism-cli@5";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The prism executable, or why there is none.
-fn prism() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("GLEANER_PRISM") {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("GLEANER_PRISM={} is not a file", p.display()))
-        };
-    }
-    let local = repo().join(".ci/node_modules/.bin/prism");
-    if local.is_file() {
-        Ok(local)
-    } else {
-        Err("neither GLEANER_PRISM nor .ci/node_modules/.bin/prism".to_owned())
-    }
-}
-
-/// The spec: `GLEANER_SPECS` (a folder), else `<repo>/../shared/specs`.
-fn spec() -> Result<PathBuf, String> {
-    let dir = std::env::var_os("GLEANER_SPECS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/specs"));
-    let file = dir.join("bg-psd2-1.3.12.yaml");
-    if file.is_file() {
-        Ok(file)
-    } else {
-        Err(format!("no spec at {}", file.display()))
-    }
-}
-
-/// Prism, killed with its whole process group when dropped.
-struct PrismGuard {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for PrismGuard {
-    fn drop(&mut self) {
-        // The child leads its own group (process_group(0)): its id is the
-        // group's. Kill the group by id, then reap the child.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(200));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts prism on a free port and waits until it answers.
-fn start(prism: &Path, spec: &Path, dir: &Path) -> (PrismGuard, String) {
-    use std::os::unix::process::CommandExt;
-    let port = free_port();
-    let log = dir.join("prism.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(prism)
-        .args(["mock", "-h", "127.0.0.1", "-p", &port.to_string()])
-        .arg(spec)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let mut guard = PrismGuard { child, log };
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(Some(status)) = guard.child.try_wait() {
-            let log = std::fs::read_to_string(&guard.log).unwrap_or_default();
-            panic!("prism exited ({status}) before it listened:\n{log}");
-        }
-        // Prism listens only once the spec is loaded.
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "prism did not listen within 120 s: {}",
-            std::fs::read_to_string(&guard.log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    (guard, base)
-}
 
 /// The person: told the spec's `scaRedirect` (a testbank.com page, not
 /// opened: no test touches the internet), says it is done; the mock then
@@ -145,25 +42,12 @@ impl TwoFactorChannel for Person {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_konnector_runs_unchanged_against_the_spec_mock() {
-    let (prism, spec) = match (prism(), spec()) {
-        (Ok(p), Ok(s)) => (p, s),
-        (p, s) => {
-            let why = [p.err(), s.err()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join("; ");
-            if std::env::var_os("CI").is_some() {
-                panic!("prism check impossible in CI: {why} ({INSTALL})");
-            }
-            println!(
-                "skipped: prism not installed (`{INSTALL}` in .ci/, or set GLEANER_PRISM; {why})"
-            );
-            return;
-        }
+    let Some(PrismSpec { prism, spec }) = PrismSpec::find("bg-psd2-1.3.12.yaml") else {
+        return;
     };
     let h = Harness::new().await.unwrap();
-    let (guard, base) = start(&prism, &spec, h.dir());
+    let server = PrismServer::start(&prism, &spec, h.dir());
+    let base = server.url().to_owned();
     let account = h
         .account("nextgenpsd2", &[("bank_name", "Prism")], &[], Some(&base))
         .await
@@ -176,15 +60,11 @@ async fn the_konnector_runs_unchanged_against_the_spec_mock() {
     let result = h
         .run_with(&NextGenPsd2::new().unwrap(), &account, options)
         .await;
-    let log = std::fs::read_to_string(&guard.log).unwrap_or_default();
-    drop(guard);
-
+    let log = server.log();
     // Prism refuses (400, 422) any request the spec does not allow: none
     // may have been refused.
-    let refused: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("Request terminated") || l.contains("Violation: request"))
-        .collect();
+    let refused = server.refused();
+    drop(server);
     assert!(
         refused.is_empty(),
         "prism refused requests:\n{}",

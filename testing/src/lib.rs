@@ -31,6 +31,7 @@
 pub mod conformance;
 pub mod harness;
 pub mod logs;
+pub mod prism;
 pub mod replay;
 pub mod validate;
 
