@@ -248,17 +248,17 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
 
 /// The `io.cozy.bank.operations` document of one transaction.
 ///
-/// `pending`: whether it came in the `pending` list. `path` is its JSON
-/// path in the answer from `url` (for errors). A booked transaction needs a
-/// `bookingDate` (or at least a `valueDate`): without either, the error
-/// names `path.bookingDate`.
+/// `pending`: whether it came in the `pending` list. `path` gives its JSON
+/// path in the answer from `url`, built only for an error. A booked
+/// transaction needs a `bookingDate` (or at least a `valueDate`): without
+/// either, the error names `path.bookingDate`.
 pub fn operation(
     tx: &Transaction,
     pending: bool,
     vendor_account_id: &str,
     account_doc_id: Option<&str>,
     today: NaiveDate,
-    path: &str,
+    path: &dyn Fn() -> String,
     url: &str,
 ) -> Result<BankOperation> {
     let date = if pending {
@@ -269,7 +269,7 @@ pub fn operation(
     } else {
         tx.booking_date
             .or(tx.value_date)
-            .ok_or_else(|| missing_field(&format!("{path}.bookingDate"), url))?
+            .ok_or_else(|| missing_field(&format!("{}.bookingDate", path()), url))?
     };
     let (label, original_bank_label) = labels(tx);
     let realisation = tx.transaction_date.or(tx.value_date).filter(|d| *d != date);
@@ -309,7 +309,7 @@ pub fn page_operations(
             vendor_account_id,
             account_doc_id,
             today,
-            &format!("transactions.booked[{i}]"),
+            &|| format!("transactions.booked[{i}]"),
             url,
         )?);
     }
@@ -320,7 +320,7 @@ pub fn page_operations(
             vendor_account_id,
             account_doc_id,
             today,
-            &format!("transactions.pending[{i}]"),
+            &|| format!("transactions.pending[{i}]"),
             url,
         )?);
     }
