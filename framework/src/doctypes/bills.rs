@@ -70,6 +70,39 @@ pub struct Bill {
         with = "rust_decimal::serde::arbitrary_precision_option"
     )]
     pub original_amount: Option<Decimal>,
+    /// For a reimbursement paid with others in one transfer: the
+    /// transfer's amount (Cozy's `groupAmount`; bank linking matches the
+    /// group against one credit).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub group_amount: Option<Decimal>,
+    /// For a health reimbursement: what the national health insurance
+    /// (Ameli) paid of the expense.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub social_security_refund: Option<Decimal>,
+    /// For a health reimbursement: what a complementary insurer (a
+    /// mutual) paid of the expense.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub third_party_refund: Option<Decimal>,
+    /// For a health reimbursement: whether the care provider was paid
+    /// directly (*tiers payant*), so the user paid nothing up front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_third_party_payer: Option<bool>,
+    /// For a health reimbursement: who received the care (a name as the
+    /// insurer writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beneficiary: Option<String>,
     /// The name of the bill's file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
@@ -100,6 +133,11 @@ impl Bill {
             recurrence: None,
             original_date: None,
             original_amount: None,
+            group_amount: None,
+            social_security_refund: None,
+            third_party_refund: None,
+            is_third_party_payer: None,
+            beneficiary: None,
             filename: None,
             invoice: None,
         }
@@ -111,7 +149,11 @@ impl Doctype for Bill {
 
     /// `date + amount + vendor`, plus `contractId` when present (Cozy's
     /// `saveBills` keys). The date counts by day, so a provider that moves
-    /// the time of day does not create a duplicate.
+    /// the time of day does not create a duplicate. A health
+    /// reimbursement also keys on its `beneficiary` and `originalDate`:
+    /// one payment day often refunds several equal acts (two consultations
+    /// at the same price, for two children), and those are distinct
+    /// documents.
     fn dedup_key(&self) -> String {
         let mut key = format!(
             "{}|{}|{}",
@@ -122,6 +164,14 @@ impl Doctype for Bill {
         if let Some(contract) = &self.contract_id {
             key.push('|');
             key.push_str(contract);
+        }
+        if let Some(beneficiary) = &self.beneficiary {
+            key.push_str("|b:");
+            key.push_str(&beneficiary.trim().to_lowercase());
+        }
+        if let Some(original) = &self.original_date {
+            key.push_str("|o:");
+            key.push_str(&original.format("%Y-%m-%d").to_string());
         }
         key
     }
@@ -178,6 +228,47 @@ mod tests {
         assert_eq!(a.dedup_key(), b.dedup_key());
         b.contract_id = Some("0798765432".into());
         assert_ne!(a.dedup_key(), b.dedup_key());
+    }
+
+    #[test]
+    fn health_refunds_carry_cozy_fields_and_key_on_beneficiary_and_care_date() {
+        let mut r = Bill::new(
+            "Ameli",
+            Utc.with_ymd_and_hms(2025, 11, 14, 0, 0, 0).unwrap(),
+            Decimal::new(1650, 2),
+            Currency::EUR,
+        );
+        r.bill_type = Some(BillType::HealthCosts);
+        r.is_refund = Some(true);
+        r.original_amount = Some(Decimal::new(2500, 2));
+        r.social_security_refund = Some(Decimal::new(1650, 2));
+        r.third_party_refund = Some(Decimal::new(750, 2));
+        r.is_third_party_payer = Some(false);
+        r.beneficiary = Some("LOUISE MARTIN".into());
+        r.original_date = Some(Utc.with_ymd_and_hms(2025, 11, 3, 0, 0, 0).unwrap());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["type"], "health_costs");
+        assert_eq!(v["isRefund"], true);
+        assert_eq!(v["socialSecurityRefund"].to_string(), "16.50");
+        assert_eq!(v["thirdPartyRefund"].to_string(), "7.50");
+        assert_eq!(v["originalAmount"].to_string(), "25.00");
+        assert_eq!(v["isThirdPartyPayer"], false);
+        assert_eq!(v["beneficiary"], "LOUISE MARTIN");
+        assert_eq!(v["originalDate"], "2025-11-03T00:00:00Z");
+        assert!(v.get("groupAmount").is_none());
+        let back: Bill = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        let mut sibling = r.clone();
+        sibling.beneficiary = Some("Paul Martin".into());
+        assert_ne!(r.dedup_key(), sibling.dedup_key());
+        let mut other_act = r.clone();
+        other_act.original_date = Some(Utc.with_ymd_and_hms(2025, 11, 5, 0, 0, 0).unwrap());
+        assert_ne!(r.dedup_key(), other_act.dedup_key());
+        // A bill without those fields keeps the key it always had.
+        assert_eq!(
+            bill().dedup_key(),
+            "2025-12-02|19.99|free mobile|0612345678"
+        );
     }
 
     #[test]
