@@ -833,7 +833,9 @@ pub async fn demo(app: &App) -> Result<()> {
     // One demo at a time per data directory: a second one waits for the
     // first, then finds its accounts (the OS lock goes with the process).
     let _lock = lock_file(&app.data_dir.join("demo.lock")).await?;
-    let mut failures = 0;
+    let started = std::time::Instant::now();
+    let links_before = app.store.link_count().await?;
+    let mut runs = DemoTotals::default();
     for entry in app.registry.entries() {
         let Some(def) = entry.sandbox else { continue };
         let manifest = entry.konnector.manifest();
@@ -841,10 +843,6 @@ pub async fn demo(app: &App) -> Result<()> {
             .launch(gleaner_sandbox_kit::StartOptions::default())
             .await
             .with_context(|| format!("cannot start the {} sandbox", manifest.name))?;
-        println!(
-            "started the {} sandbox at {}",
-            manifest.name, sandbox.base_url
-        );
         let label = format!("demo-{}", manifest.slug);
         let existing = app
             .store
@@ -882,29 +880,114 @@ pub async fn demo(app: &App) -> Result<()> {
                 .await?
             }
         };
-        match run_account(app, &account).await {
-            Ok(report) => print_report(&label, &report),
-            Err(e) => {
-                failures += 1;
-                eprintln!("{label}: {}", crate::describe(&e, 0));
-            }
-        }
+        let result = run_account(app, &account).await;
         drop(sandbox);
+        runs.add(&label, &manifest.name, result);
     }
-    let counts = app.store.count_by_doctype().await?;
-    let mut t = table(&["doctype", "documents in store"]);
-    for (doctype, n) in &counts {
-        t.add_row(vec![doctype.clone(), n.to_string()]);
-    }
-    println!("{t}");
     crate::linking::print_demo_links(app).await?;
+    let links_after = app.store.link_count().await?;
+    let counts = app.store.count_by_doctype().await?;
+    runs.print_summary(
+        &counts,
+        (links_before, links_after),
+        started.elapsed().as_secs_f64(),
+    );
     println!("store: {}", app.store.path().display());
     println!("files: {}", app.files_root().display());
     println!("see them with `gleaner docs io.cozy.bills` or `gleaner export`");
-    if failures > 0 {
-        bail!("{failures} demo run(s) failed");
+    if !runs.errors.is_empty() {
+        bail!("{} demo run(s) failed", runs.errors.len());
     }
     Ok(())
+}
+
+/// What the demo's runs did, added up for its one summary.
+#[cfg(feature = "sandboxes")]
+#[derive(Default)]
+struct DemoTotals {
+    /// The accounts run, in order.
+    accounts: Vec<String>,
+    /// Created, updated, skipped by doctype, over every run.
+    counts: BTreeMap<String, (u64, u64, u64)>,
+    /// Files downloaded, and files found already there.
+    files: (u64, u64),
+    /// The failed runs: account label and the error, worded.
+    errors: Vec<(String, String)>,
+}
+
+#[cfg(feature = "sandboxes")]
+impl DemoTotals {
+    /// Adds a run and prints its one line.
+    fn add(&mut self, label: &str, name: &str, result: Result<RunReport>) {
+        self.accounts.push(label.to_owned());
+        match result {
+            Ok(report) => {
+                for (doctype, c) in &report.counts {
+                    let e = self.counts.entry(doctype.clone()).or_default();
+                    e.0 += c.created;
+                    e.1 += c.updated;
+                    e.2 += c.skipped;
+                }
+                self.files.0 += report.files_downloaded;
+                self.files.1 += report.files_reused;
+                println!(
+                    "{label} ({name}): ok in {:.1} s, {} created, {} requests, {} files downloaded, {} already there",
+                    (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0,
+                    report.created(),
+                    report.requests,
+                    report.files_downloaded,
+                    report.files_reused
+                );
+                for w in &report.warnings {
+                    println!("  warning: {}", printable(w));
+                }
+            }
+            Err(e) => {
+                let why = crate::describe(&e, 0);
+                eprintln!("{label} ({name}): failed: {why}");
+                self.errors.push((label.to_owned(), why));
+            }
+        }
+    }
+
+    /// The demo's last words: accounts, documents per doctype, files,
+    /// links, errors and time.
+    fn print_summary(&self, in_store: &BTreeMap<String, u64>, links: (u64, u64), seconds: f64) {
+        println!(
+            "== demo summary: {} konnectors run in {seconds:.1} s",
+            self.accounts.len()
+        );
+        println!("accounts: {}", self.accounts.join(", "));
+        let mut t = table(&["doctype", "in store", "created", "updated", "skipped"]);
+        for (doctype, n) in in_store {
+            let (c, u, s) = self.counts.get(doctype).copied().unwrap_or_default();
+            t.add_row(vec![
+                doctype.clone(),
+                n.to_string(),
+                c.to_string(),
+                u.to_string(),
+                s.to_string(),
+            ]);
+        }
+        println!("{t}");
+        println!(
+            "files: {} downloaded, {} already there",
+            self.files.0, self.files.1
+        );
+        println!(
+            "bank links: {} in the store, {} made by this demo",
+            links.1,
+            links.1.saturating_sub(links.0)
+        );
+        if self.errors.is_empty() {
+            println!("errors: none");
+        } else {
+            println!("errors: {}", self.errors.len());
+            for (label, why) in &self.errors {
+                println!("  {label}: {why}");
+            }
+        }
+    }
 }
 
 /// Takes an exclusive lock on `path` (created 0600), waiting for another

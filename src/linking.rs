@@ -38,14 +38,22 @@ fn day(v: &serde_json::Value) -> String {
     text(v, "date").get(..10).unwrap_or_default().to_owned()
 }
 
-/// `Free Mobile 19.99 EUR of 2025-12-02`.
+/// `Free Mobile 19.99 EUR of 2025-12-02`, or for a health refund
+/// `Ameli refund 19.00 EUR of 2025-07-07 (care of 2025-07-02)`.
 fn bill_summary(bill: &serde_json::Value) -> String {
+    let refund = bill["isRefund"] == serde_json::Value::Bool(true);
+    let care = text(bill, "originalDate");
     printable(&format!(
-        "{} {} {} of {}",
+        "{}{} {} {} of {}{}",
         text(bill, "vendor"),
+        if refund { " refund" } else { "" },
         text(bill, "amount"),
         text(bill, "currency"),
-        day(bill)
+        day(bill),
+        match care.get(..10) {
+            Some(d) if refund => format!(" (care of {d})"),
+            _ => String::new(),
+        }
     ))
 }
 
@@ -85,8 +93,8 @@ pub fn report_line(links: &LinkSummary) -> Option<String> {
     })
 }
 
-/// What `gleaner demo` prints at the end: how many links the store holds,
-/// and a few of them, Free Mobile's first.
+/// What `gleaner demo` prints before its summary: how many links the
+/// store holds, and one example per vendor (Free Mobile's first).
 #[cfg_attr(not(feature = "sandboxes"), allow(dead_code))]
 pub async fn print_demo_links(app: &App) -> Result<()> {
     let n = app.store.link_count().await?;
@@ -94,20 +102,24 @@ pub async fn print_demo_links(app: &App) -> Result<()> {
         println!("bank links: none (no bank operation pays a stored bill)");
         return Ok(());
     }
-    println!("bank links: {n} bill(s) linked to the bank operation that paid or refunded them");
-    let ops = app.store.linked_operations(200).await?;
+    println!(
+        "bank links: {n} bill(s) linked to the bank operation that paid or refunded them, one per vendor:"
+    );
+    let ops = app.store.linked_operations(500).await?;
     let ids: Vec<String> = ops.iter().flat_map(|o| operation_bills(&o.data)).collect();
     let bills = app.store.docs_by_id(BILLS, &ids).await?;
-    let mut pairs: Vec<(bool, String, String)> = ops
-        .iter()
-        .flat_map(|op| {
-            operation_bills(&op.data)
-                .into_iter()
-                .filter_map(|id| bills.get(&id))
-                .map(|b| {
+    // Vendor -> (bill, operation), the first seen (latest operation first).
+    let mut examples: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for op in &ops {
+        for bill in operation_bills(&op.data)
+            .iter()
+            .filter_map(|id| bills.get(id))
+        {
+            examples
+                .entry(text(&bill.data, "vendor"))
+                .or_insert_with(|| {
                     (
-                        text(&b.data, "vendor") != "Free Mobile",
-                        bill_summary(&b.data),
+                        bill_summary(&bill.data),
                         printable(&format!(
                             "{} {} {} on {}",
                             text(&op.data, "label"),
@@ -116,13 +128,11 @@ pub async fn print_demo_links(app: &App) -> Result<()> {
                             day(&op.data)
                         )),
                     )
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    // Free Mobile's first (the demo's example), then latest first.
-    pairs.sort_by_key(|p| p.0);
-    for (_, bill, op) in pairs.iter().take(3) {
+                });
+        }
+    }
+    let free_mobile = examples.remove("Free Mobile");
+    for (bill, op) in free_mobile.iter().chain(examples.values()) {
         println!("  {bill}  <-  {op}");
     }
     println!("see them with `gleaner docs io.cozy.bank.operations`");

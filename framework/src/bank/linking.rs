@@ -290,6 +290,12 @@ pub const VENDORS: &[VendorAliases] = &[
         role: VendorRole::Biller,
     },
     VendorAliases {
+        names: &["alan", "alan sa"],
+        strong: &["alan sa", "alan insurance"],
+        weak: &["alan"],
+        role: VendorRole::Biller,
+    },
+    VendorAliases {
         names: &["mgen"],
         strong: &["mgen"],
         weak: &[],

@@ -2,7 +2,9 @@
 //! (accounts, monthly rules, a card payment with a tip) and from the Free
 //! Mobile sandbox's invoices (`fixtures/free-mobile/invoices.json`: one
 //! SEPA direct debit per line invoice, 1 to 3 days after its date, for its
-//! amount), so that `gleaner demo` links those bills to their debits.
+//! amount), so that `gleaner demo` links those bills to their debits;
+//! and the one-off credits of `ledger.json`'s `one_off` list: the health
+//! refunds the Ameli and mutual sandboxes pay (their shared care data).
 //!
 //! Everything is dated; what the bank shows depends on the sandbox's
 //! clock: a booked transaction from its booking day on; the card payment
@@ -104,6 +106,26 @@ struct Rules {
     monthly: Vec<Monthly>,
     card_with_tip: CardWithTip,
     free_mobile: FreeMobileRule,
+    #[serde(default)]
+    one_off: Vec<OneOff>,
+}
+
+/// A transaction that happens once: the refunds of the Ameli and mutual
+/// sandboxes' care events (the shared health data of their fixtures), so
+/// that `gleaner demo` links those refunds to their credits.
+#[derive(Deserialize)]
+struct OneOff {
+    account: usize,
+    id: String,
+    date: NaiveDate,
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+    #[serde(default)]
+    creditor: Option<String>,
+    #[serde(default)]
+    debtor: Option<String>,
+    label: String,
+    code: String,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +298,21 @@ impl Ledger {
                 label,
                 code: fm.code.clone(),
                 mandate: Some(format!("{}-{}", fm.id, invoice.line)),
+            });
+        }
+        for o in &rules.one_off {
+            txs.push(Tx {
+                account: check(o.account)?,
+                id: format!("{}-{}", o.id, o.date.format("%Y%m%d")),
+                booked_on: Some(o.date),
+                value_date: o.date,
+                pending_until: None,
+                amount: o.amount,
+                creditor: o.creditor.clone(),
+                debtor: o.debtor.clone(),
+                label: fill(&o.label, o.date),
+                code: o.code.clone(),
+                mandate: None,
             });
         }
         txs.sort_by(|a, b| {
