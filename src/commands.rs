@@ -28,13 +28,29 @@ pub fn table(header: &[&str]) -> Table {
 
 /// `gleaner konnectors`
 pub fn konnectors(app: &App) {
-    let mut t = table(&["slug", "name", "category", "frequency", "produces", "hosts"]);
-    for e in app.registry.entries() {
+    let mut t = table(&[
+        "slug",
+        "name",
+        "category",
+        "login",
+        "2FA",
+        "frequency",
+        "produces",
+        "hosts",
+    ]);
+    let mut entries: Vec<_> = app.registry.entries().iter().collect();
+    entries.sort_by_key(|e| {
+        let m = e.konnector.manifest();
+        (m.category.to_string(), m.slug.clone())
+    });
+    for e in entries {
         let m = e.konnector.manifest();
         t.add_row(vec![
             m.slug.clone(),
             m.name.clone(),
             m.category.to_string(),
+            m.login_kind().to_string(),
+            m.two_factor.to_string(),
             format!("{:?}", m.frequency).to_lowercase(),
             m.data_types.join(", "),
             m.hosts.join(", "),

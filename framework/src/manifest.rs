@@ -40,6 +40,64 @@ impl fmt::Display for Category {
     }
 }
 
+/// How a konnector logs in to its provider (for the catalogue: `gleaner
+/// konnectors`, `docs/konnectors.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginKind {
+    /// A login form posted over plain HTTP (or a JSON login endpoint taking
+    /// the same credentials).
+    Form,
+    /// OAuth2: the person consents at the provider (or the konnector uses
+    /// its client credentials).
+    Oauth2,
+    /// A login page that needs scripts, driven in the run's headless
+    /// browser.
+    Browser,
+    /// An API key or token the person pastes.
+    ApiKey,
+}
+
+impl fmt::Display for LoginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Form => "form",
+            Self::Oauth2 => "OAuth2",
+            Self::Browser => "browser",
+            Self::ApiKey => "API key",
+        })
+    }
+}
+
+/// The second factor a provider may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactor {
+    /// None.
+    #[default]
+    None,
+    /// A code sent by email.
+    Email,
+    /// A code sent by SMS.
+    Sms,
+    /// A code from an authenticator or a push to the provider's app.
+    App,
+    /// A redirect to the provider's site (a bank's SCA).
+    Redirect,
+}
+
+impl fmt::Display for SecondFactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Email => "emailed code",
+            Self::Sms => "SMS code",
+            Self::App => "app",
+            Self::Redirect => "redirect (SCA)",
+        })
+    }
+}
+
 /// How often the scheduler runs an account of this konnector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -235,6 +293,13 @@ pub struct Manifest {
     /// [`OAuthSpec`] and [`crate::oauth`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthSpec>,
+    /// How it logs in; when absent, `oauth2` if [`Manifest::oauth`] is
+    /// present, else `form` (see [`Manifest::login_kind`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<LoginKind>,
+    /// The second factor the provider may ask for (default `none`).
+    #[serde(default)]
+    pub two_factor: SecondFactor,
 }
 
 /// The OAuth2 grant a konnector uses.
@@ -325,6 +390,16 @@ pub const KNOWN_DOCTYPES: &[&str] = &[
 ];
 
 impl Manifest {
+    /// How the konnector logs in: `login`, else OAuth2 when the manifest
+    /// has an `[oauth]` table, else a form.
+    pub fn login_kind(&self) -> LoginKind {
+        match (self.login, &self.oauth) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => LoginKind::Oauth2,
+            (None, None) => LoginKind::Form,
+        }
+    }
+
     /// Parses and validates a manifest from its TOML text.
     ///
     /// `source` names the file in error messages.
@@ -644,6 +719,26 @@ label = "Password"
         assert_eq!(m.timeout_secs, 300);
         assert_eq!(m.identifier_field(), Some("login"));
         assert!(m.fields["password"].kind.is_secret());
+        // No `login`, no `[oauth]`: a form; no `two_factor`: none.
+        assert_eq!(m.login_kind(), LoginKind::Form);
+        assert_eq!(m.two_factor, SecondFactor::None);
+    }
+
+    #[test]
+    fn login_and_second_factor_are_read_and_checked() {
+        let text = GOOD.replace(
+            "frequency = \"monthly\"",
+            "frequency = \"monthly\"\nlogin = \"browser\"\ntwo_factor = \"sms\"",
+        );
+        let m = Manifest::from_toml("acme.toml", &text).unwrap();
+        assert_eq!(m.login_kind(), LoginKind::Browser);
+        assert_eq!(m.login_kind().to_string(), "browser");
+        assert_eq!(m.two_factor.to_string(), "SMS code");
+        let bad = GOOD.replace(
+            "frequency = \"monthly\"",
+            "frequency = \"monthly\"\nlogin = \"carrier-pigeon\"",
+        );
+        assert!(err_of(&bad).contains("carrier-pigeon"), "{}", err_of(&bad));
     }
 
     fn err_of(text: &str) -> String {
