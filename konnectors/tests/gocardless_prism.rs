@@ -137,7 +137,12 @@ async fn with_open_token_calls_the_run_reaches_the_bank_link_and_answers_fit_the
         .run_with(&GoCardless::new().unwrap(), &a, options)
         .await
         .unwrap_err();
-    assert_eq!(err.code, ErrorCode::UserActionNeeded, "{}", err.message);
+    assert_eq!(
+        err.code,
+        ErrorCode::UserActionNeededScaRequired,
+        "{}",
+        err.message
+    );
     assert!(
         err.message.contains("GoCardless says CR"),
         "{}",

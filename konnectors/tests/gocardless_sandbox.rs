@@ -293,7 +293,7 @@ async fn unavailable_is_vendor_down_and_nothing_stored() {
 }
 
 #[tokio::test]
-async fn an_expired_requisition_is_user_action_needed_then_a_new_link_restores_access() {
+async fn an_expired_requisition_is_sca_required_then_a_new_link_restores_access() {
     let b = Bank::start("normal").await;
     b.run().await.unwrap();
     let counts = b.counts().await;
@@ -302,7 +302,12 @@ async fn an_expired_requisition_is_user_action_needed_then_a_new_link_restores_a
     b.sandbox.expire_links();
     b.clock.advance(Duration::hours(1));
     let err = b.run().await.unwrap_err();
-    assert_eq!(err.code, ErrorCode::UserActionNeeded, "{}", err.message);
+    assert_eq!(
+        err.code,
+        ErrorCode::UserActionNeededScaRequired,
+        "{}",
+        err.message
+    );
     assert!(err.message.contains("expired"), "{}", err.message);
     assert!(
         err.message.contains("Reconnect the bank"),
@@ -324,22 +329,32 @@ async fn an_expired_requisition_is_user_action_needed_then_a_new_link_restores_a
 }
 
 #[tokio::test]
-async fn a_link_that_expires_at_once_is_user_action_needed_and_stores_nothing() {
+async fn a_link_that_expires_at_once_is_sca_required_and_stores_nothing() {
     let b = Bank::start("expired-requisition").await;
     let err = b.run().await.unwrap_err();
-    assert_eq!(err.code, ErrorCode::UserActionNeeded, "{}", err.message);
+    assert_eq!(
+        err.code,
+        ErrorCode::UserActionNeededScaRequired,
+        "{}",
+        err.message
+    );
     assert!(err.message.contains("EX"), "{}", err.message);
     b.assert_nothing_stored().await;
 }
 
 #[tokio::test]
-async fn access_revoked_at_the_bank_is_user_action_needed_and_nothing_partial() {
+async fn access_revoked_at_the_bank_is_sca_required_and_nothing_partial() {
     let b = Bank::start("normal").await;
     b.run().await.unwrap();
     let counts = b.counts().await;
     b.sandbox.revoke_access();
     let err = b.run().await.unwrap_err();
-    assert_eq!(err.code, ErrorCode::UserActionNeeded, "{}", err.message);
+    assert_eq!(
+        err.code,
+        ErrorCode::UserActionNeededScaRequired,
+        "{}",
+        err.message
+    );
     assert!(err.message.contains("revoked"), "{}", err.message);
     assert_eq!(b.counts().await, counts);
     // Reconnecting works.
@@ -348,10 +363,10 @@ async fn access_revoked_at_the_bank_is_user_action_needed_and_nothing_partial() 
 }
 
 #[tokio::test]
-async fn a_refused_link_is_user_action_needed_and_stores_nothing() {
+async fn a_refused_link_is_login_failed_and_stores_nothing() {
     let b = Bank::start("refused-link").await;
     let err = b.run().await.unwrap_err();
-    assert_eq!(err.code, ErrorCode::UserActionNeeded, "{}", err.message);
+    assert_eq!(err.code, ErrorCode::LoginFailed, "{}", err.message);
     assert!(err.message.contains("RJ"), "{}", err.message);
     b.assert_nothing_stored().await;
 }

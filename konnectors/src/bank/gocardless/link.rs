@@ -7,9 +7,11 @@
 //! requisition until it is linked (`LN`).
 //!
 //! A link is made once and reused by every later run until it expires
-//! (`EX`, or the bank refuses the access): then the run fails with
-//! `USER_ACTION_NEEDED` and the next run started by a person makes a new
-//! one. A requisition the person has not finished yet is kept and its link
+//! (`EX`, or the bank ends the access): then the run fails with
+//! `USER_ACTION_NEEDED.SCA_REQUIRED` (the code NextGenPSD2 gives an expired
+//! consent) and the next run started by a person makes a new one. A link
+//! refused at the bank (`RJ`) is `LOGIN_FAILED`, as NextGenPSD2's rejected
+//! consent. A requisition the person has not finished yet is kept and its link
 //! shown again.
 
 use chrono::{DateTime, Duration, Utc};
@@ -47,10 +49,11 @@ pub struct Linked {
     pub link: SavedLink,
 }
 
-/// `USER_ACTION_NEEDED`: the bank access must be given again.
+/// `USER_ACTION_NEEDED.SCA_REQUIRED`: the bank access must be given again
+/// at the bank (the code NextGenPSD2 gives for an expired consent too).
 pub fn reconnect(institution: &str, why: &str) -> KonnectorError {
     KonnectorError::new(
-        ErrorCode::UserActionNeeded,
+        ErrorCode::UserActionNeededScaRequired,
         format!(
             "{why}. Reconnect the bank ({institution}): the next run started by hand shows a new GoCardless link to open and approve at the bank"
         ),
@@ -143,7 +146,7 @@ pub async fn linked(ctx: &mut RunContext, s: &mut Session) -> Result<Linked> {
             }
             RequisitionStatus::InProgress => {
                 return Err(KonnectorError::new(
-                    ErrorCode::UserActionNeeded,
+                    ErrorCode::UserActionNeededScaRequired,
                     format!(
                         "the access to {} was not given at the bank yet (GoCardless says {}). Open the link again and finish the bank's steps: {}",
                         link.institution_name, requisition.status, link.link
@@ -161,10 +164,12 @@ pub async fn linked(ctx: &mut RunContext, s: &mut Session) -> Result<Linked> {
             RequisitionStatus::Rejected => {
                 s.drop_link();
                 s.persist(ctx);
-                return Err(reconnect(
-                    &link.institution_name,
-                    "the bank or the person refused the access (requisition status RJ)",
-                ));
+                // As NextGenPSD2 says a rejected consent: the approval at
+                // the bank failed or was refused.
+                return Err(KonnectorError::login_failed(format!(
+                    "the bank or the person refused the access to {} (requisition status RJ): the approval on the bank's page failed or was refused; the next attended run shows a new link",
+                    link.institution_name
+                )));
             }
             RequisitionStatus::Failed => {
                 s.drop_link();
