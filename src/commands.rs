@@ -917,6 +917,16 @@ pub async fn demo(app: &App) -> Result<()> {
     Ok(())
 }
 
+/// This process's peak resident memory in MiB (`VmHWM`), where Linux
+/// tells it.
+#[cfg(feature = "sandboxes")]
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// What the demo's runs did, added up for its one summary.
 #[cfg(feature = "sandboxes")]
 #[derive(Default)]
@@ -969,8 +979,11 @@ impl DemoTotals {
     /// The demo's last words: accounts, documents per doctype, files,
     /// links, errors and time.
     fn print_summary(&self, in_store: &BTreeMap<String, u64>, links: (u64, u64), seconds: f64) {
+        let memory = peak_rss_mib()
+            .map(|m| format!(", peak memory {m:.0} MiB (this process; a browser's are its own)"))
+            .unwrap_or_default();
         println!(
-            "== demo summary: {} konnectors run in {seconds:.1} s",
+            "== demo summary: {} konnectors run in {seconds:.1} s{memory}",
             self.accounts.len()
         );
         println!("accounts: {}", self.accounts.join(", "));
