@@ -855,6 +855,26 @@ pub async fn demo(app: &App) -> Result<()> {
     for entry in app.registry.entries() {
         let Some(def) = entry.sandbox else { continue };
         let manifest = entry.konnector.manifest();
+        if manifest.login_kind() == gleaner_framework::manifest::LoginKind::Browser {
+            let chromium = gleaner_framework::browser::chromium_path();
+            if !chromium.exists() {
+                // Outside CI the demo runs what it can, saying what it left
+                // out; CI has chromium (`.ci/run` installs it).
+                if std::env::var_os("CI").is_some() {
+                    bail!(
+                        "the {} konnector logs in with a browser and CI needs chromium at {} (apt-get install -y chromium)",
+                        manifest.name,
+                        chromium.display()
+                    );
+                }
+                println!(
+                    "demo-{}: skipped: chromium not found at {} (apt-get install -y chromium, or set GLEANER_CHROMIUM)",
+                    manifest.slug,
+                    chromium.display()
+                );
+                continue;
+            }
+        }
         let sandbox = def
             .launch(gleaner_sandbox_kit::StartOptions::default())
             .await
