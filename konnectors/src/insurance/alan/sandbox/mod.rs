@@ -27,7 +27,6 @@
 mod data;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -146,6 +145,7 @@ struct Shared {
     scenario: AtomicU8,
     password: Mutex<String>,
     tokens: Mutex<HashSet<String>>,
+    withdrawn: Mutex<HashSet<(i32, u32)>>,
     issued: AtomicUsize,
     list_requests: AtomicUsize,
     pdf_downloads: AtomicUsize,
@@ -184,6 +184,7 @@ impl Sandbox {
             scenario: AtomicU8::new(0),
             password: Mutex::new(PASSWORD.to_owned()),
             tokens: Mutex::new(HashSet::new()),
+            withdrawn: Mutex::new(HashSet::new()),
             issued: AtomicUsize::new(0),
             list_requests: AtomicUsize::new(0),
             pdf_downloads: AtomicUsize::new(0),
@@ -222,6 +223,16 @@ impl Sandbox {
             .password
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = password.to_owned();
+    }
+
+    /// Makes the statement of `year`/`month` answer 404 from now on (a
+    /// download failing after others succeeded).
+    pub fn withdraw_statement(&self, year: i32, month: u32) {
+        self.shared
+            .withdrawn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((year, month));
     }
 
     /// Requests received, faulted ones included.
@@ -455,7 +466,12 @@ fn statement(shared: &Shared, query: &str) -> Response {
             &json!({"error": "bad_request", "message": "year and month are required"}),
         );
     };
-    let Some(pdf) = data::statement(year, month) else {
+    let withdrawn = shared
+        .withdrawn
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(&(year, month));
+    let Some(pdf) = data::statement(year, month).filter(|_| !withdrawn) else {
         return not_found();
     };
     shared.pdf_downloads.fetch_add(1, Ordering::SeqCst);
