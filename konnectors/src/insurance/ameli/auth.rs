@@ -345,3 +345,87 @@ pub fn check_status(resp: &Response, what: &str) -> Result<()> {
         resp.status
     )))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::insurance::ameli::pages::testing::{login, page};
+
+    const WRONG: &str = "Le numéro de sécurité sociale et le code personnel ne correspondent pas.";
+
+    #[test]
+    fn a_login_post_leads_to_a_step_or_a_typed_error() {
+        assert_eq!(after_login(&page("accueil.html")).unwrap(), Step::LoggedIn);
+        assert_eq!(
+            after_login(&login("OTP_NECESSAIRE", None)).unwrap(),
+            Step::CodeNeeded
+        );
+        assert_eq!(
+            after_login(&login("SAISIE_OTP", None)).unwrap(),
+            Step::CodeEntry {
+                hint: Some("c***n@example.org".into()),
+                refused: false
+            }
+        );
+        let code = |p| after_login(&p).unwrap_err().code;
+        assert_eq!(code(login("", Some(WRONG))), ErrorCode::LoginFailed);
+        assert_eq!(code(login("", None)), ErrorCode::VendorDown);
+        assert_eq!(code(page("blocked.html")), ErrorCode::LoginFailedTooManyAttempts);
+        assert_eq!(code(page("maintenance.html")), ErrorCode::Maintenance);
+    }
+
+    #[test]
+    fn a_code_post_leads_home_or_asks_again() {
+        assert_eq!(after_code(&page("accueil.html")).unwrap(), Step::LoggedIn);
+        assert_eq!(
+            after_code(&login("KO_SAISIE_OTP", Some("Le code de sécurité saisi est incorrect."))).unwrap(),
+            Step::CodeEntry {
+                hint: Some("c***n@example.org".into()),
+                refused: true
+            }
+        );
+        // The same form with no message is not "wrong code".
+        assert_eq!(
+            after_code(&login("SAISIE_OTP", None)).unwrap_err().code,
+            ErrorCode::VendorDown
+        );
+        assert_eq!(
+            after_code(&page("maintenance.html")).unwrap_err().code,
+            ErrorCode::Maintenance
+        );
+    }
+
+    #[test]
+    fn alerts_map_to_codes() {
+        let code = |s| alert_error(s).code;
+        assert_eq!(code(WRONG), ErrorCode::LoginFailed);
+        assert_eq!(
+            code("Votre numéro de Sécurité sociale doit contenir des chiffres, A ou B"),
+            ErrorCode::LoginFailed
+        );
+        assert_eq!(
+            code("L'accès à votre compte ameli est bloqué."),
+            ErrorCode::LoginFailedTooManyAttempts
+        );
+        assert_eq!(
+            code("Vous avez atteint le maximum de demandes de code."),
+            ErrorCode::LoginFailedTooManyAttempts
+        );
+        assert_eq!(
+            code("Vous ne dépendez plus du régime général de l'Assurance Maladie"),
+            ErrorCode::UserActionNeededAccountRemoved
+        );
+        assert_eq!(code("Erreur technique"), ErrorCode::VendorDown);
+    }
+
+    #[test]
+    fn the_nir_loses_its_key_and_the_token_is_read() {
+        assert_eq!(nir13("285037511234567").unwrap(), "2850375112345");
+        assert_eq!(nir13("2 85 03 75 112 345").unwrap(), "2850375112345");
+        assert_eq!(nir13("12345").unwrap_err().code, ErrorCode::LoginFailed);
+        assert_eq!(parse_csrf("_ct:abc123\n").as_deref(), Some("abc123"));
+        assert_eq!(parse_csrf("<html>"), None);
+        assert_eq!(parse_csrf("_ct:"), None);
+    }
+}

@@ -401,3 +401,199 @@ fn in_page(page: &HtmlPage, e: KonnectorError) -> KonnectorError {
     wrapped.locator = locator;
     wrapped
 }
+
+/// Fixture pages for the tests of this module and of [`super::auth`]: the
+/// templates of `fixtures/ameli/`, filled as the site fills them.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod testing {
+    use gleaner_framework::scrape::HtmlPage;
+
+    /// The portal's login URL, as the pages are served from.
+    pub const BASE: &str = "https://assure.ameli.fr/PortailAS/appmanager/PortailAS/assure";
+
+    fn read(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/../fixtures/ameli/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    /// A fixture page as is.
+    pub fn page(name: &str) -> HtmlPage {
+        HtmlPage::parse(BASE, &read(name))
+    }
+
+    /// The login page at `step` (`""`, `OTP_NECESSAIRE`, `SAISIE_OTP`,
+    /// `KO_SAISIE_OTP`) with `alert`.
+    pub fn login(step: &str, alert: Option<&str>) -> HtmlPage {
+        let fields = match step {
+            "OTP_NECESSAIRE" => read("login_fields_otp_needed.html"),
+            "SAISIE_OTP" | "KO_SAISIE_OTP" => read("login_fields_otp_entry.html"),
+            _ => read("login_fields_credentials.html"),
+        };
+        let html = read("login.html")
+            .replace("{{fields}}", &fields)
+            .replace("{{step}}", step)
+            .replace("{{alert_class}}", if alert.is_some() { "" } else { "invisible" })
+            .replace("{{alert}}", alert.unwrap_or(""))
+            .replace("{{hint}}", "c***n@example.org");
+        HtmlPage::parse(BASE, &html)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::testing::{BASE, login, page};
+    use super::*;
+    use gleaner_framework::ErrorCode;
+
+    #[test]
+    fn classifies_every_page() {
+        assert_eq!(
+            classify(&login("", None)).unwrap(),
+            PageKind::Login(LoginForm {
+                step: String::new(),
+                alert: None,
+                hint: None
+            })
+        );
+        match classify(&login("", Some("Le numéro de sécurité sociale et le code personnel ne correspondent pas."))).unwrap() {
+            PageKind::Login(form) => assert!(form.alert.unwrap().contains("ne correspondent pas")),
+            other => panic!("{other:?}"),
+        }
+        match classify(&login("OTP_NECESSAIRE", None)).unwrap() {
+            PageKind::Login(form) => {
+                assert_eq!(form.step, "OTP_NECESSAIRE");
+                assert_eq!(form.hint.as_deref(), Some("c***n@example.org"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify(&login("KO_SAISIE_OTP", Some("Le code de sécurité saisi est incorrect."))).unwrap() {
+            PageKind::Login(form) => {
+                assert_eq!(form.step, "KO_SAISIE_OTP");
+                assert!(form.alert.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(classify(&page("accueil.html")).unwrap(), PageKind::LoggedIn);
+        match classify(&page("blocked.html")).unwrap() {
+            PageKind::Blocked { message } => assert!(message.contains("bloqué"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        match classify(&page("maintenance.html")).unwrap() {
+            PageKind::Unavailable { message } => {
+                assert!(message.contains("maintenance"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let cgu = HtmlPage::parse(
+            BASE,
+            r#"<html><head><meta http-equiv="refresh" content="0; url=/PortailAS/appmanager/PortailAS/assure?_nfpb=true&_pageLabel=as_conditions_generales_page"></head><body></body></html>"#,
+        );
+        assert_eq!(classify(&cgu).unwrap(), PageKind::TermsToAccept);
+        let other = HtmlPage::parse(BASE, "<html><body><h1>Bienvenue</h1></body></html>");
+        assert_eq!(classify(&other).unwrap_err().code, ErrorCode::PageChanged);
+    }
+
+    #[cfg(feature = "sandbox")]
+    mod rendered {
+        use super::*;
+        use crate::insurance::ameli::sandbox::data::{Fixture, Markup, detail_html, list_html};
+
+        fn list(offset: usize, markup: Markup) -> HtmlPage {
+            let fixture = Fixture::load().unwrap();
+            let all: Vec<_> = fixture.payments.iter().collect();
+            HtmlPage::parse(
+                "https://assure.ameli.fr/PortailAS/paiements.do",
+                &list_html(&all, offset, fixture.page_size, markup),
+            )
+        }
+
+        #[test]
+        fn parses_both_pages_of_the_payments_list() {
+            let first = parse_payments(&list(0, Markup::Real)).unwrap();
+            assert_eq!(first.rows.len(), 4);
+            assert_eq!(first.next_index, Some(4));
+            let newest = &first.rows[0];
+            assert_eq!(newest.id, "8F3A2C91D4E07B55A1C6");
+            assert_eq!(newest.nature, "REMBOURSEMENT_SOINS");
+            assert_eq!(newest.date, NaiveDate::from_ymd_opt(2025, 12, 8).unwrap());
+            assert_eq!(newest.amount, Decimal::new(3360, 2));
+            assert_eq!(newest.payment_index, "0");
+            assert_eq!(
+                newest.pdf_url.as_deref(),
+                Some("https://assure.ameli.fr/PortailAS/paiements.do?actionEvt=telechargerDecompte&idPaiement=8F3A2C91D4E07B55A1C6")
+            );
+            let second = parse_payments(&list(4, Markup::Real)).unwrap();
+            assert_eq!(second.rows.len(), 2);
+            assert_eq!(second.next_index, None);
+            assert_eq!(second.rows[0].nature, "PAIEMENT_A_UN_TIERS");
+            assert_eq!(second.rows[0].date, NaiveDate::from_ymd_opt(2025, 7, 24).unwrap());
+            assert_eq!(second.rows[1].payment_index, "5");
+        }
+
+        #[test]
+        fn an_empty_window_is_an_empty_list_not_a_changed_page() {
+            let empty = parse_payments(&list(99, Markup::Real)).unwrap();
+            assert!(empty.rows.is_empty());
+            assert_eq!(empty.next_index, None);
+        }
+
+        #[test]
+        fn a_redesigned_list_is_a_changed_page_naming_the_selector() {
+            let err = parse_payments(&list(0, Markup::Redesigned)).unwrap_err();
+            assert_eq!(err.code, ErrorCode::PageChanged);
+            assert!(err.message.contains("ul#unordered_list"), "{}", err.message);
+        }
+
+        #[test]
+        fn a_detail_nets_each_participation_from_its_act() {
+            let fixture = Fixture::load().unwrap();
+            let september = fixture
+                .payments
+                .iter()
+                .find(|p| p.id == "7E92B3D05A6C14F8E93D")
+                .unwrap();
+            let page = HtmlPage::parse(
+                "https://assure.ameli.fr/PortailAS/paiements.do",
+                &detail_html(september, "2", "3"),
+            );
+            let detail = parse_detail(&page).unwrap();
+            assert!(detail.unmatched_participations.is_empty());
+            assert_eq!(detail.acts.len(), 2);
+            let louise = &detail.acts[0];
+            assert_eq!(louise.beneficiary, "Louise MARTIN");
+            assert_eq!(louise.label, "Consultation pédiatre");
+            assert_eq!(louise.care_date, NaiveDate::from_ymd_opt(2025, 9, 8).unwrap());
+            assert_eq!(louise.paid, Decimal::new(3200, 2));
+            assert_eq!(louise.rate, Some(70));
+            assert_eq!(louise.gross, Decimal::new(2240, 2));
+            assert_eq!(louise.participation, Decimal::new(200, 2));
+            assert_eq!(louise.refund(), Decimal::new(2040, 2));
+            let camille = &detail.acts[1];
+            assert_eq!(camille.beneficiary, "Camille MARTIN");
+            assert_eq!(camille.refund(), Decimal::new(1900, 2));
+            assert!(detail.pdf_url.unwrap().ends_with("idPaiement=7E92B3D05A6C14F8E93D"));
+
+            // Every payment of the fixture reads back to its refunds.
+            for p in &fixture.payments {
+                let page = HtmlPage::parse(BASE, &detail_html(p, "0", "0"));
+                let detail = parse_detail(&page).unwrap();
+                let total: Decimal = detail.acts.iter().map(Act::refund).sum();
+                assert_eq!(total.to_string(), p.amount, "{}", p.id);
+            }
+        }
+
+        #[test]
+        fn a_detail_without_acts_is_a_changed_page() {
+            let page = HtmlPage::parse(
+                BASE,
+                r#"<div class="container entete"><h2>Paiement</h2></div><div class="container"><p>rien</p></div>"#,
+            );
+            assert_eq!(parse_detail(&page).unwrap_err().code, ErrorCode::PageChanged);
+        }
+    }
+}

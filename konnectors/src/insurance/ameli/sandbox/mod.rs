@@ -25,8 +25,8 @@
 //! `ul#unordered_list` is gone) and `changed-schema` (the list's JSON lost
 //! `tableauPaiement`).
 
-mod data;
-mod site;
+pub(crate) mod data;
+pub(crate) mod site;
 mod state;
 
 use std::fmt;
