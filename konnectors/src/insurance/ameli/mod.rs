@@ -240,10 +240,10 @@ async fn fetch_detail(ctx: &RunContext, ct: &str, row: &PaymentRow) -> Result<Pa
     let resp = ctx.http().get(&url).header(routes::CT, ct).send().await?;
     auth::check_status(&resp, "a payment's detail")?;
     let page = HtmlPage::parse(resp.url.as_str(), &resp.text());
-    if !page.exists("div.entete")? {
-        if let Ok(kind) = pages::classify(&page) {
-            return Err(auth::unexpected(kind, "a payment's detail"));
-        }
+    if !page.exists("div.entete")?
+        && let Ok(kind) = pages::classify(&page)
+    {
+        return Err(auth::unexpected(kind, "a payment's detail"));
     }
     pages::parse_detail(&page)
 }
