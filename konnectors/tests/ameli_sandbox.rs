@@ -20,7 +20,7 @@ use gleaner_framework::{
 };
 use gleaner_konnectors::insurance::ameli::Ameli;
 use gleaner_konnectors::insurance::ameli::sandbox::{
-    EMAIL_HINT, MAX_FAILED_LOGINS, NIR, PASSWORD, PAYMENTS_JSON, Sandbox, Scenario,
+    EMAIL_HINT, LOGIN, MAX_FAILED_LOGINS, NIR, PASSWORD, PAYMENTS_JSON, Sandbox, Scenario,
 };
 use gleaner_testing::{Harness, TestAccount};
 use rust_decimal::Decimal;
@@ -383,6 +383,43 @@ async fn the_sandbox_definition_lists_normal_first_and_starts_every_scenario() {
             .await
             .unwrap();
         assert_eq!(running.scenario, info.name);
-        assert_eq!(running.fields, vec![("login".to_owned(), NIR.to_owned())]);
+        assert_eq!(running.fields, vec![("login".to_owned(), LOGIN.to_owned())]);
     }
+}
+
+#[tokio::test]
+async fn the_history_depth_bounds_the_first_window() {
+    // Today is after 2026-05: three months back reach no 2025 payment.
+    let s = setup(Scenario::Normal).await;
+    let short =
+        s.h.account(
+            "ameli",
+            &[("login", LOGIN), ("history_months", "3")],
+            &[("password", PASSWORD)],
+            Some(&s.sandbox.base_url()),
+        )
+        .await
+        .unwrap();
+    let report = s.run_as(&short).await.unwrap();
+    assert_eq!(report.created(), 0, "{:?}", report.counts);
+    assert_eq!(s.sandbox.list_pages(), 1);
+    assert_eq!(s.sandbox.details(), 0);
+
+    // A value that is not a number of months: the default, and a warning.
+    let odd =
+        s.h.account(
+            "ameli",
+            &[("login", LOGIN), ("history_months", "two years")],
+            &[("password", PASSWORD)],
+            Some(&s.sandbox.base_url()),
+        )
+        .await
+        .unwrap();
+    let report = s.run_as(&odd).await.unwrap();
+    assert_eq!(report.counts[BILLS].created, 7, "{:?}", report.counts);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("history_months")),
+        "{:?}",
+        report.warnings
+    );
 }

@@ -15,13 +15,14 @@
 //! amounts, *participations forfaitaires*), and save one bill per act with
 //! the payment's statement PDF.
 //!
-//! **History and cursor.** The first run reads `history_months` back (an
-//! optional account field, default [`DEFAULT_HISTORY_MONTHS`]). The state
-//! keeps the date of the newest payment seen and the ids of the payments
-//! of that day; a later run asks only from that day on (one short list
-//! page) and opens the detail of no payment it already saved, so it
-//! downloads nothing again either. The state is committed with the run's
-//! documents: a failed run reads the same window again.
+//! **History and cursor.** Every run asks the list for the last
+//! `history_months` (an optional account field, default
+//! [`DEFAULT_HISTORY_MONTHS`]), newest payments first. The state keeps the
+//! date of the newest payment saved and the ids of that day's payments: a
+//! later run stops paging at the first page that reaches an older payment
+//! (usually the first page), and opens the detail of no payment it already
+//! saved, so it downloads nothing again either. The state is committed with
+//! the run's documents: a failed run reads the same payments again.
 //!
 //! Facts about the site come from public sources: Cozy's konnector
 //! (github.com/konnectors/cozy-konnector-ameli, `src/index.js` and
@@ -99,17 +100,12 @@ impl Konnector for Ameli {
     async fn run(&self, ctx: &mut RunContext) -> Result<()> {
         let state: State = serde_json::from_value(ctx.state().clone()).unwrap_or_default();
         let today = ctx.today();
-        let from = match state.last_payment_date {
-            Some(last) => last,
-            None => first_day(today, history_months(ctx)),
-        };
+        let from = first_day(today, history_months(ctx));
         let ct = auth::login(ctx).await?;
-        let rows = list_payments(ctx, &ct, from, today).await?;
+        let rows = list_payments(ctx, &ct, from, today, state.last_payment_date).await?;
         let fresh: Vec<&PaymentRow> = rows
             .iter()
-            .filter(|r| {
-                !(Some(r.date) == state.last_payment_date && state.seen_on_last_date.contains(&r.id))
-            })
+            .filter(|r| is_new(&state, r))
             .filter(|r| {
                 let known = matches!(
                     r.nature.as_str(),
@@ -153,13 +149,32 @@ impl Konnector for Ameli {
     }
 }
 
-/// The account's `history_months`, or the default.
-fn history_months(ctx: &RunContext) -> u32 {
-    ctx.field("history_months")
-        .ok()
-        .and_then(|v| v.trim().parse::<u32>().ok())
-        .filter(|m| *m > 0)
-        .unwrap_or(DEFAULT_HISTORY_MONTHS)
+/// Whether the cursor says `row` was not saved yet: a later day than the
+/// cursor's, or the cursor's day and not one of its payments.
+pub fn is_new(state: &State, row: &PaymentRow) -> bool {
+    match state.last_payment_date {
+        None => true,
+        Some(last) => {
+            row.date > last || (row.date == last && !state.seen_on_last_date.contains(&row.id))
+        }
+    }
+}
+
+/// The account's `history_months`, or the default (with a warning when
+/// the field holds something else than a number of months).
+fn history_months(ctx: &mut RunContext) -> u32 {
+    let Ok(raw) = ctx.field("history_months").map(str::to_owned) else {
+        return DEFAULT_HISTORY_MONTHS;
+    };
+    match raw.trim().parse::<u32>() {
+        Ok(months) if (1..=600).contains(&months) => months,
+        _ => {
+            ctx.warn(format!(
+                "history_months \"{raw}\" is not a number of months from 1 to 600: reading {DEFAULT_HISTORY_MONTHS} months"
+            ));
+            DEFAULT_HISTORY_MONTHS
+        }
+    }
 }
 
 /// `today` minus `months` months.
@@ -191,12 +206,15 @@ pub fn next_state(old: &State, rows: &[PaymentRow]) -> State {
     }
 }
 
-/// Every page of the payments list for `from..=to`.
+/// The pages of the payments list for `from..=to`, newest first: all of
+/// them, or, with a cursor, up to the first page that reaches a payment
+/// older than `known_until` (the rest is known).
 async fn list_payments(
     ctx: &RunContext,
     ct: &str,
     from: NaiveDate,
     to: NaiveDate,
+    known_until: Option<NaiveDate>,
 ) -> Result<Vec<PaymentRow>> {
     let mut rows = Vec::new();
     let mut index = None;
@@ -215,7 +233,12 @@ async fn list_payments(
             let html = HtmlPage::parse(resp.url.as_str(), &answer.table);
             pages::parse_payments(&html)?
         };
+        let reaches_known = known_until
+            .is_some_and(|known| page.rows.iter().any(|r| r.date < known));
         rows.extend(page.rows);
+        if reaches_known {
+            return Ok(rows);
+        }
         match page.next_index {
             Some(next) if Some(next) != index => index = Some(next),
             _ => return Ok(rows),
@@ -283,6 +306,16 @@ mod tests {
         assert_eq!(later.seen_on_last_date, BTreeSet::from(["d".to_owned()]));
         // No payment at all: the old state stays.
         assert_eq!(next_state(&first, &[]), first);
+    }
+
+    #[test]
+    fn only_payments_after_the_cursor_are_new() {
+        let state = next_state(&State::default(), &[row("a", "2025-12-08")]);
+        assert!(!is_new(&state, &row("a", "2025-12-08")));
+        assert!(is_new(&state, &row("b", "2025-12-08")));
+        assert!(!is_new(&state, &row("c", "2025-11-28")));
+        assert!(is_new(&state, &row("d", "2025-12-09")));
+        assert!(is_new(&State::default(), &row("a", "2025-12-08")));
     }
 
     #[test]

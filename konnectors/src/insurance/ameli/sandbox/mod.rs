@@ -49,9 +49,14 @@ pub use state::SentEmail;
 
 use state::Shared;
 
-/// The demo account's social security number (15 digits; the form takes
-/// the first 13).
+/// The insured's social security number (15 digits with its key).
 pub const NIR: &str = "285037511234567";
+
+/// The demo account's login: the NIR as the login form takes it, its
+/// first 13 characters (a 15-digit NIR is accepted too: the konnector
+/// drops the key). The demo uses these 13 so that a recorded cassette
+/// scrubs the value the form posts, which is then exactly the field.
+pub const LOGIN: &str = "2850375112345";
 
 /// The demo account's password.
 pub const PASSWORD: &str = "sandbox-password";
@@ -271,7 +276,7 @@ fn start_definition(options: StartOptions) -> StartFuture {
         let sandbox = Sandbox::start_on(scenario, options.port).await?;
         Ok(RunningSandbox {
             base_url: sandbox.base_url(),
-            fields: vec![("login".into(), NIR.into())],
+            fields: vec![("login".into(), LOGIN.into())],
             secrets: vec![("password".into(), PASSWORD.into())],
             scenario: scenario.name().to_owned(),
             guard: Box::new(sandbox),
