@@ -299,9 +299,7 @@ pub fn de_amount<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Decimal
 
 /// Whether a 2xx answer is EDF's maintenance page instead of the service.
 pub fn is_maintenance(resp: &Response) -> bool {
-    let html = resp
-        .content_type()
-        .is_some_and(|t| t.contains("text/html"));
+    let html = resp.content_type().is_some_and(|t| t.contains("text/html"));
     html && resp.text().to_lowercase().contains("maintenance")
 }
 
@@ -371,7 +369,11 @@ pub async fn monthly_elec(
     let resp = ctx
         .http()
         .get(&url)
-        .query(&[("begin-month", begin), ("end-month", end), ("ended", "false")])
+        .query(&[
+            ("begin-month", begin),
+            ("end-month", end),
+            ("ended", "false"),
+        ])
         .header(super::routes::PERSON_HEADER, bp_number)
         .header(super::routes::SITE_HEADER, pdl)
         .header("Accept", "application/json")

@@ -115,10 +115,7 @@ impl AuthStep {
             .ok_or_else(|| {
                 KonnectorError::new(
                     ErrorCode::SchemaChanged,
-                    format!(
-                        "EDF's SSO stage {} has no {kind} to fill",
-                        self.stage
-                    ),
+                    format!("EDF's SSO stage {} has no {kind} to fill", self.stage),
                 )
             })?;
         input.value = Value::String(value.to_owned());
@@ -314,7 +311,9 @@ pub async fn login(ctx: &mut RunContext, device: Option<String>) -> Result<Optio
                     tracing::info!("EDF refused the code");
                 }
                 tracing::info!("EDF asks for the code it e-mailed");
-                let code: Secret = ctx.two_factor(TwoFactorKind::Email, hint.as_deref()).await?;
+                let code: Secret = ctx
+                    .two_factor(TwoFactorKind::Email, hint.as_deref())
+                    .await?;
                 step.fill("NameCallback", code.expose().trim())?;
             }
             Next::Password => {
@@ -336,7 +335,8 @@ pub async fn open_site(ctx: &RunContext) -> Result<Option<api::ContractList>> {
         .send()
         .await?;
     api::check(&resp)?;
-    let contracts: api::ContractList = api::get_json(ctx, &ctx.url(routes::LIST_CONTRACTS)?).await?;
+    let contracts: api::ContractList =
+        api::get_json(ctx, &ctx.url(routes::LIST_CONTRACTS)?).await?;
     Ok(contracts.logged().then_some(contracts))
 }
 
@@ -390,28 +390,45 @@ mod tests {
 
     #[test]
     fn stages_lead_to_moves_and_repeats_to_errors() {
-        assert_eq!(next(&step(STAGE_USERNAME, ""), None).unwrap(), Next::Username);
         assert_eq!(
-            next(&step(STAGE_USERNAME, "Identifiant inconnu"), Some(STAGE_USERNAME))
-                .unwrap_err()
-                .code,
+            next(&step(STAGE_USERNAME, ""), None).unwrap(),
+            Next::Username
+        );
+        assert_eq!(
+            next(
+                &step(STAGE_USERNAME, "Identifiant inconnu"),
+                Some(STAGE_USERNAME)
+            )
+            .unwrap_err()
+            .code,
             ErrorCode::LoginFailed
         );
-        assert_eq!(next(&step(STAGE_DEVICE, ""), Some(STAGE_USERNAME)).unwrap(), Next::Device);
+        assert_eq!(
+            next(&step(STAGE_DEVICE, ""), Some(STAGE_USERNAME)).unwrap(),
+            Next::Device
+        );
         assert_eq!(
             next(&step(STAGE_OTP, ""), Some(STAGE_DEVICE)).unwrap(),
-            Next::Code { hint: Some("Code envoyé à c***@example.org".into()), retry: false }
+            Next::Code {
+                hint: Some("Code envoyé à c***@example.org".into()),
+                retry: false
+            }
         );
         assert!(matches!(
             next(&step(STAGE_OTP, "Code incorrect"), Some(STAGE_OTP)).unwrap(),
             Next::Code { retry: true, .. }
         ));
         assert_eq!(
-            next(&step(STAGE_OTP, "Code expiré"), Some(STAGE_OTP)).unwrap_err().code,
+            next(&step(STAGE_OTP, "Code expiré"), Some(STAGE_OTP))
+                .unwrap_err()
+                .code,
             ErrorCode::UserActionNeededTwofaExpired
         );
         let e = next(
-            &step(STAGE_PASSWORD, "Mot de passe incorrect. Il vous reste 4 essai(s)."),
+            &step(
+                STAGE_PASSWORD,
+                "Mot de passe incorrect. Il vous reste 4 essai(s).",
+            ),
             Some(STAGE_PASSWORD),
         )
         .unwrap_err();
@@ -429,8 +446,14 @@ mod tests {
         s.fill("NameCallback", "camille@example.org").unwrap();
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["header"], "Connexion");
-        assert_eq!(v["callbacks"][0]["input"][0]["value"], "camille@example.org");
+        assert_eq!(
+            v["callbacks"][0]["input"][0]["value"],
+            "camille@example.org"
+        );
         assert_eq!(v["callbacks"][1]["output"][1]["value"], "0");
-        assert_eq!(s.fill("PasswordCallback", "x").unwrap_err().code, ErrorCode::SchemaChanged);
+        assert_eq!(
+            s.fill("PasswordCallback", "x").unwrap_err().code,
+            ErrorCode::SchemaChanged
+        );
     }
 }

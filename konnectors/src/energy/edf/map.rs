@@ -101,7 +101,11 @@ pub struct ContractRef {
 }
 
 /// The bill and file of one invoice, its PDF at `pdf_url`.
-pub fn invoice_bill(doc: &BillDoc, contract: &ContractRef, pdf_url: &str) -> Result<(Bill, BillFile)> {
+pub fn invoice_bill(
+    doc: &BillDoc,
+    contract: &ContractRef,
+    pdf_url: &str,
+) -> Result<(Bill, BillFile)> {
     let issued = day(doc.creation_date, "the invoice date")?;
     let date = midnight(issued);
     let refund = doc.bill_amount.is_sign_negative() && !doc.bill_amount.is_zero();
@@ -131,7 +135,11 @@ pub fn invoice_bill(doc: &BillDoc, contract: &ContractRef, pdf_url: &str) -> Res
 }
 
 /// The bill of one paid instalment of a schedule whose PDF is `file`.
-pub fn instalment_bill(deadline: &Deadline, contract: &ContractRef, schedule_ref: &str) -> Result<Bill> {
+pub fn instalment_bill(
+    deadline: &Deadline,
+    contract: &ContractRef,
+    schedule_ref: &str,
+) -> Result<Bill> {
     let debited = day(deadline.encashment_date, "an instalment date")?;
     let mut bill = Bill::new(
         VENDOR,
@@ -156,7 +164,10 @@ pub fn schedule_file(
     pdf_url: &str,
 ) -> BillFile {
     BillFile {
-        name: format!("{}_EDF_echeancier_{document_number}.pdf", start.format("%Y")),
+        name: format!(
+            "{}_EDF_echeancier_{document_number}.pdf",
+            start.format("%Y")
+        ),
         url: pdf_url.to_owned(),
         mime: "application/pdf",
         metadata: metadata(midnight(start), document_number, &contract.number),
@@ -257,7 +268,15 @@ mod tests {
 
     #[test]
     fn paris_midnights_read_back_as_their_day_in_winter_and_summer() {
-        for (y, m, d) in [(2025, 1, 12), (2025, 3, 30), (2025, 3, 31), (2025, 7, 12), (2025, 10, 26), (2025, 10, 27), (2025, 12, 31)] {
+        for (y, m, d) in [
+            (2025, 1, 12),
+            (2025, 3, 30),
+            (2025, 3, 31),
+            (2025, 7, 12),
+            (2025, 10, 26),
+            (2025, 10, 27),
+            (2025, 12, 31),
+        ] {
             let day = NaiveDate::from_ymd_opt(y, m, d).unwrap();
             assert_eq!(paris_date(paris_midnight_ms(day)), Some(day), "{day}");
         }
@@ -272,7 +291,8 @@ mod tests {
     fn invoices_map_to_energy_bills_and_credits_to_refunds() {
         let docs: BillsDocuments = serde_json::from_value(account().bills_documents()).unwrap();
         let bills = &docs[0].listOfBillsByAccDTO[0].listOfbills;
-        let (bill, file) = invoice_bill(&bills[0], &contract(), "https://particulier.edf.fr/x").unwrap();
+        let (bill, file) =
+            invoice_bill(&bills[0], &contract(), "https://particulier.edf.fr/x").unwrap();
         bill.validate().unwrap();
         assert_eq!(bill.vendor, "EDF");
         assert_eq!(bill.date.format("%Y-%m-%d").to_string(), "2025-01-08");
@@ -281,7 +301,8 @@ mod tests {
         assert_eq!(bill.bill_type, Some(BillType::Energy));
         assert_eq!(bill.vendor_ref.as_deref(), Some("10248500123"));
         assert_eq!(file.name, "2025-01-08_EDF_41.15EUR.pdf");
-        let (refund, file) = invoice_bill(&bills[1], &contract(), "https://particulier.edf.fr/y").unwrap();
+        let (refund, file) =
+            invoice_bill(&bills[1], &contract(), "https://particulier.edf.fr/y").unwrap();
         assert_eq!(refund.is_refund, Some(true));
         assert_eq!(refund.amount, Decimal::new(1862, 2));
         assert_eq!(file.name, "2025-12-09_EDF_avoir_18.62EUR.pdf");
@@ -298,17 +319,26 @@ mod tests {
             let bill = instalment_bill(d, &contract(), "E25000012345").unwrap();
             bill.validate().unwrap();
             assert_eq!(bill.amount, Decimal::new(6430, 2));
-            assert_eq!(bill.date.format("%Y-%m-%d").to_string(), format!("2025-{:02}-12", i + 1));
+            assert_eq!(
+                bill.date.format("%Y-%m-%d").to_string(),
+                format!("2025-{:02}-12", i + 1)
+            );
             assert_eq!(bill.recurrence.as_deref(), Some("monthly"));
         }
-        let file = schedule_file(NaiveDate::from_ymd_opt(2025, 1, 12).unwrap(), "E25000012345", &contract(), "u");
+        let file = schedule_file(
+            NaiveDate::from_ymd_opt(2025, 1, 12).unwrap(),
+            "E25000012345",
+            &contract(),
+            "u",
+        );
         assert_eq!(file.name, "2025_EDF_echeancier_E25000012345.pdf");
     }
 
     #[test]
     fn monthly_consumption_becomes_one_document_per_year() {
         let acc = account();
-        let answer: MonthlyElec = serde_json::from_value(acc.monthly_elec("2025-01", "2025-12")).unwrap();
+        let answer: MonthlyElec =
+            serde_json::from_value(acc.monthly_elec("2025-01", "2025-12")).unwrap();
         let pts = points(&answer.monthly_elec_energies).unwrap();
         assert_eq!(pts.len(), 12);
         assert_eq!(pts[0].date.to_rfc3339(), "2025-01-01T00:00:00+00:00");
@@ -319,7 +349,8 @@ mod tests {
         assert_eq!(doc.end_date.to_rfc3339(), "2026-01-01T00:00:00+00:00");
         let fewer = year_series("09876543210123", 2025, vec![]).unwrap();
         assert_eq!(doc.dedup_key(), fewer.dedup_key());
-        let half: MonthlyElec = serde_json::from_value(acc.monthly_elec("2024-01", "2024-12")).unwrap();
+        let half: MonthlyElec =
+            serde_json::from_value(acc.monthly_elec("2024-01", "2024-12")).unwrap();
         assert_eq!(half.monthly_elec_energies.len(), 6);
     }
 
@@ -328,9 +359,15 @@ mod tests {
         let mut answer: MonthlyElec =
             serde_json::from_value(account().monthly_elec("2025-01", "2025-12")).unwrap();
         answer.monthly_elec_energies[0].month = "janvier 2025".into();
-        assert_eq!(points(&answer.monthly_elec_energies).unwrap_err().code, ErrorCode::SchemaChanged);
+        assert_eq!(
+            points(&answer.monthly_elec_energies).unwrap_err().code,
+            ErrorCode::SchemaChanged
+        );
         answer.monthly_elec_energies[0].month = "2025-01".into();
         answer.monthly_elec_energies[1].consumption.energy = Decimal::new(-5, 0);
-        assert_eq!(points(&answer.monthly_elec_energies).unwrap_err().code, ErrorCode::SchemaChanged);
+        assert_eq!(
+            points(&answer.monthly_elec_energies).unwrap_err().code,
+            ErrorCode::SchemaChanged
+        );
     }
 }

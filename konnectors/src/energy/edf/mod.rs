@@ -111,7 +111,13 @@ impl Edf {
 pub fn consumption_years(through: Option<&str>, since: NaiveDate, today: NaiveDate) -> Vec<i32> {
     let first = through
         .and_then(|m| map::month_day(m).ok())
-        .map(|d| if d.month() == 12 { d.year() + 1 } else { d.year() })
+        .map(|d| {
+            if d.month() == 12 {
+                d.year() + 1
+            } else {
+                d.year()
+            }
+        })
         .unwrap_or(since.year());
     (first..=today.year()).collect()
 }
@@ -190,9 +196,14 @@ impl Konnector for Edf {
         };
 
         // "Mes documents" first, or the bill list fails (Woob, Cozy).
-        let resp = ctx.http().get(&ctx.url(routes::MY_DOCUMENTS)?).send().await?;
+        let resp = ctx
+            .http()
+            .get(&ctx.url(routes::MY_DOCUMENTS)?)
+            .send()
+            .await?;
         api::check(&resp)?;
-        let docs: api::BillsDocuments = api::get_json(ctx, &ctx.url(routes::BILLS_DOCUMENTS)?).await?;
+        let docs: api::BillsDocuments =
+            api::get_json(ctx, &ctx.url(routes::BILLS_DOCUMENTS)?).await?;
         let consult: api::BillConsult = api::get_json(ctx, &ctx.url(routes::BILL_CONSULT)?).await?;
 
         // What is new: invoices not seen, paid instalments after the last.
@@ -258,7 +269,11 @@ impl Konnector for Edf {
                     ),
                 )?;
                 let (doc, file) = map::invoice_bill(bill, &contract_of(&acc.num_acc), &url)?;
-                ctx.progress(done, Some(total), format!("invoice {}", bill.document_number));
+                ctx.progress(
+                    done,
+                    Some(total),
+                    format!("invoice {}", bill.document_number),
+                );
                 ctx.save_bill(doc, Some(file)).await?;
                 state.invoices.insert(bill.document_number.clone());
                 done += 1;
@@ -312,8 +327,12 @@ impl Konnector for Edf {
                 for (day, d) in &new_deadlines {
                     let bill = map::instalment_bill(d, &contract, &reference)?;
                     ctx.progress(done, Some(total), format!("instalment {day}"));
-                    ctx.save_bill(bill, file.as_ref().map(|(_, f)| f.clone())).await?;
-                    let last = state.instalments_through.entry(account.clone()).or_insert(*day);
+                    ctx.save_bill(bill, file.as_ref().map(|(_, f)| f.clone()))
+                        .await?;
+                    let last = state
+                        .instalments_through
+                        .entry(account.clone())
+                        .or_insert(*day);
                     if *day > *last {
                         *last = *day;
                     }
@@ -372,8 +391,17 @@ mod tests {
     #[test]
     fn consumption_years_start_at_the_cursor_or_the_history() {
         let today = d(2026, 1, 15);
-        assert_eq!(consumption_years(None, d(2024, 1, 15), today), [2024, 2025, 2026]);
-        assert_eq!(consumption_years(Some("2025-12"), d(2023, 1, 1), today), [2026]);
-        assert_eq!(consumption_years(Some("2025-11"), d(2023, 1, 1), today), [2025, 2026]);
+        assert_eq!(
+            consumption_years(None, d(2024, 1, 15), today),
+            [2024, 2025, 2026]
+        );
+        assert_eq!(
+            consumption_years(Some("2025-12"), d(2023, 1, 1), today),
+            [2026]
+        );
+        assert_eq!(
+            consumption_years(Some("2025-11"), d(2023, 1, 1), today),
+            [2025, 2026]
+        );
     }
 }

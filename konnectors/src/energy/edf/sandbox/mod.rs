@@ -35,8 +35,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use gleaner_sandbox_kit::respond::{html, json};
 use gleaner_sandbox_kit::{
-    DEBUG_PREFIX, FaultPages, RunningSandbox, SandboxDef, SandboxServer, ScenarioInfo,
-    StartFuture, StartOptions,
+    DEBUG_PREFIX, FaultPages, RunningSandbox, SandboxDef, SandboxServer, ScenarioInfo, StartFuture,
+    StartOptions,
 };
 
 use state::Shared;
@@ -162,7 +162,10 @@ impl Sandbox {
     /// Starts a sandbox on `127.0.0.1:port` (`None`: any free port).
     pub async fn start_on(scenario: Scenario, port: Option<u16>) -> std::io::Result<Sandbox> {
         let shared = Arc::new(Shared::new(scenario).map_err(|e| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("fixtures/edf/account.json: {e}"))
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("fixtures/edf/account.json: {e}"),
+            )
         })?);
         let app = Router::new()
             .fallback(handle)

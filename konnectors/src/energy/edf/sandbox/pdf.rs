@@ -30,7 +30,9 @@ pub(super) fn document(title: &str, lines: &[String]) -> Vec<u8> {
         out.extend_from_slice(b"\nendobj\n");
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for o in offsets {
         out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
     }
@@ -45,7 +47,9 @@ pub(super) fn document(title: &str, lines: &[String]) -> Vec<u8> {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)")
+    text.replace('\\', "\\\\")
+        .replace('(', "\\(")
+        .replace(')', "\\)")
 }
 
 /// Latin-1 bytes (WinAnsi agrees on the accented letters used here); `€`
@@ -70,7 +74,15 @@ mod tests {
         assert!(pdf.starts_with(b"%PDF-1.4"));
         assert!(pdf.ends_with(b"%%EOF\n"));
         let text = String::from_utf8_lossy(&pdf);
-        let start: usize = text.rsplit("startxref\n").next().unwrap_or("").lines().next().unwrap_or("").parse().unwrap_or(0);
+        let start: usize = text
+            .rsplit("startxref\n")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .parse()
+            .unwrap_or(0);
         assert!(pdf[start..].starts_with(b"xref"));
     }
 }

@@ -9,9 +9,9 @@ use axum::response::Response;
 use gleaner_sandbox_kit::respond::{html, json, with_type};
 use serde_json::{Value, json};
 
+use super::Scenario;
 use super::pdf;
 use super::state::{Shared, SiteSession};
-use super::Scenario;
 use crate::energy::edf::routes;
 
 const NOT_FOUND: &str = "<!DOCTYPE html><html><head><title>Page introuvable - EDF</title></head><body><h1>Page introuvable</h1></body></html>";
@@ -76,7 +76,12 @@ pub(super) fn get(shared: &Shared, path: &str, query: &str, headers: &HeaderMap)
         }
         routes::DOCUMENT => document(shared, &state, &params),
         routes::MONTHLY_ELEC => {
-            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+            };
             if header(routes::PERSON_HEADER) != account.customer.bp_number
                 || header(routes::SITE_HEADER) != account.contract.pdl
             {
@@ -88,7 +93,9 @@ pub(super) fn get(shared: &Shared, path: &str, query: &str, headers: &HeaderMap)
             let month = |k: &str| {
                 params
                     .get(k)
-                    .filter(|m| chrono::NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").is_ok())
+                    .filter(|m| {
+                        chrono::NaiveDate::parse_from_str(&format!("{m}-01"), "%Y-%m-%d").is_ok()
+                    })
                     .cloned()
             };
             match (month("begin-month"), month("end-month")) {
@@ -153,7 +160,10 @@ fn document(
     if p("bn") != account.customer.bp_number_crypt || p("an") != account.contract.num_acc_crypt {
         return html(StatusCode::NOT_FOUND, NOT_FOUND);
     }
-    let holder = format!("{} {}", account.customer.first_name, account.customer.last_name);
+    let holder = format!(
+        "{} {}",
+        account.customer.first_name, account.customer.last_name
+    );
     let body = match p("dn") {
         routes::DN_INVOICE => {
             let Some(inv) = account
@@ -169,7 +179,10 @@ fn document(
                     format!("Facture n° {}", inv.document_number),
                     inv.label.clone(),
                     format!("Émise le {}", inv.creation_date.format("%d/%m/%Y")),
-                    format!("Client : {holder}, compte {}", account.contract.account_number),
+                    format!(
+                        "Client : {holder}, compte {}",
+                        account.contract.account_number
+                    ),
                     format!("Montant TTC : {}", euros(&inv.bill_amount)),
                 ],
             )
@@ -180,7 +193,10 @@ fn document(
         {
             let mut lines = vec![
                 format!("Échéancier n° {}", account.schedule.document_number),
-                format!("Client : {holder}, compte {}", account.contract.account_number),
+                format!(
+                    "Client : {holder}, compte {}",
+                    account.contract.account_number
+                ),
             ];
             lines.extend(account.schedule.deadlines.iter().map(|d| {
                 format!(

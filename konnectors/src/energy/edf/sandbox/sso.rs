@@ -58,7 +58,9 @@ fn otp_step(auth_id: &str, message: &str) -> Response {
         auth_id,
         STAGE_OTP,
         vec![
-            name_cb(&format!("Saisissez le code envoyé par e-mail à {EMAIL_HINT}")),
+            name_cb(&format!(
+                "Saisissez le code envoyé par e-mail à {EMAIL_HINT}"
+            )),
             text_cb(message),
         ],
     )
@@ -75,7 +77,10 @@ fn unauthorized(message: &str) -> Response {
 fn input(body: &Value, kind: &str) -> String {
     body.get("callbacks")
         .and_then(Value::as_array)
-        .and_then(|cbs| cbs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)))
+        .and_then(|cbs| {
+            cbs.iter()
+                .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+        })
         .and_then(|c| c.pointer("/input/0/value"))
         .and_then(Value::as_str)
         .unwrap_or("")
@@ -104,13 +109,26 @@ pub(super) fn authenticate(shared: &Shared, query: &str, body: &[u8]) -> Respons
             }
         }
     };
-    let Some(auth_id) = body.get("authId").and_then(Value::as_str).map(str::to_owned) else {
+    let Some(auth_id) = body
+        .get("authId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
         let auth_id = new_id();
         shared.set_flow(
             &auth_id,
-            Flow { stage: Stage::Username, login: String::new(), code: None, new_device: None },
+            Flow {
+                stage: Stage::Username,
+                login: String::new(),
+                code: None,
+                new_device: None,
+            },
         );
-        return step(&auth_id, STAGE_USERNAME, vec![name_cb("Adresse e-mail"), text_cb("")]);
+        return step(
+            &auth_id,
+            STAGE_USERNAME,
+            vec![name_cb("Adresse e-mail"), text_cb("")],
+        );
     };
     let Some(mut flow) = shared.flow(&auth_id) else {
         return unauthorized("Authentication Failed");
@@ -122,13 +140,20 @@ pub(super) fn authenticate(shared: &Shared, query: &str, body: &[u8]) -> Respons
                 return step(
                     &auth_id,
                     STAGE_USERNAME,
-                    vec![name_cb("Adresse e-mail"), text_cb("Adresse e-mail inconnue")],
+                    vec![
+                        name_cb("Adresse e-mail"),
+                        text_cb("Adresse e-mail inconnue"),
+                    ],
                 );
             }
             flow.login = login;
             flow.stage = Stage::Device;
             shared.set_flow(&auth_id, flow);
-            step(&auth_id, STAGE_DEVICE, vec![name_cb("deviceId"), text_cb("")])
+            step(
+                &auth_id,
+                STAGE_DEVICE,
+                vec![name_cb("deviceId"), text_cb("")],
+            )
         }
         Stage::Device => {
             let device = input(&body, "NameCallback");
