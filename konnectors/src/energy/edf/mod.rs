@@ -251,7 +251,9 @@ impl Konnector for Edf {
         let total = (new_invoices.len() + new_deadlines.len()) as u64;
         let mut done = 0u64;
         if total > 0 {
-            let stamp = ctx.now().timestamp_millis().to_string();
+            // The site's scripts send `Date.now()` as a cache buster; the
+            // day's midnight keeps a recorded run replayable.
+            let stamp = map::midnight(today).timestamp_millis().to_string();
             let init: api::InitPage =
                 api::get_json(ctx, &with_query(ctx, routes::INIT_PAGE, &[("_", &stamp)])?).await?;
             let csrf = init.data;
