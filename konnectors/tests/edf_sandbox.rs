@@ -116,8 +116,8 @@ async fn a_normal_run_saves_bills_pdfs_and_consumption_and_a_second_run_nothing(
     assert_eq!(s.sandbox.pdf_downloads(), 3);
     assert_eq!(
         s.sandbox.count("GET", routes::MONTHLY_ELEC),
-        4,
-        "one page per year: 2023 to 2026"
+        3,
+        "one page per year: 2024 to 2026 (three years shown)"
     );
 
     let bills = s.h.docs(BILLS).await.unwrap();

@@ -105,9 +105,14 @@ impl Edf {
     }
 }
 
+/// Calendar years of consumption the customer area shows: the current one
+/// and the two before.
+pub const CONSUMPTION_YEARS: i32 = 3;
+
 /// The years of consumption to ask for: from the year of the last month
 /// seen (the next year once December is seen), else from the history's
-/// start, to `today`'s year.
+/// start but not before the [`CONSUMPTION_YEARS`] the site shows, to
+/// `today`'s year.
 pub fn consumption_years(through: Option<&str>, since: NaiveDate, today: NaiveDate) -> Vec<i32> {
     let first = through
         .and_then(|m| map::month_day(m).ok())
@@ -118,7 +123,7 @@ pub fn consumption_years(through: Option<&str>, since: NaiveDate, today: NaiveDa
                 d.year()
             }
         })
-        .unwrap_or(since.year());
+        .unwrap_or_else(|| since.year().max(today.year() - (CONSUMPTION_YEARS - 1)));
     (first..=today.year()).collect()
 }
 
@@ -395,6 +400,11 @@ mod tests {
         let today = d(2026, 1, 15);
         assert_eq!(
             consumption_years(None, d(2024, 1, 15), today),
+            [2024, 2025, 2026]
+        );
+        assert_eq!(consumption_years(None, d(2025, 3, 1), today), [2025, 2026]);
+        assert_eq!(
+            consumption_years(None, d(2019, 1, 15), today),
             [2024, 2025, 2026]
         );
         assert_eq!(
