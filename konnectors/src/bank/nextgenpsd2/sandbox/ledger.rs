@@ -4,7 +4,8 @@
 //! SEPA direct debit per line invoice, 1 to 3 days after its date, for its
 //! amount), so that `gleaner demo` links those bills to their debits;
 //! and the one-off credits of `ledger.json`'s `one_off` list: the health
-//! refunds the Ameli and mutual sandboxes pay (their shared care data).
+//! refunds the Ameli and Alan sandboxes pay (their shared care data), and
+//! EDF's yearly invoice debit and overpayment refund (`fixtures/edf/`).
 //!
 //! Everything is dated; what the bank shows depends on the sandbox's
 //! clock: a booked transaction from its booking day on; the card payment
