@@ -158,10 +158,69 @@ async fn a_run_links_its_bills_to_the_bank_and_docs_shows_the_links() {
     assert!(!table.contains("Free Mobile"), "{table}");
 }
 
-/// `gleaner demo` says how many links the store holds.
+/// `gleaner demo` says how many links the store holds, and the catalogue's
+/// health refunds meet the bank sandbox's credits: every Ameli and Alan
+/// refund paid to the insured is linked to its credit (the transfer that
+/// paid two acts to both of them), and no tiers-payant refund is (the
+/// insurer paid the pharmacy, not the bank account).
 #[test]
-fn demo_prints_the_bank_links() {
+fn the_demo_links_health_refunds_to_their_bank_credits() {
     let home = Home::new();
     let out = home.ok(&["demo"]);
     assert!(out.contains("bank links: "), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("Ameli refund") && l.contains("<-  VIR SEPA CPAM DE PARIS")),
+        "{out}"
+    );
+    let bills: Vec<serde_json::Value> = home
+        .ok(&["docs", "io.cozy.bills", "--json", "--limit", "1000"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ops: Vec<serde_json::Value> = home
+        .ok(&[
+            "docs",
+            "io.cozy.bank.operations",
+            "--json",
+            "--limit",
+            "10000",
+        ])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for vendor in ["Ameli", "Alan"] {
+        let refunds: Vec<&serde_json::Value> = bills
+            .iter()
+            .filter(|b| b["vendor"] == vendor && b["isRefund"] == true)
+            .collect();
+        assert_eq!(
+            refunds.len(),
+            7,
+            "{vendor}: one refund per act of the shared table"
+        );
+        for bill in refunds {
+            let linked = &bill["relationships"]["bankOperations"]["data"];
+            if bill["isThirdPartyPayer"] == true {
+                assert!(linked.is_null(), "{vendor} tiers payant linked: {bill}");
+                continue;
+            }
+            let op_id = linked[0]["_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{vendor} refund not linked: {bill}"));
+            let op = ops.iter().find(|o| o["_id"] == op_id).unwrap();
+            // A credit, of the transfer: the refund's amount, or the
+            // group's when one transfer paid several acts.
+            let paid = bill.get("groupAmount").unwrap_or(&bill["amount"]);
+            assert_eq!(op["amount"].to_string(), paid.to_string(), "{bill} <- {op}");
+            let label = op["label"].as_str().unwrap();
+            let payer = if vendor == "Ameli" { "CPAM" } else { "ALAN" };
+            assert!(label.contains(payer), "{label}");
+            assert!(
+                op["bills"]
+                    .to_string()
+                    .contains(bill["_id"].as_str().unwrap())
+            );
+        }
+    }
 }
