@@ -219,6 +219,23 @@ async fn a_normal_run_saves_bills_pdfs_and_consumption_and_a_second_run_nothing(
 }
 
 #[tokio::test]
+async fn a_kept_session_that_died_is_replaced_by_a_new_login() {
+    let s = setup(Scenario::Normal, true, PASSWORD).await;
+    s.run().await.unwrap();
+    s.sandbox
+        .advance_clock(std::time::Duration::from_secs(31 * 60));
+    let before = s.sandbox.count("POST", routes::AUTHENTICATE);
+    let again = s.run().await.unwrap();
+    assert!(
+        again.counts.values().all(|c| c.created == 0),
+        "{:?}",
+        again.counts
+    );
+    assert_eq!(again.files_downloaded, 0);
+    assert_eq!(s.sandbox.count("POST", routes::AUTHENTICATE), before + 4);
+}
+
+#[tokio::test]
 async fn without_a_kept_session_the_second_run_logs_in_and_still_saves_nothing() {
     let s = setup(Scenario::Normal, false, PASSWORD).await;
     s.run().await.unwrap();

@@ -28,12 +28,20 @@ pub struct ContractList {
     /// Why the session was refused, when it was.
     #[serde(default)]
     pub error_message: Option<String>,
-    /// The customer's contracts, one per customer account.
+    /// The customer's contracts, one per customer account (`null` when
+    /// the session is refused).
     #[serde(default)]
-    pub customer_accord_contracts: Vec<AccordContract>,
+    pub customer_accord_contracts: Option<Vec<AccordContract>>,
 }
 
 impl ContractList {
+    /// The customer accounts (none when the session was refused).
+    pub fn accords(&self) -> &[AccordContract] {
+        self.customer_accord_contracts
+            .as_deref()
+            .unwrap_or_default()
+    }
+
     /// Whether the customer area accepted the session.
     pub fn logged(&self) -> bool {
         match &self.error_code {

@@ -161,7 +161,7 @@ impl Konnector for Edf {
         // Customer account → label; the delivery points of electricity.
         let mut refs: BTreeMap<String, ContractRef> = BTreeMap::new();
         let mut meters: Vec<String> = Vec::new();
-        for accord in &contracts.customer_accord_contracts {
+        for accord in contracts.accords() {
             let offer = accord
                 .contracts
                 .first()

@@ -212,6 +212,12 @@ impl Sandbox {
         self.shared.outbox()
     }
 
+    /// Moves the sandbox clock forward: sessions idle for longer than 30
+    /// minutes die at the next request, as on the site.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.shared.clock.advance(by);
+    }
+
     /// Stops the server.
     pub async fn shutdown(self) {
         self.server.shutdown().await;

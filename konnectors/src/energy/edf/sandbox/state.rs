@@ -59,6 +59,8 @@ pub(super) struct Shared {
     scenario: Mutex<Scenario>,
     pub(super) account: Account,
     pub(super) sessions: Sessions<SiteSession>,
+    /// The sessions' clock.
+    pub(super) clock: Arc<ManualClock>,
     pub(super) pdf_downloads: AtomicUsize,
     flows: Mutex<HashMap<String, Flow>>,
     failed: Mutex<HashMap<String, u32>>,
@@ -75,8 +77,9 @@ impl Shared {
             sessions: Sessions::new(
                 crate::energy::edf::routes::SSO_COOKIE,
                 Duration::from_secs(30 * 60),
-                clock,
+                clock.clone(),
             ),
+            clock,
             pdf_downloads: AtomicUsize::new(0),
             flows: Mutex::default(),
             failed: Mutex::default(),
