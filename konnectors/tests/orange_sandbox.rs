@@ -142,17 +142,21 @@ async fn a_first_run_reads_both_pages_then_a_second_run_adds_nothing() {
                 "internet"
             };
             assert_eq!(doc.data["type"], kind);
-            assert!(doc.data["invoice"].as_str().unwrap().starts_with("io.cozy.files:"));
+            assert!(
+                doc.data["invoice"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("io.cozy.files:")
+            );
         }
     }
-    let state = s
-        .h
-        .store()
-        .state(s.account.id())
-        .await
-        .unwrap()
-        .unwrap()
-        .state;
+    let state =
+        s.h.store()
+            .state(s.account.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .state;
     let state: OrangeState = serde_json::from_value(state).unwrap();
     assert_eq!(
         state.contracts["9001234567"].newest.to_string(),
@@ -163,7 +167,10 @@ async fn a_first_run_reads_both_pages_then_a_second_run_adds_nothing() {
     // list page per contract, no file.
     let started = Instant::now();
     let second = s.run().await.unwrap();
-    println!("second run (saved session, no chromium): {:?}", started.elapsed());
+    println!(
+        "second run (saved session, no chromium): {:?}",
+        started.elapsed()
+    );
     assert_eq!(second.created(), 0, "{:?}", second.counts);
     assert_eq!(second.files_downloaded, 0);
     assert_eq!(s.sandbox.password_posts(), 1, "no second login");
@@ -195,7 +202,11 @@ async fn a_wrong_password_is_login_failed_until_the_account_is_blocked() {
     for _ in 0..MAX_FAILED_PASSWORDS {
         let err = s.run().await.unwrap_err();
         assert_eq!(err.code, ErrorCode::LoginFailed, "{}", err.message);
-        assert!(err.message.contains("Mot de passe incorrect"), "{}", err.message);
+        assert!(
+            err.message.contains("Mot de passe incorrect"),
+            "{}",
+            err.message
+        );
         assert!(!err.message.contains("not the password"));
     }
     let err = s.run().await.unwrap_err();
@@ -255,7 +266,11 @@ async fn a_changed_login_form_is_page_changed_naming_the_selector() {
         err.locator.as_deref(),
         Some(Locator::Selector { selector, .. }) if selector == "#login"
     ));
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     s.assert_nothing_saved().await;
 }
 

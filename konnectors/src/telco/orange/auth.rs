@@ -144,8 +144,10 @@ async fn browser_login(ctx: &mut RunContext, site: &Site) -> Result<()> {
 
     let browser = ctx.browser().await?;
     browser.goto(&start).await?;
+    tracing::debug!("login page loaded");
     let first = [sel::LOGIN, sel::PASSWORD, sel::CAPTCHA, sel::KEEP_CONNECTED];
     let mut step = first_of(browser, &first, FORM_WAIT).await;
+    tracing::debug!(?step, "login form shown");
     if step == Some(sel::KEEP_CONNECTED) {
         // A remembered account (never in a fresh profile): log in afresh.
         browser.click("#changeAccountLink").await?;
@@ -153,8 +155,11 @@ async fn browser_login(ctx: &mut RunContext, site: &Site) -> Result<()> {
     }
     match step {
         Some(s) if s == sel::LOGIN => {
-            browser.fill(sel::LOGIN, &login).await?;
-            browser.click(sel::SUBMIT).await?;
+            // The identifier is not a secret: set by a script (one round
+            // trip); the password is typed with `fill`, never in a script.
+            type_in(browser, sel::LOGIN, &login).await?;
+            press(browser, sel::SUBMIT).await?;
+            tracing::debug!("identifier submitted");
             let next = [sel::PASSWORD, sel::ALERT, sel::CAPTCHA];
             match first_of(browser, &next, SUBMIT_WAIT).await {
                 Some(s) if s == sel::PASSWORD => {}
@@ -167,8 +172,10 @@ async fn browser_login(ctx: &mut RunContext, site: &Site) -> Result<()> {
         Some(s) if s == sel::CAPTCHA => return Err(captcha()),
         _ => return Err(missing(browser, sel::LOGIN)),
     }
+    tracing::debug!("password step shown");
     browser.fill(sel::PASSWORD, &password).await?;
-    browser.click(sel::SUBMIT).await?;
+    press(browser, sel::SUBMIT).await?;
+    tracing::debug!("password submitted");
     let done = [sel::CONNECTED, sel::ALERT, sel::CAPTCHA];
     match first_of(browser, &done, SUBMIT_WAIT).await {
         Some(s) if s == sel::CONNECTED => {}
@@ -176,6 +183,7 @@ async fn browser_login(ctx: &mut RunContext, site: &Site) -> Result<()> {
         Some(_) => return Err(captcha()),
         None => return Err(missing(browser, sel::CONNECTED)),
     }
+    tracing::debug!("logged in");
     browser.snapshot().await?;
     let copied = browser.cookies_into(&http).await?;
     tracing::debug!(cookies = copied, "browser session handed to plain HTTP");
@@ -209,6 +217,42 @@ async fn first_of(
         }
     };
     tokio::time::timeout(limit, look).await.ok()
+}
+
+/// Sets a (non-secret) field's value with a script and fires its `input`
+/// event, as typing does.
+async fn type_in(
+    browser: &gleaner_framework::browser::BrowserSession,
+    selector: &str,
+    value: &str,
+) -> Result<()> {
+    let quoted = serde_json::to_string(selector).unwrap_or_default();
+    let text = serde_json::to_string(value).unwrap_or_default();
+    let js = format!(
+        "(() => {{ const e = document.querySelector({quoted}); if (!e) return false; e.focus(); \
+         e.value = {text}; e.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})()"
+    );
+    match browser.evaluate(&js).await? {
+        serde_json::Value::Bool(true) => Ok(()),
+        _ => Err(missing(browser, selector)),
+    }
+}
+
+/// Clicks `selector` with a script click (`element.click()`): the form's
+/// submit handler runs as for a mouse click, without the mouse events'
+/// layout round trips (which cost about a second each on a busy machine).
+async fn press(
+    browser: &gleaner_framework::browser::BrowserSession,
+    selector: &str,
+) -> Result<()> {
+    let quoted = serde_json::to_string(selector).unwrap_or_default();
+    let js = format!(
+        "(() => {{ const e = document.querySelector({quoted}); if (!e) return false; e.click(); return true; }})()"
+    );
+    match browser.evaluate(&js).await? {
+        serde_json::Value::Bool(true) => Ok(()),
+        _ => Err(missing(browser, selector)),
+    }
 }
 
 /// The refusal the form shows, as a typed error.
