@@ -2,7 +2,9 @@
 //! (accounts, monthly rules, a card payment with a tip) and from the Free
 //! Mobile sandbox's invoices (`fixtures/free-mobile/invoices.json`: one
 //! SEPA direct debit per line invoice, 1 to 3 days after its date, for its
-//! amount), so that `gleaner demo` links those bills to their debits;
+//! amount) and the Orange sandbox's (`fixtures/orange/bills.json`: each
+//! bill's `debitDate` and `bankLabel`), so that `gleaner demo` links those
+//! bills to their debits;
 //! and the one-off credits of `ledger.json`'s `one_off` list: the health
 //! refunds the Ameli and Alan sandboxes pay (their shared care data), and
 //! EDF's yearly invoice debit and overpayment refund (`fixtures/edf/`).
@@ -18,6 +20,7 @@ use serde::Deserialize;
 
 const LEDGER: &str = include_str!("../../../../../fixtures/nextgenpsd2/ledger.json");
 const FREE_MOBILE: &str = include_str!("../../../../../fixtures/free-mobile/invoices.json");
+const ORANGE: &str = include_str!("../../../../../fixtures/orange/bills.json");
 
 /// One account of the sandbox bank.
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +188,27 @@ struct Invoice {
     date_param: String,
 }
 
+/// The Orange sandbox's data: each bill says its debit (day and label).
+#[derive(Deserialize)]
+struct OrangeData {
+    contracts: Vec<OrangeContract>,
+}
+
+#[derive(Deserialize)]
+struct OrangeContract {
+    bills: Vec<OrangeBill>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrangeBill {
+    id: String,
+    /// In cents.
+    amount: i64,
+    debit_date: NaiveDate,
+    bank_label: String,
+}
+
 /// `{DD}`, `{MM}`, `{YYYY}` of `day`.
 fn fill(template: &str, day: NaiveDate) -> String {
     template
@@ -299,6 +323,23 @@ impl Ledger {
                 label,
                 code: fm.code.clone(),
                 mandate: Some(format!("{}-{}", fm.id, invoice.line)),
+            });
+        }
+        let orange: OrangeData =
+            serde_json::from_str(ORANGE).map_err(|e| bad(format!("orange/bills.json: {e}")))?;
+        for bill in orange.contracts.iter().flat_map(|c| &c.bills) {
+            txs.push(Tx {
+                account: check(fm.account)?,
+                id: format!("OR-{}", bill.id),
+                booked_on: Some(bill.debit_date),
+                value_date: bill.debit_date,
+                pending_until: None,
+                amount: -Decimal::new(bill.amount, 2),
+                creditor: Some("ORANGE SA".to_owned()),
+                debtor: None,
+                label: bill.bank_label.clone(),
+                code: fm.code.clone(),
+                mandate: Some("OR-ORANGE".to_owned()),
             });
         }
         for o in &rules.one_off {
