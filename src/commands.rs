@@ -764,6 +764,7 @@ pub async fn sandbox(options: SandboxOptions) -> Result<()> {
         );
     }
     let port = options.port.filter(|p| *p != 0);
+    let stopped = stop_signal()?;
     let running = def
         .launch(StartOptions {
             scenario: options.scenario.clone(),
@@ -817,29 +818,39 @@ pub async fn sandbox(options: SandboxOptions) -> Result<()> {
     }
     out.flush()?;
     drop(out);
-    stop_signal().await?;
+    stopped.await?;
     tracing::info!("stopping the sandbox");
     drop(running);
     Ok(())
 }
 
-/// Waits for SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+/// Listens for SIGINT (Ctrl-C) or, on Unix, SIGTERM, from the moment it
+/// is called: the handlers are in place before the sandbox says it is
+/// ready, so a signal sent right after that line cannot kill the process
+/// the default way. The returned future ends at the first signal.
 #[cfg(feature = "sandboxes")]
-async fn stop_signal() -> Result<()> {
+fn stop_signal() -> Result<impl std::future::Future<Output = Result<()>>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
-            _ = term.recv() => {}
-        }
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot listen for Ctrl-C")?;
-    Ok(())
+    {
+        Ok(async {
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot listen for Ctrl-C")
+        })
+    }
 }
 
 /// `gleaner demo`
