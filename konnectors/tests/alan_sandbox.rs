@@ -66,10 +66,7 @@ impl Setup {
     }
 
     async fn assert_nothing_saved(&self) {
-        let counts = self.h.counts().await.unwrap();
-        assert!(counts.is_empty(), "documents were saved: {counts:?}");
-        let files = self.h.file_paths().unwrap();
-        assert!(files.is_empty(), "files were left behind: {files:?}");
+        self.h.assert_nothing_saved(&self.account).await;
     }
 
     async fn bills(&self) -> Vec<Value> {

@@ -78,18 +78,7 @@ impl Setup {
 
     /// No document, no state, no file (staging folders included).
     async fn assert_nothing_saved(&self) {
-        let counts = self.h.counts().await.unwrap();
-        assert!(counts.is_empty(), "documents were saved: {counts:?}");
-        assert!(
-            self.h
-                .store()
-                .state(self.account.id())
-                .await
-                .unwrap()
-                .is_none()
-        );
-        let files = self.h.file_paths().unwrap();
-        assert!(files.is_empty(), "files were left behind: {files:?}");
+        self.h.assert_nothing_saved(&self.account).await;
     }
 }
 

@@ -94,9 +94,7 @@ impl Setup {
     }
 
     async fn assert_nothing_saved(&self) {
-        let counts = self.h.counts().await.unwrap();
-        assert!(counts.values().all(|n| *n == 0), "{counts:?}");
-        assert!(self.h.file_paths().unwrap().is_empty());
+        self.h.assert_nothing_saved(&self.account).await;
         assert_eq!(self.sandbox.pdf_downloads(), 0);
     }
 }

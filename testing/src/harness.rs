@@ -483,6 +483,25 @@ impl Harness {
         Ok(self.store.count_by_doctype().await?)
     }
 
+    /// Panics unless the store holds no document, `account` has no saved
+    /// state and the files tree (staging folders included) holds no file:
+    /// what a failed first run must leave.
+    pub async fn assert_nothing_saved(&self, account: &TestAccount) {
+        let counts = self.counts().await.expect("the store answers");
+        assert!(
+            counts.values().all(|n| *n == 0),
+            "documents were saved: {counts:?}"
+        );
+        let state = self
+            .store
+            .state(account.id())
+            .await
+            .expect("the store answers");
+        assert!(state.is_none(), "a state was saved: {state:?}");
+        let files = self.file_paths().expect("the files tree reads");
+        assert!(files.is_empty(), "files were left behind: {files:?}");
+    }
+
     /// Every regular file under the files tree (staging folders included),
     /// as `/`-separated paths relative to its root.
     pub fn file_paths(&self) -> Result<BTreeSet<String>, Error> {
