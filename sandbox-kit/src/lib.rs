@@ -13,8 +13,8 @@
 //!   applied before the sandbox's own handlers.
 //! - [`Sessions`]: server-side sessions keyed by a cookie, with an idle TTL
 //!   on an injectable [`Clock`] ([`ManualClock`] lets tests move time).
-//! - [`cookies`], [`form`], [`paging`] and [`respond`]: the small helpers
-//!   every sandbox needed its own copy of.
+//! - [`cookies`], [`form`], [`paging`], [`pdf`] and [`respond`]: the small
+//!   helpers every sandbox needed its own copy of.
 //! - [`SandboxDef`] and [`RunningSandbox`]: how a konnector folder declares
 //!   its sandbox to the registry (`sandbox::definition()`), and what a
 //!   started one hands back (URL, demo credentials, a guard).
@@ -42,6 +42,7 @@ pub mod def;
 pub mod faults;
 pub mod form;
 pub mod paging;
+pub mod pdf;
 pub mod respond;
 pub mod server;
 pub mod sessions;

@@ -19,7 +19,6 @@
 //! Faults (429 with `Retry-After`, 503, the maintenance page) are the
 //! kit's switches; `changed-schema` renames the invoice list's field.
 
-mod pdf;
 mod site;
 mod sso;
 mod state;

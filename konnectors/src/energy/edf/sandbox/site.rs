@@ -10,7 +10,7 @@ use gleaner_sandbox_kit::respond::{html, json, with_type};
 use serde_json::{Value, json};
 
 use super::Scenario;
-use super::pdf;
+use gleaner_sandbox_kit::pdf;
 use super::state::{Shared, SiteSession};
 use crate::energy::edf::routes;
 

@@ -27,7 +27,6 @@
 
 pub mod data;
 mod login;
-mod pdf;
 mod site;
 
 use std::fmt;

@@ -8,7 +8,8 @@ use gleaner_sandbox_kit::{form, respond};
 use serde_json::{Value, json};
 
 use super::data::{FixtureBill, FixtureContract};
-use super::{Scenario, Shared, pdf};
+use super::{Scenario, Shared};
+use gleaner_sandbox_kit::pdf;
 
 const HOME_HTML: &str = include_str!("../../../../../fixtures/orange/home.html");
 
@@ -157,12 +158,12 @@ fn pdf_answer(shared: &Shared, found: Option<(&FixtureContract, &FixtureBill)>) 
         return not_found();
     };
     shared.pdf_downloads.fetch_add(1, Ordering::SeqCst);
+    let title = format!("{} - facture {}", shared.fixture.vendor, b.id);
     let lines = [
-        format!("{} - facture {}", shared.fixture.vendor, b.id),
         format!("{} - ligne {}", c.offer_name, c.public_number),
         format!("Date : {}", b.date),
         format!("Montant : {}.{:02} EUR", b.amount / 100, b.amount % 100),
         format!("Preleve le {}", b.debit_date),
     ];
-    respond::with_type(StatusCode::OK, "application/pdf", pdf::bill(&lines))
+    respond::with_type(StatusCode::OK, "application/pdf", pdf::document(&title, &lines))
 }

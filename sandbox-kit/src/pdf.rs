@@ -1,9 +1,9 @@
 //! Small, valid one-page PDFs made on the fly (PDF 1.4, Helvetica,
-//! WinAnsi text), so the sandbox serves real documents without binary
-//! fixtures.
+//! WinAnsi text, a correct cross-reference table), so a sandbox serves real
+//! documents (bills, statements, schedules) without binary fixtures.
 
-/// A PDF whose page shows `lines`.
-pub(super) fn document(title: &str, lines: &[String]) -> Vec<u8> {
+/// A PDF whose page shows `title`, then `lines`.
+pub fn document(title: &str, lines: &[String]) -> Vec<u8> {
     let mut content = String::from("BT /F1 16 Tf 56 780 Td ");
     content.push_str(&format!("({}) Tj /F1 11 Tf", escape(title)));
     for line in lines {
@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn a_document_is_a_pdf_with_a_consistent_xref() {
-        let pdf = document("EDF - Facture", &["Montant : 41,15 €".into(), "(é)".into()]);
+        let pdf = document("Facture", &["Montant : 41,15 €".into(), "(é)".into()]);
         assert!(pdf.starts_with(b"%PDF-1.4"));
         assert!(pdf.ends_with(b"%%EOF\n"));
         let text = String::from_utf8_lossy(&pdf);
