@@ -162,6 +162,25 @@ pub enum Command {
     /// --category telco --kind html`).
     #[command(subcommand)]
     New(NewCommand),
+    /// Serves the web interface: the catalogue, enabling a provider, consent
+    /// and second factors, each account's status, the documents.
+    Serve {
+        /// The address to listen on; keep it on loopback unless a TLS proxy
+        /// stands in front (then add --secure-cookies).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Leave scheduled runs to a separate `gleaner daemon` (by default
+        /// this process runs them, and the runs started from a page).
+        #[arg(long)]
+        no_daemon: bool,
+        /// Also accept a passphrase at the login page, read from
+        /// GLEANER_UI_PASSPHRASE or asked on the terminal.
+        #[arg(long)]
+        passphrase: bool,
+        /// Mark the session cookie `Secure` (the server is reached over TLS).
+        #[arg(long)]
+        secure_cookies: bool,
+    },
 }
 
 /// `gleaner new ...`

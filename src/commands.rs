@@ -764,7 +764,7 @@ pub async fn sandbox(options: SandboxOptions) -> Result<()> {
         );
     }
     let port = options.port.filter(|p| *p != 0);
-    let stopped = stop_signal()?;
+    let stopped = crate::signals::stop_signal()?;
     let running = def
         .launch(StartOptions {
             scenario: options.scenario.clone(),
@@ -822,35 +822,6 @@ pub async fn sandbox(options: SandboxOptions) -> Result<()> {
     tracing::info!("stopping the sandbox");
     drop(running);
     Ok(())
-}
-
-/// Listens for SIGINT (Ctrl-C) or, on Unix, SIGTERM, from the moment it
-/// is called: the handlers are in place before the sandbox says it is
-/// ready, so a signal sent right after that line cannot kill the process
-/// the default way. The returned future ends at the first signal.
-#[cfg(feature = "sandboxes")]
-fn stop_signal() -> Result<impl std::future::Future<Output = Result<()>>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
-        Ok(async move {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            Ok(())
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            tokio::signal::ctrl_c()
-                .await
-                .context("cannot listen for Ctrl-C")
-        })
-    }
 }
 
 /// `gleaner demo`

@@ -10,6 +10,8 @@ mod linking;
 mod prompt;
 mod scaffold;
 mod scheduling;
+mod signals;
+mod web;
 
 use std::process::ExitCode;
 
@@ -157,12 +159,51 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         })
         .await;
     }
+    if let Command::Serve {
+        listen,
+        no_daemon,
+        passphrase,
+        secure_cookies,
+    } = cli.command
+    {
+        let passphrase = if passphrase {
+            Some(ui_passphrase()?)
+        } else {
+            None
+        };
+        let app = std::sync::Arc::new(app::App::open(cli.data_dir).await?);
+        let result = web::serve(
+            std::sync::Arc::clone(&app),
+            web::ServeOptions {
+                listen,
+                daemon: !no_daemon,
+                passphrase,
+                secure_cookies,
+            },
+        )
+        .await;
+        app.close().await;
+        return result;
+    }
     let app = app::App::open(cli.data_dir).await?;
     let result = run_command(&app, cli.command).await;
     // Closing the store checkpoints its WAL into the database file, so a
     // finished command leaves one whole file behind.
     app.close().await;
     result
+}
+
+/// The web interface's passphrase: GLEANER_UI_PASSPHRASE, else asked on
+/// the terminal.
+fn ui_passphrase() -> anyhow::Result<gleaner_framework::Secret> {
+    let given = match std::env::var("GLEANER_UI_PASSPHRASE") {
+        Ok(p) => p,
+        Err(_) => rpassword::prompt_password("Passphrase for the web interface: ")?,
+    };
+    if given.chars().count() < 8 {
+        anyhow::bail!("the web interface's passphrase must have at least 8 characters");
+    }
+    Ok(gleaner_framework::Secret::new(given))
 }
 
 /// `gleaner new konnector`: writes the files and prints them and the next
@@ -288,6 +329,9 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
         }
         Command::New(_) => {
             anyhow::bail!("`gleaner new` is handled before the data directory is opened")
+        }
+        Command::Serve { .. } => {
+            anyhow::bail!("`gleaner serve` is handled before the installation is shared")
         }
         Command::Vault(VaultCommand::Status) => commands::vault_status(app).await?,
         Command::Vault(VaultCommand::Rotate {

@@ -1,0 +1,23 @@
+// Gleaner's one script: live updates of an account page (progress, and the
+// second-factor prompt at once) from server-sent events. Every page works
+// without it; with it, nothing has to be reloaded by hand.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  const live = document.querySelector("[data-events]");
+  if (!live || !window.EventSource) return;
+  const rendered = live.getAttribute("data-state") || "";
+  const source = new EventSource(live.getAttribute("data-events"));
+  source.addEventListener("progress", (event) => {
+    let p;
+    try { p = JSON.parse(event.data); } catch (_) { return; }
+    const bar = document.getElementById("job-progress");
+    const text = document.getElementById("job-progress-text");
+    if (bar && p.total) { bar.max = p.total; bar.value = p.done; }
+    if (text) text.textContent = p.message || "";
+  });
+  source.addEventListener("state", (event) => {
+    // The job's state changed (it finished, or it waits for a code): the
+    // server renders the new page, prompt included.
+    if (event.data !== rendered) { source.close(); window.location.reload(); }
+  });
+});
