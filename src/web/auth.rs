@@ -271,7 +271,9 @@ async fn login_page(
         Err(Refused::Wrong) => render::login_page(
             &state,
             StatusCode::UNAUTHORIZED,
-            Some("This login link is not valid: it was used already, or a newer start of `gleaner serve` printed another one."),
+            Some(
+                "This login link is not valid: it was used already, or a newer start of `gleaner serve` printed another one.",
+            ),
         ),
     }
 }
@@ -308,11 +310,9 @@ async fn login_with_passphrase(
     match state.auth.login_with_passphrase(&form.passphrase) {
         Ok(id) => logged_in(&state, &id),
         Err(Refused::RateLimited) => too_many(&state),
-        Err(Refused::Wrong) => render::login_page(
-            &state,
-            StatusCode::UNAUTHORIZED,
-            Some("Wrong passphrase."),
-        ),
+        Err(Refused::Wrong) => {
+            render::login_page(&state, StatusCode::UNAUTHORIZED, Some("Wrong passphrase."))
+        }
     }
 }
 

@@ -110,7 +110,9 @@ pub async fn serve(app: Arc<App>, options: ServeOptions) -> Result<()> {
         println!("or with the passphrase at {base_url}/login");
     }
     if daemon.is_some() {
-        println!("Scheduled runs happen in this process (--no-daemon to leave them to `gleaner daemon`).");
+        println!(
+            "Scheduled runs happen in this process (--no-daemon to leave them to `gleaner daemon`)."
+        );
     }
     let mut server_rx = stop_rx.clone();
     let server = axum::serve(listener, router(state))
