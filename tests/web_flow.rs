@@ -72,7 +72,9 @@ fn a_person_enables_providers_answers_a_code_and_sees_their_documents() {
     let served = Served::start(&home, &[], &[]);
     let web = Web::launch(true);
 
-    // Log in with the one-time link.
+    // Without a session, the login page; then the one-time link.
+    web.goto(&served.url("/")).wait_for("h1").screenshot("login");
+    assert!(web.html().contains("Log in to Gleaner"));
     web.login(&served);
 
     // Enable Free Mobile (its 2FA login: a new device gets an emailed code).
