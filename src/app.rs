@@ -212,6 +212,7 @@ impl App {
             owner: Scheduler::new_owner(role),
             oauth: secrets.as_ref().map(|(_, o)| Arc::clone(o)),
             sessions: secrets.map(|(v, _)| self.sessions(v)),
+            progress: None,
         }))
     }
 
