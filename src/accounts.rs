@@ -335,3 +335,108 @@ pub fn field_names(manifest: &Manifest) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn new_account(values: &[(&str, &str)], label: Option<&str>) -> NewAccount {
+        NewAccount {
+            slug: "free-mobile".into(),
+            values: values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            label: label.map(str::to_owned),
+            endpoint: None,
+            allow_remote_endpoint: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_come_all_at_once_each_naming_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(Some(dir.path().to_owned())).await.unwrap();
+        let mut new = new_account(&[("login", "12"), ("nickname", "x")], Some("bad\nlabel"));
+        new.endpoint = Some("https://example.com/".into());
+        let refusals = check_new(&app, new).await.unwrap().err().unwrap();
+        let mut fields: Vec<&str> = refusals.iter().map(|r| r.field.as_str()).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            ["endpoint", "label", "login", "nickname", "password"],
+            "{refusals:?}"
+        );
+        // Confirmed, a remote endpoint is accepted.
+        let mut new = new_account(&[("login", "12345678"), ("password", "pw")], None);
+        new.endpoint = Some("https://example.com/".into());
+        new.allow_remote_endpoint = true;
+        assert!(check_new(&app, new).await.unwrap().is_ok());
+        // An unknown konnector is an error, not a field's refusal.
+        let mut new = new_account(&[], None);
+        new.slug = "no-such-bank".into();
+        assert!(check_new(&app, new).await.is_err());
+        app.close().await;
+    }
+
+    #[tokio::test]
+    async fn create_update_and_remove_without_a_terminal() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(Some(dir.path().to_owned())).await.unwrap();
+        let checked = check_new(
+            &app,
+            new_account(&[("login", "12345678"), ("password", "first-pw")], None),
+        )
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+        assert_eq!(checked.slug(), "free-mobile");
+        assert_eq!(checked.label(), "12345678", "the identifier is the label");
+        let id = checked.id().to_owned();
+        let account = create(&app, checked, None).await.unwrap();
+        assert_eq!(account.id, id);
+        let planner = app.planner().await.unwrap();
+        assert!(
+            planner.queue.trigger(&id).await.unwrap().is_some(),
+            "its trigger exists"
+        );
+        // The label is taken now.
+        let taken = check_new(
+            &app,
+            new_account(&[("login", "12345678"), ("password", "pw")], None),
+        )
+        .await
+        .unwrap()
+        .err()
+        .unwrap();
+        assert_eq!(taken[0].field, "label");
+        assert!(taken[0].message.contains("exists already"), "{taken:?}");
+        // An empty secret keeps the current one; a bad value is refused.
+        let values = BTreeMap::from([("password".to_owned(), String::new())]);
+        assert_eq!(
+            update(&app, &account, values).await.unwrap().unwrap(),
+            Vec::<String>::new()
+        );
+        let secrets = app.secrets(&account).await.unwrap();
+        assert_eq!(secrets["password"].expose(), "first-pw");
+        let values = BTreeMap::from([("login".to_owned(), "12".to_owned())]);
+        let refused = update(&app, &account, values).await.unwrap().unwrap_err();
+        assert_eq!(refused[0].field, "login");
+        let values = BTreeMap::from([("password".to_owned(), "second-pw".to_owned())]);
+        assert_eq!(
+            update(&app, &account, values).await.unwrap().unwrap(),
+            ["password"]
+        );
+        let stored = app.find_account(&id).await.unwrap();
+        assert_eq!(
+            app.secrets(&stored).await.unwrap()["password"].expose(),
+            "second-pw"
+        );
+        remove(&app, &stored, true).await.unwrap();
+        assert!(app.find_account(&id).await.is_err());
+        app.close().await;
+    }
+}
