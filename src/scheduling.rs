@@ -81,7 +81,7 @@ pub async fn run_job(
                     d.as_secs()
                 ),
                 (Some(AfterFailure::BlockAccount), _) => format!(
-                    "job #{}; automatic runs of this account are paused until you act on it or a manual run succeeds",
+                    "job #{}; automatic runs of this account are skipped until you act on it or a manual run succeeds",
                     job.id
                 ),
                 _ => format!("job #{}", job.id),
@@ -173,16 +173,17 @@ pub async fn schedule(app: &App) -> Result<()> {
     rows.sort_by_key(|(t, _)| t.next_run_at);
     let mut t = table(&["account", "konnector", "trigger", "next run", "note"]);
     for (tr, describe) in rows {
+        let label = labels
+            .get(&tr.account_id)
+            .cloned()
+            .unwrap_or(tr.account_id.clone());
         let note = match (&tr.blocked_code, tr.paused) {
-            (_, true) => "paused (gleaner accounts resume)".to_owned(),
+            (_, true) => format!("paused (gleaner accounts resume {label})"),
             (Some(code), false) => format!("skipped until fixed ({code})"),
             (None, false) => String::new(),
         };
         t.add_row(vec![
-            labels
-                .get(&tr.account_id)
-                .cloned()
-                .unwrap_or(tr.account_id.clone()),
+            label,
             tr.konnector.clone(),
             describe,
             local(app, Some(tr.next_run_at)),
