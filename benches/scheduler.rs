@@ -259,6 +259,7 @@ fn phase_runs() -> Result<()> {
             owner: Scheduler::new_owner("bench"),
             oauth: None,
             sessions: None,
+            progress: None,
         });
         let rss_before = status_kib("VmRSS");
         let t = Instant::now();

@@ -137,6 +137,11 @@ impl App {
                 for note in notes.notes {
                     tracing::warn!("{note}");
                 }
+                for step in notes.next_steps {
+                    // No account is concerned: every step here is the
+                    // installation's (switching the vault).
+                    tracing::warn!("next: {}", crate::terminal::command_for(step, ""));
+                }
                 Ok::<_, anyhow::Error>(Arc::new(vault))
             })
             .await?;
@@ -212,6 +217,7 @@ impl App {
             owner: Scheduler::new_owner(role),
             oauth: secrets.as_ref().map(|(_, o)| Arc::clone(o)),
             sessions: secrets.map(|(v, _)| self.sessions(v)),
+            progress: None,
         }))
     }
 

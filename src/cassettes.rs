@@ -13,7 +13,8 @@ use gleaner_framework::store::{Account, FileStore, SqliteStore};
 use gleaner_framework::{RunEnv, RunOptions, Secret, run_konnector};
 
 use crate::app::App;
-use crate::commands::{print_report, progress_bar};
+use crate::commands::print_report;
+use crate::terminal::progress_bar;
 
 /// Replays `source` (a cassette, or a directory: its newest cassette of the
 /// account's konnector) for `account`, prints the report, and a warning

@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// List the konnectors Gleaner knows.
     Konnectors,
-    /// Add, list or remove accounts.
+    /// Add, list, edit, pause, resume or remove accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
     /// Run an account's konnector once, now (recorded as a manual job).
@@ -248,6 +248,29 @@ pub enum AccountsCommand {
         /// A field value, `name=value` (repeatable).
         #[arg(long = "field", value_parser = parse_field)]
         fields: Vec<(String, String)>,
+    },
+    /// Give an OAuth konnector's consent again (after
+    /// USER_ACTION_NEEDED.OAUTH_OUTDATED): prints the consent URL, listens
+    /// on 127.0.0.1, saves the new tokens and lifts the pause.
+    Consent {
+        /// The account: id, unique id prefix, or label.
+        account: String,
+        /// Only print the consent URL, do not try to open a browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// The loopback port of the redirect (default: any free port).
+        #[arg(long, default_value_t = 0)]
+        oauth_port: u16,
+    },
+    /// Pause an account's automatic runs (`gleaner run` still works).
+    Pause {
+        /// The account: id, unique id prefix, or label.
+        account: String,
+    },
+    /// Resume an account's automatic runs at its next slot.
+    Resume {
+        /// The account: id, unique id prefix, or label.
+        account: String,
     },
     /// Remove an account (its documents and files stay unless --purge).
     Remove {

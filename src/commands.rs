@@ -6,25 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use chrono::Utc;
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use gleaner_framework::doctypes::AccountDoc;
 use gleaner_framework::doctypes::accounts::AccountAuth;
 use gleaner_framework::manifest::FieldSpec;
 use gleaner_framework::store::{Account, AccountStore, DocStore};
-use gleaner_framework::{Progress, ProgressFn, RunReport, Secret};
-use indicatif::{ProgressBar, ProgressStyle};
+use gleaner_framework::{RunReport, Secret};
 
+use crate::accounts;
 use crate::app::App;
-
-/// A table in the CLI's style.
-pub fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    t
-}
+use crate::terminal::{printable, table};
 
 /// `gleaner konnectors`
 pub fn konnectors(app: &App) {
@@ -148,18 +138,11 @@ fn open_browser(url: &str) {
     }
 }
 
-/// The manifest's field names, for error messages.
-fn field_names(manifest: &gleaner_framework::Manifest) -> String {
-    manifest
-        .fields
-        .keys()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// `gleaner accounts add`; a non-loopback `endpoint` needs `allow_remote`
-/// (see `gleaner_framework::endpoint`).
+/// (see `gleaner_framework::endpoint`). At a terminal, missing values are
+/// asked for; without one, a missing required value is an error naming
+/// the `--field` to give. The checks and the storing are
+/// [`crate::accounts`]'s.
 pub async fn accounts_add(
     app: &App,
     slug: &str,
@@ -169,96 +152,82 @@ pub async fn accounts_add(
     consent: Consent,
 ) -> Result<Account> {
     let manifest = app.registry.get(slug)?.konnector.manifest().clone();
-    let mut given: BTreeMap<String, String> = given.into_iter().collect();
-    if let Some(unknown) = given.keys().find(|k| !manifest.fields.contains_key(*k)) {
+    let mut values: BTreeMap<String, String> = given.into_iter().collect();
+    if let Some(unknown) = values.keys().find(|k| !manifest.fields.contains_key(*k)) {
         bail!(
             "konnector `{slug}` has no field `{unknown}`; its fields are: {}",
-            field_names(&manifest)
+            accounts::field_names(&manifest)
         );
     }
-    if let Some(url) = &endpoint {
-        use gleaner_framework::endpoint::check_endpoint;
-        if let Err(e) = check_endpoint(url, allow_remote) {
-            // Refused only for want of the confirmation: say how to give it.
-            let step = if !allow_remote && check_endpoint(url, true).is_ok() {
-                "; add --allow-remote-endpoint to confirm"
-            } else {
-                ""
-            };
-            bail!("--endpoint refused: {}{step}", e.message);
-        }
+    let terminal = std::io::stdin().is_terminal();
+    // Refused before anything is asked.
+    if let Some(url) = &endpoint
+        && let Err(e) = gleaner_framework::endpoint::check_endpoint(url, allow_remote)
+    {
+        bail!("{}", endpoint_refusal(url, &e.message));
     }
-    let mut fields = BTreeMap::new();
-    let mut secrets = BTreeMap::new();
     for (name, spec) in &manifest.fields {
-        let value = match given.remove(name) {
-            Some(v) => v,
-            // An optional field is asked for only at a terminal; a script
-            // gives it with --field or goes without.
-            None if !spec.required && !std::io::stdin().is_terminal() => continue,
-            None => prompt(name, spec)?,
-        };
-        if value.is_empty() && !spec.required {
+        if values.contains_key(name) {
             continue;
         }
-        spec.check(name, &value).map_err(anyhow::Error::msg)?;
-        if spec.kind.is_secret() {
-            secrets.insert(name.clone(), Secret::new(value));
+        // An optional field is asked for only at a terminal; a script
+        // gives it with --field or goes without.
+        if spec.required || terminal {
+            values.insert(name.clone(), prompt(name, spec)?);
+        }
+    }
+    let checked = accounts::check_new(
+        app,
+        accounts::NewAccount {
+            slug: slug.to_owned(),
+            values,
+            label,
+            endpoint,
+            allow_remote_endpoint: allow_remote,
+        },
+    )
+    .await?
+    .map_err(|refusals| anyhow::anyhow!(word_refusals(&refusals)))?;
+    let tokens = oauth_consent(&manifest, checked.endpoint(), checked.secrets(), &consent).await?;
+    accounts::create(app, checked, tokens).await.map_err(|e| {
+        let taken = e.chain().any(|c| c.to_string().contains("exists already"));
+        if taken {
+            e.context("pick another label with --label")
         } else {
-            fields.insert(name.clone(), value);
+            e
         }
-    }
-    let id = gleaner_framework::store::sqlite::new_id()[..12].to_owned();
-    let identifier = manifest
-        .identifier_field()
-        .and_then(|f| fields.get(f).cloned());
-    let label = label
-        .or(identifier)
-        .unwrap_or_else(|| format!("{slug}-{}", &id[..6]));
-    gleaner_framework::store::check_label(&label)?;
-    if app
-        .store
-        .list_accounts()
-        .await?
-        .iter()
-        .any(|a| a.label == label)
-    {
-        bail!("an account labelled `{label}` exists already; pick another with --label");
-    }
-    let tokens = match oauth_consent(&manifest, endpoint.as_deref(), &secrets, &consent).await? {
-        Some((callback_fields, tokens)) => {
-            fields.extend(callback_fields);
-            Some(tokens)
-        }
-        None => None,
-    };
-    let account = Account {
-        sealed_secrets: app.vault().await?.seal(&id, &secrets)?,
-        folder: Account::default_folder(&manifest.name, &id),
-        id,
-        konnector: slug.to_owned(),
-        label,
-        fields,
-        endpoint,
-        created_at: Utc::now(),
-    };
-    // The unique index decides: another process may have added the same
-    // label since the check above.
-    app.store.put_account(&account).await.map_err(|e| {
-        let hint = e.message.contains("exists already");
-        let err = anyhow::Error::new(e);
-        if hint {
-            err.context("pick another label with --label")
-        } else {
-            err
-        }
-    })?;
-    if let Some(tokens) = tokens {
-        app.oauth().await?.save(&account.id, &tokens).await?;
-    }
-    Ok(account)
+    })
 }
 
+/// Refusals worded for the terminal: one per line, the flag to use where
+/// one helps.
+fn word_refusals(refusals: &[accounts::FieldError]) -> String {
+    refusals
+        .iter()
+        .map(|r| match r.field.as_str() {
+            "label" if r.message.contains("exists already") => {
+                format!("{}; pick another with --label", r.message)
+            }
+            "endpoint" => format!("--endpoint refused: {}", r.message),
+            _ => r.message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+/// `--endpoint` refused, with the flag that confirms a remote one when
+/// that is all it lacks.
+fn endpoint_refusal(url: &str, why: &str) -> String {
+    let step = if accounts::needs_remote_confirmation(url) {
+        "; add --allow-remote-endpoint to confirm"
+    } else {
+        ""
+    };
+    format!("--endpoint refused: {why}{step}")
+}
+
+/// A value asked for at the terminal; without one, an error naming the
+/// `--field` to give.
 fn prompt(name: &str, spec: &FieldSpec) -> Result<String> {
     if !std::io::stdin().is_terminal() {
         bail!(
@@ -283,9 +252,10 @@ fn prompt(name: &str, spec: &FieldSpec) -> Result<String> {
 }
 
 /// `gleaner accounts edit`: changes fields (secrets included) of an
-/// account; the scheduler's pause after a credentials error is lifted.
+/// account; the scheduler's pause after a credentials error is lifted. An
+/// empty secret (`--field password=`) is asked for at the terminal.
 pub async fn accounts_edit(app: &App, what: &str, given: Vec<(String, String)>) -> Result<()> {
-    let mut account = app.find_account(what).await?;
+    let account = app.find_account(what).await?;
     let manifest = app
         .registry
         .get(&account.konnector)?
@@ -296,11 +266,10 @@ pub async fn accounts_edit(app: &App, what: &str, given: Vec<(String, String)>) 
         bail!(
             "nothing to change: give --field name=value (fields of {}: {})",
             manifest.slug,
-            field_names(&manifest)
+            accounts::field_names(&manifest)
         );
     }
-    let mut secrets = app.secrets(&account).await?;
-    let mut changed = Vec::new();
+    let mut values = BTreeMap::new();
     for (name, value) in given {
         let spec = manifest
             .fields
@@ -311,21 +280,50 @@ pub async fn accounts_edit(app: &App, what: &str, given: Vec<(String, String)>) 
         } else {
             value
         };
-        spec.check(&name, &value).map_err(anyhow::Error::msg)?;
-        if spec.kind.is_secret() {
-            secrets.insert(name.clone(), Secret::new(value));
-        } else {
-            account.fields.insert(name.clone(), value);
-        }
-        changed.push(name);
+        values.insert(name, value);
     }
-    account.sealed_secrets = app.vault().await?.seal(&account.id, &secrets)?;
-    app.store.put_account(&account).await?;
-    crate::scheduling::credentials_changed(app, &account).await?;
+    let changed = accounts::update(app, &account, values)
+        .await?
+        .map_err(|refusals| anyhow::anyhow!(word_refusals(&refusals)))?;
     println!(
         "updated {} of {}; automatic runs go on at its next slot",
         changed.join(", "),
-        account.label
+        printable(&account.label)
+    );
+    Ok(())
+}
+
+/// `gleaner accounts consent <account>`: gives an OAuth konnector's
+/// consent again (after `USER_ACTION_NEEDED.OAUTH_OUTDATED`), saves the new
+/// tokens and lifts the account's pause.
+pub async fn accounts_consent(app: &App, what: &str, consent: Consent) -> Result<()> {
+    let mut account = app.find_account(what).await?;
+    let manifest = app
+        .registry
+        .get(&account.konnector)?
+        .konnector
+        .manifest()
+        .clone();
+    let secrets = app.secrets(&account).await?;
+    let Some((fields, tokens)) =
+        oauth_consent(&manifest, account.endpoint.as_deref(), &secrets, &consent).await?
+    else {
+        bail!(
+            "{} ({}) asks for no consent in a browser: its credentials are its fields; change them with `gleaner accounts edit {}`",
+            printable(&account.label),
+            manifest.name,
+            printable(&account.label)
+        );
+    };
+    // The redirect may name other resources (another meter) this time.
+    if fields.iter().any(|(k, v)| account.fields.get(k) != Some(v)) {
+        account.fields.extend(fields);
+        app.store.put_account(&account).await?;
+    }
+    accounts::save_consent(app, &account, &tokens).await?;
+    println!(
+        "consent given again for {}; automatic runs go on at its next slot",
+        printable(&account.label)
     );
     Ok(())
 }
@@ -363,21 +361,21 @@ pub async fn accounts_list(app: &App) -> Result<()> {
 /// `gleaner accounts remove`
 pub async fn accounts_remove(app: &App, what: &str, purge: bool) -> Result<()> {
     let account = app.find_account(what).await?;
-    app.store.remove_account(&account.id, purge).await?;
+    let links = accounts::remove_with_links(app, &account, purge).await?;
     let label = printable(&account.label);
     if purge {
-        // The account's own folder (unique in the store): never another
-        // account's files.
-        let dir = app.files.absolute(&account.folder);
-        if !account.folder.trim_matches('/').is_empty() && dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot remove {}", dir.display()))?;
-        }
         println!(
             "removed account {label} ({}) with its documents and files",
             account.id
         );
-        crate::linking::after_purge(app).await?;
+        if let Some(s) = links
+            && s.changed() > 0
+        {
+            println!(
+                "bank links updated after the removal: {} link(s) now ({} operation(s) and {} bill(s) updated)",
+                s.links, s.operations_changed, s.bills_changed
+            );
+        }
     } else {
         println!(
             "removed account {label} ({}); its documents and files are kept",
@@ -385,68 +383,6 @@ pub async fn accounts_remove(app: &App, what: &str, purge: bool) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Text from outside (a label, a provider's string) made safe for a
-/// terminal: control characters (newlines, ANSI escapes) are shown
-/// escaped, never interpreted.
-pub fn printable(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_owned();
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-/// A progress bar for a run and the callback that feeds it. While the run
-/// waits on a request ("waiting for free.fr (GET /invoices)"), the steady
-/// tick shows for how long.
-pub fn progress_bar(label: &str) -> (ProgressBar, ProgressFn) {
-    let bar = ProgressBar::new_spinner();
-    let since = Arc::new(std::sync::Mutex::new((
-        String::new(),
-        std::time::Instant::now(),
-    )));
-    let waited = Arc::clone(&since);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}{waited}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .with_key(
-                "waited",
-                move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                    if let Ok(s) = waited.lock()
-                        && s.0.starts_with("waiting for")
-                        && s.1.elapsed().as_secs() >= 1
-                    {
-                        let _ = w.write_str(&format!(" {} s", s.1.elapsed().as_secs()));
-                    }
-                },
-            )
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_owned());
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let b = bar.clone();
-    let progress: ProgressFn = Arc::new(move |p: &Progress| {
-        if let Some(total) = p.total {
-            b.set_length(total);
-        }
-        b.set_position(p.done);
-        if let Ok(mut s) = since.lock()
-            && s.0 != p.message
-        {
-            *s = (p.message.clone(), std::time::Instant::now());
-        }
-        b.set_message(p.message.clone());
-    });
-    (bar, progress)
 }
 
 /// Runs one account now with a progress bar, as a recorded manual job;

@@ -10,7 +10,7 @@ use gleaner_framework::bank::linking::{BILLS, OPERATIONS, operation_bills};
 use gleaner_framework::store::{DocStore, LinkSummary, StoredDoc};
 
 use crate::app::App;
-use crate::commands::printable;
+use crate::terminal::printable;
 
 /// The bills the operations of `docs` are linked to, by bill id (empty
 /// unless `doctype` is the operations').
@@ -150,18 +150,6 @@ pub async fn link_now(app: &App) -> Result<()> {
         println!(
             "{} document(s) left alone: no date, amount, vendor or label to match on",
             s.unreadable
-        );
-    }
-    Ok(())
-}
-
-/// After `accounts remove --purge`: the links to the removed documents go.
-pub async fn after_purge(app: &App) -> Result<()> {
-    let s = app.store.link_bills_and_operations(Utc::now()).await?;
-    if s.changed() > 0 {
-        println!(
-            "bank links updated after the removal: {} link(s) now ({} operation(s) and {} bill(s) updated)",
-            s.links, s.operations_changed, s.bills_changed
         );
     }
     Ok(())

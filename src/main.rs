@@ -1,6 +1,7 @@
 //! The `gleaner` binary: thin glue over the framework, the konnectors and
 //! (later) the scheduler. Not meant as a library.
 
+mod accounts;
 mod app;
 mod cassettes;
 mod cli;
@@ -11,6 +12,7 @@ mod prompt;
 mod scaffold;
 mod scheduling;
 mod signals;
+mod terminal;
 mod web;
 
 use std::process::ExitCode;
@@ -94,9 +96,18 @@ fn main() -> ExitCode {
 }
 
 /// One line for a person: the Cozy code and the cause, then (with -v) the
-/// context chain.
+/// context chain, and last the next step when the command that failed
+/// worded one ([`terminal::Next`]).
 pub(crate) fn describe(e: &anyhow::Error, verbose: u8) -> String {
-    let mut out = match e.chain().find_map(|c| c.downcast_ref::<KonnectorError>()) {
+    let next = e.downcast_ref::<terminal::Next>();
+    // The chain without the next step's own link.
+    let links: Vec<&(dyn std::error::Error + 'static)> =
+        e.chain().skip(usize::from(next.is_some())).collect();
+    let konnector = links
+        .iter()
+        .find_map(|c| c.downcast_ref::<KonnectorError>());
+    let outermost = links.first().map(ToString::to_string).unwrap_or_default();
+    let mut out = match konnector {
         Some(k) => {
             let mut s = format!("{}: {}", k.code, k.message);
             if let Some(after) = k.retry_after {
@@ -107,27 +118,23 @@ pub(crate) fn describe(e: &anyhow::Error, verbose: u8) -> String {
             }
             s
         }
-        None => e.to_string(),
+        None => outermost.clone(),
     };
     // A context added around a konnector error (which job, what happens
     // next) goes on its own line.
-    // (anyhow lets a context error downcast to the error it wraps, so ask
-    // the chain's first link, which is exactly the outermost error.)
-    let outermost_is_konnector = e
-        .chain()
-        .next()
+    let outermost_is_konnector = links
+        .first()
         .is_some_and(|c| c.downcast_ref::<KonnectorError>().is_some());
-    let konnector_text = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<KonnectorError>())
-        .map(ToString::to_string);
-    if !outermost_is_konnector && konnector_text.is_some_and(|k| k != e.to_string()) {
-        out.push_str(&format!("\n  ({e})"));
+    if !outermost_is_konnector && konnector.is_some_and(|k| k.to_string() != outermost) {
+        out.push_str(&format!("\n  ({outermost})"));
     }
     if verbose > 0 {
-        for cause in e.chain().skip(1) {
+        for cause in links.iter().skip(1) {
             out.push_str(&format!("\n  caused by: {cause}"));
         }
+    }
+    if let Some(next) = next {
+        out.push_str(&format!("\n  {next}"));
     }
     out
 }
@@ -264,6 +271,25 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
         Command::Accounts(AccountsCommand::List) => commands::accounts_list(app).await?,
         Command::Accounts(AccountsCommand::Edit { account, fields }) => {
             commands::accounts_edit(app, &account, fields).await?;
+        }
+        Command::Accounts(AccountsCommand::Consent {
+            account,
+            no_browser,
+            oauth_port,
+        }) => {
+            let consent = commands::Consent::Browser {
+                open: !no_browser,
+                port: oauth_port,
+            };
+            commands::accounts_consent(app, &account, consent).await?;
+        }
+        Command::Accounts(AccountsCommand::Pause { account }) => {
+            let account = app.find_account(&account).await?;
+            scheduling::set_paused(app, &account, true).await?;
+        }
+        Command::Accounts(AccountsCommand::Resume { account }) => {
+            let account = app.find_account(&account).await?;
+            scheduling::set_paused(app, &account, false).await?;
         }
         Command::Accounts(AccountsCommand::Remove { account, purge }) => {
             commands::accounts_remove(app, &account, purge).await?;

@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
-use gleaner_framework::RunReport;
-use gleaner_framework::store::{Account, AccountStore};
+use gleaner_framework::store::Account;
+use gleaner_framework::{ErrorCode, RunReport, UserAction};
 use gleaner_scheduler::queue::JobFilter;
 use gleaner_scheduler::retry::AfterFailure;
 use gleaner_scheduler::twofa::seal_code;
-use gleaner_scheduler::{Attended, JobState, Outcome};
+use gleaner_scheduler::{Attended, JobState, Outcome, TriggerState};
 
 use crate::app::App;
-use crate::commands::{progress_bar, table};
+use crate::terminal::{command_for, printable, progress_bar, table, with_next_step};
 
 /// Runs one account now, as a recorded manual job of this process: leased,
 /// retried by the daemon if the error is transient, visible in
@@ -35,7 +35,8 @@ pub async fn run_job(
             &sched.owner,
             sched.config.lease,
         )
-        .await?;
+        .await
+        .map_err(|e| with_next_step(e.into(), &account.label))?;
     tracing::info!(job = job.id, "manual job started");
     let konnector_name = app
         .registry
@@ -80,12 +81,15 @@ pub async fn run_job(
                     d.as_secs()
                 ),
                 (Some(AfterFailure::BlockAccount), _) => format!(
-                    "job #{}; automatic runs of this account are paused until you fix it (`gleaner accounts edit {}`) or a manual run succeeds",
-                    job.id, account.label
+                    "job #{}; automatic runs of this account are skipped until you act on it or a manual run succeeds",
+                    job.id
                 ),
                 _ => format!("job #{}", job.id),
             };
-            Err(anyhow::Error::new(e).context(what))
+            Err(with_next_step(
+                anyhow::Error::new(e).context(what),
+                &account.label,
+            ))
         }
     }
 }
@@ -169,15 +173,17 @@ pub async fn schedule(app: &App) -> Result<()> {
     rows.sort_by_key(|(t, _)| t.next_run_at);
     let mut t = table(&["account", "konnector", "trigger", "next run", "note"]);
     for (tr, describe) in rows {
-        let note = match &tr.blocked_code {
-            Some(code) => format!("skipped until fixed ({code})"),
-            None => String::new(),
+        let label = labels
+            .get(&tr.account_id)
+            .cloned()
+            .unwrap_or(tr.account_id.clone());
+        let note = match (&tr.blocked_code, tr.paused) {
+            (_, true) => format!("paused (gleaner accounts resume {label})"),
+            (Some(code), false) => format!("skipped until fixed ({code})"),
+            (None, false) => String::new(),
         };
         t.add_row(vec![
-            labels
-                .get(&tr.account_id)
-                .cloned()
-                .unwrap_or(tr.account_id.clone()),
+            label,
             tr.konnector.clone(),
             describe,
             local(app, Some(tr.next_run_at)),
@@ -207,6 +213,13 @@ pub async fn jobs(
         None => None,
     };
     let labels = printable_labels(sched.labels().await?);
+    let blocked: std::collections::HashMap<String, String> = sched
+        .queue
+        .triggers()
+        .await?
+        .into_iter()
+        .filter_map(|t| t.blocked_code.map(|c| (t.account_id, c)))
+        .collect();
     let jobs = sched
         .queue
         .jobs(&JobFilter {
@@ -249,11 +262,18 @@ pub async fn jobs(
                 j.twofa_kind.clone().unwrap_or_default(),
                 labels.get(&j.account_id).cloned().unwrap_or_default()
             ),
-            _ => match (&j.error_code, &j.error_message) {
-                (Some(c), Some(m)) => format!("{c}: {m}"),
-                (Some(c), None) => c.clone(),
-                _ => String::new(),
-            },
+            _ => {
+                let text = match (&j.error_code, &j.error_message) {
+                    (Some(c), Some(m)) => format!("{c}: {m}"),
+                    (Some(c), None) => c.clone(),
+                    _ => String::new(),
+                };
+                let label = labels.get(&j.account_id).cloned().unwrap_or_default();
+                match job_next_step(j, blocked.get(&j.account_id)) {
+                    Some(action) => format!("{text}\nnext: {}", command_for(action, &label)),
+                    None => text,
+                }
+            }
         };
         t.add_row(vec![
             format!("#{}", j.id),
@@ -307,11 +327,16 @@ pub async fn status(app: &App) -> Result<()> {
             (Some(JobState::Running), _) => "running".to_owned(),
             (_, Some(code)) => format!("NEEDS YOU ({code})"),
             (Some(JobState::Queued), _) => "queued".to_owned(),
+            _ if tr.paused => "paused".to_owned(),
             _ => match tr.status.as_str() {
                 "done" => "ok".to_owned(),
                 "errored" => "failing".to_owned(),
                 _ => "never run".to_owned(),
             },
+        };
+        let status = match (job.map(|j| j.state), trigger_next_step(&tr)) {
+            (Some(JobState::AwaitingUser | JobState::Running), _) | (_, None) => status,
+            (_, Some(action)) => format!("{status}\nnext: {}", command_for(action, &label)),
         };
         let last_error = match (&tr.last_error_code, &tr.last_failure) {
             (Some(code), Some(at)) => format!("{code} ({})", local(app, Some(*at))),
@@ -323,7 +348,7 @@ pub async fn status(app: &App) -> Result<()> {
             status,
             local(app, tr.last_success),
             last_error,
-            if tr.blocked_code.is_some() {
+            if tr.blocked_code.is_some() || tr.paused {
                 "paused".into()
             } else {
                 local(app, Some(tr.next_run_at))
@@ -372,7 +397,7 @@ pub async fn two_factor(app: &App, account: &Account, code: Option<String>) -> R
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         job = sched.queue.give_answer(&account.id, &sealed).await;
     }
-    let job = job?;
+    let job = job.map_err(|e| with_next_step(e.into(), &account.label))?;
     println!("code given to job #{job} of {}", account.label);
     Ok(())
 }
@@ -394,13 +419,54 @@ pub async fn trigger(app: &App, account: &Account, cron: Option<&str>) -> Result
     Ok(())
 }
 
-/// Tells the scheduler an account's credentials changed (lifts its block).
-pub async fn credentials_changed(app: &App, account: &Account) -> Result<()> {
+/// `gleaner accounts pause|resume <account>`
+pub async fn set_paused(app: &App, account: &Account, paused: bool) -> Result<()> {
     let sched = app.planner().await?;
     sched.sync_triggers().await?;
-    sched.queue.credentials_changed(&account.id).await?;
-    let _ = app.store.get_account(&account.id).await?;
+    sched.queue.set_paused(&account.id, paused).await?;
+    let label = printable(&account.label);
+    if paused {
+        println!(
+            "paused {label}: no automatic run until `gleaner accounts resume {label}`; `gleaner run {label}` still works"
+        );
+    } else {
+        let next = sched
+            .queue
+            .trigger(&account.id)
+            .await?
+            .map(|t| local(app, Some(t.next_run_at)))
+            .unwrap_or_else(|| "-".into());
+        println!("resumed {label}: next automatic run {next}");
+    }
     Ok(())
+}
+
+/// The next step of a finished job: an error's from its code; a skip's
+/// from the code that still blocks its account (none once lifted).
+fn job_next_step(job: &gleaner_scheduler::Job, blocked: Option<&String>) -> Option<UserAction> {
+    match job.state {
+        JobState::Errored => job
+            .error_code
+            .as_deref()
+            .and_then(ErrorCode::parse)
+            .and_then(ErrorCode::next_step),
+        JobState::Skipped if job.error_code.as_deref() == Some("SKIPPED.NEEDS_USER") => blocked
+            .and_then(|c| ErrorCode::parse(c))
+            .and_then(ErrorCode::next_step),
+        JobState::Skipped => Some(UserAction::SeeJobs),
+        _ => None,
+    }
+}
+
+/// The next step an account's trigger calls for: its block's, else its
+/// last error's while it is failing.
+fn trigger_next_step(t: &TriggerState) -> Option<UserAction> {
+    let code = match (&t.blocked_code, t.status.as_str()) {
+        (Some(code), _) => code,
+        (None, "errored") => t.last_error_code.as_ref()?,
+        _ => return None,
+    };
+    ErrorCode::parse(code)?.next_step()
 }
 
 /// Account labels made safe for the terminal (labels stored before they
@@ -410,6 +476,6 @@ fn printable_labels(
 ) -> std::collections::HashMap<String, String> {
     labels
         .into_iter()
-        .map(|(id, label)| (id, crate::commands::printable(&label)))
+        .map(|(id, label)| (id, printable(&label)))
         .collect()
 }

@@ -162,6 +162,12 @@ async fn a_wrong_password_gives_login_failed_and_saves_nothing() {
     assert!(out.contains("added account mine"), "{out}");
     let err = home.fails(&["run", "mine"]);
     assert!(err.contains("error: LOGIN_FAILED:"), "{err}");
+    assert!(
+        err.contains("next: gleaner accounts edit mine --field password="),
+        "{err}"
+    );
+    let jobs = home.ok(&["jobs", "--account", "mine"]);
+    assert!(jobs.contains("gleaner accounts edit mine"), "{jobs}");
     assert!(!err.contains("not-the-password"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(home.export().len(), 1, "only the io.cozy.accounts document");
@@ -341,37 +347,16 @@ async fn a_run_killed_at_any_moment_leaves_the_old_or_the_new_state() {
     }
 }
 
-/// OAuth: `accounts add` for Enedis prints the consent URL and listens on
-/// loopback; the test plays the browser (the sandbox approves at once and
-/// redirects to the listener). Then a run imports the consumption with the
-/// stored, sealed tokens.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_enedis_account_is_added_through_the_loopback_consent_and_runs() {
-    use gleaner_konnectors::energy::enedis::sandbox::{CLIENT_SECRET, Sandbox as Enedis};
+/// Runs `gleaner ARGS` (a command that prints an OAuth consent URL and
+/// waits on loopback) and plays the browser: a GET of the URL, which the
+/// sandbox approves at once. Returns the URL, the output and every other
+/// line printed.
+async fn with_browser_consent(
+    home: &Home,
+    args: &[&str],
+) -> (String, std::process::Output, String) {
     use std::io::BufRead;
-
-    let sandbox = Enedis::start().await.unwrap();
-    let home = Home::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gleaner"))
-        .args([
-            "accounts",
-            "add",
-            "enedis",
-            "--field",
-            &format!("client_secret={CLIENT_SECRET}"),
-            "--label",
-            "maison",
-            "--endpoint",
-            &sandbox.base_url(),
-            "--no-browser",
-        ])
-        .env("GLEANER_HOME", home.path())
-        .env_remove("GLEANER_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = home.command(args).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     // Read stdout to its end (the command prints more after the consent),
     // handing over the URL as soon as it is printed.
@@ -394,15 +379,46 @@ async fn an_enedis_account_is_added_through_the_loopback_consent_and_runs() {
         rest
     });
     let url = rx.await.expect("no consent URL printed");
-    assert!(url.contains("/dataconnect/v1/oauth2/authorize?"), "{url}");
-    assert!(url.contains("code_challenge_method=S256"), "{url}");
-    assert!(url.contains("duration=P1Y"), "{url}");
     let page = reqwest::get(&url).await.unwrap();
     assert_eq!(page.status(), 200);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
     let printed = reader.await.unwrap().join("\n");
+    (url, out, printed)
+}
+
+/// OAuth: `accounts add` for Enedis prints the consent URL and listens on
+/// loopback; the test plays the browser (the sandbox approves at once and
+/// redirects to the listener). Then a run imports the consumption with the
+/// stored, sealed tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enedis_account_is_added_through_the_loopback_consent_and_runs() {
+    use gleaner_konnectors::energy::enedis::sandbox::{CLIENT_SECRET, Sandbox as Enedis};
+
+    let sandbox = Enedis::start().await.unwrap();
+    let home = Home::new();
+    let client_secret = format!("client_secret={CLIENT_SECRET}");
+    let endpoint = sandbox.base_url();
+    let (url, out, printed) = with_browser_consent(
+        &home,
+        &[
+            "accounts",
+            "add",
+            "enedis",
+            "--field",
+            &client_secret,
+            "--label",
+            "maison",
+            "--endpoint",
+            &endpoint,
+            "--no-browser",
+        ],
+    )
+    .await;
+    assert!(url.contains("/dataconnect/v1/oauth2/authorize?"), "{url}");
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    assert!(url.contains("duration=P1Y"), "{url}");
     assert!(
         out.status.success(),
         "accounts add failed: {printed}\n{}",
@@ -582,4 +598,113 @@ fn an_absurdly_long_field_is_refused_naming_the_limit() {
     );
     assert!(!err.contains("pppppppp"), "{err}");
     assert!(!home.ok(&["accounts", "list"]).contains("free-mobile"));
+}
+
+/// The customer withdrew the Enedis consent: the run ends with
+/// OAUTH_OUTDATED and says to consent again; `accounts consent` does it
+/// (loopback redirect, new tokens saved, pause lifted) and the next run
+/// works.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outdated_consent_is_given_again_with_accounts_consent() {
+    use gleaner_konnectors::energy::enedis::sandbox::{CLIENT_SECRET, Sandbox as Enedis};
+
+    let sandbox = Enedis::start().await.unwrap();
+    let home = Home::new();
+    let client_secret = format!("client_secret={CLIENT_SECRET}");
+    let endpoint = sandbox.base_url();
+    let (_, out, printed) = with_browser_consent(
+        &home,
+        &[
+            "accounts",
+            "add",
+            "enedis",
+            "--field",
+            &client_secret,
+            "--label",
+            "maison",
+            "--endpoint",
+            &endpoint,
+            "--no-browser",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{printed}");
+    home.ok(&["run", "maison"]);
+    sandbox.revoke_consent();
+    let err = home.fails(&["run", "maison"]);
+    assert!(
+        err.contains("error: USER_ACTION_NEEDED.OAUTH_OUTDATED:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("next: gleaner accounts consent maison"),
+        "{err}"
+    );
+    let status = home.ok(&["status"]);
+    assert!(
+        status.contains("NEEDS YOU (USER_ACTION_NEEDED.OAUTH_OUTDATED)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("gleaner accounts consent maison"),
+        "{status}"
+    );
+
+    let before = sandbox.token_requests();
+    let (url, out, printed) =
+        with_browser_consent(&home, &["accounts", "consent", "maison", "--no-browser"]).await;
+    assert!(url.contains("/dataconnect/v1/oauth2/authorize?"), "{url}");
+    assert!(
+        out.status.success(),
+        "accounts consent failed: {printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.contains("consent given again for maison"),
+        "{printed}"
+    );
+    assert_eq!(sandbox.token_requests(), before + 1);
+    let status = home.ok(&["status"]);
+    assert!(
+        !status.contains("NEEDS YOU"),
+        "the pause is lifted: {status}"
+    );
+    let run = home.ok(&["run", "maison"]);
+    assert_eq!(
+        row_counts(&run, "io.cozy.timeseries.energy")[1],
+        "0",
+        "{run}"
+    );
+    // A konnector without OAuth has no consent to give.
+    let fm = Sandbox::start(Scenario::Normal).await.unwrap();
+    home.add_free_mobile(&fm.base_url(), PASSWORD, "phone");
+    let err = home.fails(&["accounts", "consent", "phone"]);
+    assert!(err.contains("gleaner accounts edit phone"), "{err}");
+}
+
+/// `accounts pause` stops automatic runs (shown in `schedule` and
+/// `status`); a manual run still works; `accounts resume` ends it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_account_shows_paused_and_still_runs_by_hand() {
+    let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
+    let home = Home::new();
+    home.add_free_mobile(&sandbox.base_url(), PASSWORD, "phone");
+    let out = home.ok(&["accounts", "pause", "phone"]);
+    assert!(out.contains("paused phone"), "{out}");
+    let schedule = home.ok(&["schedule"]);
+    let line = schedule.lines().find(|l| l.contains("phone")).unwrap();
+    assert!(line.contains("paused"), "{schedule}");
+    let status = home.ok(&["status"]);
+    let line = status.lines().find(|l| l.contains("phone")).unwrap();
+    assert!(line.contains("paused"), "{status}");
+    let run = home.ok(&["run", "phone"]);
+    assert_eq!(row_counts(&run, "io.cozy.bills")[1], "20", "{run}");
+    let out = home.ok(&["accounts", "resume", "phone"]);
+    assert!(out.contains("resumed phone: next automatic run"), "{out}");
+    let schedule = home.ok(&["schedule"]);
+    let line = schedule.lines().find(|l| l.contains("phone")).unwrap();
+    assert!(!line.contains("paused"), "{schedule}");
+    let status = home.ok(&["status"]);
+    let line = status.lines().find(|l| l.contains("phone")).unwrap();
+    assert!(line.contains(" ok "), "{status}");
 }

@@ -210,7 +210,7 @@ async fn a_run_nobody_answers_ends_twofa_expired_and_saves_nothing() {
         err.contains("error: USER_ACTION_NEEDED.TWOFA_EXPIRED:"),
         "{err}"
     );
-    assert!(err.contains(&format!("gleaner 2fa {LABEL}")), "{err}");
+    assert!(err.contains(&format!("next: gleaner run {LABEL}")), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
     assert_eq!(bills(home.path()), 0);
     assert_eq!(sandbox.verification_posts(), 0);
@@ -220,6 +220,7 @@ async fn a_run_nobody_answers_ends_twofa_expired_and_saves_nothing() {
         status.contains("NEEDS YOU (USER_ACTION_NEEDED.TWOFA_EXPIRED)"),
         "{status}"
     );
+    assert!(status.contains(&format!("gleaner run {LABEL}")), "{status}");
 }
 
 /// The trusted-device cookie is saved with the login session (sealed), so a

@@ -12,6 +12,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::next_step::UserAction;
+
 /// A Cozy-style error code.
 ///
 /// The string form (see [`ErrorCode::as_str`]) is the one Cozy writes into
@@ -186,6 +188,52 @@ impl ErrorCode {
             || s.starts_with("USER_ACTION_NEEDED")
             || self == Self::ChallengeAsked
     }
+
+    /// What the person can do about an error with this code, if anything.
+    ///
+    /// Every code that [`ErrorCode::needs_user`] has one. Local failures
+    /// that no single step fixes (the store, the vault, a missing browser)
+    /// have none: their message says what happened.
+    pub fn next_step(self) -> Option<UserAction> {
+        match self {
+            Self::LoginFailed | Self::LoginFailedNeedsSecret => Some(UserAction::UpdateCredentials),
+            Self::LoginFailedTooManyAttempts
+            | Self::UserActionNeeded
+            | Self::UserActionNeededChangePassword
+            | Self::UserActionNeededCguForm
+            // The provider's account is closed: only the provider can say
+            // why, and reopen it.
+            | Self::UserActionNeededAccountRemoved => Some(UserAction::ActOnProviderSite),
+            Self::UserActionNeededOauthOutdated | Self::UserActionNeededScaRequired => {
+                Some(UserAction::GiveConsentAgain)
+            }
+            // Cozy's CHALLENGE_ASKED: a run with a person in front of it
+            // can answer what an unattended one cannot.
+            Self::UserActionNeededTwofaExpired
+            | Self::UserActionNeededWrongTwofaCode
+            | Self::ChallengeAsked => Some(UserAction::AnswerTwoFactor),
+            // Transient, retried by the scheduler.
+            Self::VendorDown | Self::Maintenance | Self::Timeout | Self::FileDownloadFailed => {
+                Some(UserAction::WaitForProvider)
+            }
+            // The konnector no longer fits the provider (or misbehaves).
+            Self::PageChanged
+            | Self::SchemaChanged
+            | Self::HostNotAllowed
+            | Self::RequestBudgetExceeded
+            | Self::InvalidData
+            | Self::ManifestInvalid => Some(UserAction::UpdateKonnector),
+            Self::DiskQuotaExceeded => Some(UserAction::FreeDiskSpace),
+            Self::CaptchaResolutionFailed
+            | Self::SaveFileFailed
+            | Self::NotExistingDirectory
+            | Self::UnknownError
+            | Self::BrowserMissing
+            | Self::StoreFailed
+            | Self::VaultFailed
+            | Self::KonnectorNotFound => None,
+        }
+    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -252,6 +300,9 @@ pub struct KonnectorError {
     /// The selector or JSON path that failed, when the error is about one
     /// (boxed: errors travel in every `Result`).
     pub locator: Option<Box<Locator>>,
+    /// The next step, when it differs from the code's
+    /// ([`ErrorCode::next_step`]); read it with [`KonnectorError::next_step`].
+    pub next: Option<UserAction>,
 }
 
 impl KonnectorError {
@@ -271,6 +322,7 @@ impl KonnectorError {
             message,
             retry_after: None,
             locator: None,
+            next: None,
         }
     }
 
@@ -328,6 +380,17 @@ impl KonnectorError {
         self
     }
 
+    /// Sets the next step, overriding the code's.
+    pub fn with_next(mut self, action: UserAction) -> Self {
+        self.next = Some(action);
+        self
+    }
+
+    /// What the person can do next: the explicit step, else the code's.
+    pub fn next_step(&self) -> Option<UserAction> {
+        self.next.or_else(|| self.code.next_step())
+    }
+
     /// Attaches the delay the provider asked for.
     pub fn with_retry_after(mut self, delay: Duration) -> Self {
         self.retry_after = Some(delay);
@@ -377,6 +440,45 @@ mod tests {
             assert!(!code.needs_user(), "{code} must not pause the account");
             assert!(!code.is_retryable(), "{code} is not transient");
         }
+    }
+
+    #[test]
+    fn every_code_that_needs_the_user_has_a_next_step() {
+        for code in ErrorCode::ALL {
+            if code.needs_user() {
+                assert!(code.next_step().is_some(), "{code} needs a next step");
+            }
+            if code.is_retryable() {
+                assert_eq!(
+                    code.next_step(),
+                    Some(UserAction::WaitForProvider),
+                    "{code}"
+                );
+            }
+        }
+        assert_eq!(
+            ErrorCode::LoginFailed.next_step(),
+            Some(UserAction::UpdateCredentials)
+        );
+        assert_eq!(
+            ErrorCode::UserActionNeededOauthOutdated.next_step(),
+            Some(UserAction::GiveConsentAgain)
+        );
+        assert_eq!(
+            ErrorCode::DiskQuotaExceeded.next_step(),
+            Some(UserAction::FreeDiskSpace)
+        );
+        assert_eq!(ErrorCode::VaultFailed.next_step(), None);
+    }
+
+    #[test]
+    fn an_explicit_next_step_overrides_the_code() {
+        let e = KonnectorError::login_failed("refused");
+        assert_eq!(e.next_step(), Some(UserAction::UpdateCredentials));
+        let e = e.with_next(UserAction::SeeJobs);
+        assert_eq!(e.next_step(), Some(UserAction::SeeJobs));
+        let e = KonnectorError::store("broken");
+        assert_eq!(e.next_step(), None);
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! naming the selector and URL, and values with [`filters`] (amounts into
 //! exact decimals, French and English dates, ISO 4217 currencies).
 //!
-//! Every error is a [`KonnectorError`] with a Cozy-style [`ErrorCode`].
+//! Every error is a [`KonnectorError`] with a Cozy-style [`ErrorCode`] and,
+//! where the person can do something about it, a typed next step
+//! ([`UserAction`]) that front ends word; the framework words no command.
 //!
 //! Architecture invariant: this crate knows no provider. Konnectors depend
 //! on it, never the other way round.
@@ -32,6 +34,7 @@ pub mod http;
 pub mod konnector;
 pub mod liveness;
 pub mod manifest;
+pub mod next_step;
 pub mod oauth;
 pub mod redact;
 pub mod runner;
@@ -49,6 +52,7 @@ pub use error::{ErrorCode, KonnectorError, Locator, Result};
 pub use http::HttpClient;
 pub use konnector::Konnector;
 pub use manifest::Manifest;
+pub use next_step::UserAction;
 pub use runner::{RunEnv, RunOptions, RunReport, run_konnector};
 pub use secret::Secret;
 pub use twofa::{TwoFactorChannel, TwoFactorKind, TwoFactorRequest};

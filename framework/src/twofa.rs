@@ -113,10 +113,11 @@ impl TwoFactorChannel for Unattended {
         Err(KonnectorError::new(
             ErrorCode::UserActionNeededTwofaExpired,
             format!(
-                "{} asks for a {} code for account {} and this run is unattended; run it by hand (`gleaner run {}`) to answer",
-                request.konnector, request.kind, request.account_label, request.account_label
+                "{} asks for a {} code for account {} and this run is unattended; run it attended to answer",
+                request.konnector, request.kind, request.account_label
             ),
-        ))
+        )
+        .with_next(crate::UserAction::AnswerTwoFactor))
     }
 }
 

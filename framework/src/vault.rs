@@ -644,6 +644,10 @@ impl VaultLocation {
 pub struct OpenNotes {
     /// Recovery steps and warnings, for the log.
     pub notes: Vec<String>,
+    /// What the person may do about them (worded by the front end), such
+    /// as [`crate::UserAction::SwitchVaultToPassphrase`] when a passphrase
+    /// was given to a key-file vault.
+    pub next_steps: Vec<crate::UserAction>,
 }
 
 /// Opens the vault of a data directory for its store:
@@ -686,9 +690,12 @@ pub async fn open_for_store(
         Some(_) => {
             if env_passphrase.is_some() {
                 notes.notes.push(format!(
-                    "GLEANER_PASSPHRASE is set but this vault uses the key file {}; ignored (switch with `gleaner vault rotate --to-passphrase`)",
+                    "GLEANER_PASSPHRASE is set but this vault uses the key file {}; ignored",
                     loc.key_file().display()
                 ));
+                notes
+                    .next_steps
+                    .push(crate::UserAction::SwitchVaultToPassphrase);
             }
             Vault::open_or_create(&loc.key_file())?
         }

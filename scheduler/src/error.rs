@@ -1,6 +1,6 @@
 //! The scheduler's error type.
 
-use gleaner_framework::KonnectorError;
+use gleaner_framework::{KonnectorError, UserAction};
 
 /// What can go wrong in the scheduler itself (not in a konnector run: a
 /// run's failure is recorded on its job, it is not an error of the
@@ -25,10 +25,14 @@ pub enum SchedulerError {
     /// the wrong state.
     #[error("{0}")]
     NotFound(String),
+    /// A code was given for an account none of whose runs waits for one.
+    #[error("no run of account {account} is waiting for a code")]
+    NoQuestion {
+        /// The account.
+        account: String,
+    },
     /// Another run of the same account holds the account.
-    #[error(
-        "account {account} is being imported by job #{job} ({state}); wait for it or see `gleaner jobs --account {account}`"
-    )]
+    #[error("account {account} is being imported by job #{job} ({state}); wait for it")]
     Busy {
         /// The account.
         account: String,
@@ -40,6 +44,20 @@ pub enum SchedulerError {
 }
 
 impl SchedulerError {
+    /// What the person can do about it: look at the account's jobs when a
+    /// run holds it or none waits; a store error's own step (a full disk).
+    pub fn next_step(&self) -> Option<UserAction> {
+        match self {
+            SchedulerError::Busy { .. } | SchedulerError::NoQuestion { .. } => {
+                Some(UserAction::SeeJobs)
+            }
+            SchedulerError::Store(e) => e.next_step(),
+            SchedulerError::Cron { .. }
+            | SchedulerError::Config(_)
+            | SchedulerError::NotFound(_) => None,
+        }
+    }
+
     /// A SQL failure of the job queue, classified (full disk, permission,
     /// damage) when the store's file is not at hand.
     pub(crate) fn sql(what: &str) -> impl Fn(sqlx::Error) -> SchedulerError + '_ {

@@ -32,7 +32,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::SchedulerConfig;
 pub use error::{Result, SchedulerError};
 pub use queue::{Job, JobFilter, JobState, Outcome, Queue, TriggerKind, TriggerState};
-pub use scheduler::{Attended, DaemonSummary, Executed, KonnectorSource, Scheduler};
+pub use scheduler::{Attended, DaemonSummary, Executed, JobProgressFn, KonnectorSource, Scheduler};
 
 /// The default per-job time limit, in seconds, when a manifest sets none
 /// (the manifest's `timeout_secs` defaults to it).

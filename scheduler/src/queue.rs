@@ -5,7 +5,8 @@
 //! - `sched_triggers`: one row per account: its cron override if any, the
 //!   next automatic run, and Cozy's `current_state` (status, last success,
 //!   last failure, last error, last manual execution) plus `blocked_code`,
-//!   set after an error that needs the person;
+//!   set after an error that needs the person, and `paused`, set by the
+//!   person (a paused account gets no automatic run; manual runs work);
 //! - `sched_jobs`: one row per execution request, in the states `queued`,
 //!   `running`, `awaiting_user`, `done`, `errored`, and `skipped` (an
 //!   automatic run that was not started, with its reason). A retry is a new
@@ -55,7 +56,8 @@ const SCHEMA: &[&str] = &[
         last_error_code TEXT,
         last_error_message TEXT,
         blocked_code TEXT,
-        updated_at TEXT NOT NULL
+        updated_at TEXT NOT NULL,
+        paused INTEGER NOT NULL DEFAULT 0
     )",
     "CREATE INDEX IF NOT EXISTS sched_triggers_due ON sched_triggers (next_run_at)",
     "CREATE TABLE IF NOT EXISTS sched_jobs (
@@ -94,6 +96,31 @@ const SCHEMA: &[&str] = &[
         given_at TEXT NOT NULL
     )",
 ];
+
+/// The columns a [`TriggerState`] is read from (named, never `*`: a
+/// statement prepared before a migration keeps its old column list).
+macro_rules! trigger_columns {
+    () => {
+        "account_id, konnector, cron, next_run_at, status, last_execution, last_success, last_failure, last_manual_execution, last_error_code, last_error_message, blocked_code, paused"
+    };
+}
+
+/// Adds the columns that tables created by older versions lack (SQLite's
+/// `ALTER TABLE ... ADD COLUMN`, idempotent), inside the opening
+/// transaction.
+async fn migrate(tx: &mut sqlx::SqliteConnection) -> std::result::Result<(), sqlx::Error> {
+    let has_paused: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pragma_table_info('sched_triggers') WHERE name = 'paused'",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if has_paused == 0 {
+        sqlx::query("ALTER TABLE sched_triggers ADD COLUMN paused INTEGER NOT NULL DEFAULT 0")
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
 
 /// Timestamps are stored as fixed-width UTC text, so SQL compares them in
 /// time order.
@@ -302,6 +329,9 @@ pub struct TriggerState {
     /// Set after an error that needs the person: automatic runs are skipped
     /// until a manual run succeeds or the credentials change.
     pub blocked_code: Option<String>,
+    /// Paused by the person ([`Queue::set_paused`]): no automatic run is
+    /// queued, nor a skip recorded, until resumed. Manual runs still work.
+    pub paused: bool,
 }
 
 impl TriggerState {
@@ -324,6 +354,7 @@ impl TriggerState {
             last_error_code: text("last_error_code"),
             last_error_message: text("last_error_message"),
             blocked_code: text("blocked_code"),
+            paused: row.try_get::<i64, _>("paused").unwrap_or(0) != 0,
         })
     }
 }
@@ -392,6 +423,10 @@ impl Queue {
                 .await
                 .map_err(SchedulerError::sql_on(&pool, "creating the queue's tables"))?;
         }
+        migrate(&mut tx).await.map_err(SchedulerError::sql_on(
+            &pool,
+            "migrating the queue's tables",
+        ))?;
         tx.commit()
             .await
             .map_err(SchedulerError::sql_on(&pool, "creating the queue's tables"))?;
@@ -407,20 +442,28 @@ impl Queue {
 
     /// Every trigger, by account id.
     pub async fn triggers(&self) -> Result<Vec<TriggerState>> {
-        let rows = sqlx::query("SELECT * FROM sched_triggers ORDER BY account_id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(SchedulerError::sql_on(&self.pool, "listing triggers"))?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            trigger_columns!(),
+            " FROM sched_triggers ORDER BY account_id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(SchedulerError::sql_on(&self.pool, "listing triggers"))?;
         rows.iter().map(TriggerState::from_row).collect()
     }
 
     /// One account's trigger.
     pub async fn trigger(&self, account_id: &str) -> Result<Option<TriggerState>> {
-        let row = sqlx::query("SELECT * FROM sched_triggers WHERE account_id = ?")
-            .bind(account_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(SchedulerError::sql_on(&self.pool, "reading a trigger"))?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            trigger_columns!(),
+            " FROM sched_triggers WHERE account_id = ?"
+        ))
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(SchedulerError::sql_on(&self.pool, "reading a trigger"))?;
         row.as_ref().map(TriggerState::from_row).transpose()
     }
 
@@ -524,6 +567,28 @@ impl Queue {
         Ok(())
     }
 
+    /// Pauses (or resumes) an account's automatic runs. A paused account
+    /// gets no automatic job, not even a skipped record; manual runs still
+    /// work. Fails with [`SchedulerError::NotFound`] when the account has
+    /// no trigger yet.
+    pub async fn set_paused(&self, account_id: &str, paused: bool) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE sched_triggers SET paused = ?, updated_at = ? WHERE account_id = ?",
+        )
+        .bind(i64::from(paused))
+        .bind(ts(self.now()))
+        .bind(account_id)
+        .execute(&self.pool)
+        .await
+        .map_err(SchedulerError::sql_on(&self.pool, "pausing a trigger"))?;
+        if done.rows_affected() == 0 {
+            return Err(SchedulerError::NotFound(format!(
+                "account {account_id} has no trigger yet"
+            )));
+        }
+        Ok(())
+    }
+
     /// Lifts an account's block after its credentials changed.
     pub async fn credentials_changed(&self, account_id: &str) -> Result<()> {
         sqlx::query(
@@ -553,9 +618,11 @@ impl Queue {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(SchedulerError::sql_on(&self.pool, "enqueuing due runs"))?;
-        let due = sqlx::query(
-            "SELECT * FROM sched_triggers WHERE next_run_at <= ? ORDER BY next_run_at LIMIT 5000",
-        )
+        let due = sqlx::query(concat!(
+            "SELECT ",
+            trigger_columns!(),
+            " FROM sched_triggers WHERE next_run_at <= ? ORDER BY next_run_at LIMIT 5000"
+        ))
         .bind(&now_s)
         .fetch_all(&mut *tx)
         .await
@@ -570,11 +637,18 @@ impl Queue {
             } else {
                 TriggerKind::Slot
             };
-            let skip = if let Some(code) = &t.blocked_code {
+            let skip = if t.paused {
+                // Paused by the person: no job and no skip record, only the
+                // trigger moves on (resumed, it runs at its next time, not
+                // at once for the nights it was paused).
+                None
+            } else if let Some(code) = &t.blocked_code {
                 Some((
                     "SKIPPED.NEEDS_USER".to_owned(),
+                    // The next step is the blocking code's
+                    // (`ErrorCode::next_step`), worded by the front end.
                     format!(
-                        "automatic run skipped: the last run failed with {code}; fix the account (`gleaner accounts edit`) or run it by hand"
+                        "automatic run skipped: the last run failed with {code}; fix the account or run it by hand"
                     ),
                 ))
             } else {
@@ -595,6 +669,9 @@ impl Queue {
             };
             let run_id = format!("job-{}", crate::new_run_suffix());
             match skip {
+                _ if t.paused => {
+                    tracing::debug!(account = %t.account_id, "paused: no automatic run");
+                }
                 Some((code, message)) => {
                     tracing::info!(account = %t.account_id, %code, "automatic run skipped");
                     sqlx::query(
@@ -1236,9 +1313,9 @@ impl Queue {
         .await
         .map_err(SchedulerError::sql_on(&self.pool, "giving a code"))?;
         let Some(id) = job else {
-            return Err(SchedulerError::NotFound(format!(
-                "no run of account {account_id} is waiting for a code; `gleaner jobs --account {account_id}` shows its runs"
-            )));
+            return Err(SchedulerError::NoQuestion {
+                account: account_id.to_owned(),
+            });
         };
         sqlx::query(
             "INSERT INTO sched_twofa_answers (job_id, sealed, given_at) VALUES (?, ?, ?)

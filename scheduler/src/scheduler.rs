@@ -81,6 +81,11 @@ pub struct Attended {
     pub cassette: Option<gleaner_framework::CassetteMode>,
 }
 
+/// Receives the progress of jobs that no person watches (the daemon's): the
+/// job id and the run's progress. A web page or a status line subscribes
+/// through it; it must return quickly (it is called from the run).
+pub type JobProgressFn = Arc<dyn Fn(i64, &gleaner_framework::Progress) + Send + Sync>;
+
 /// The scheduler of one installation.
 pub struct Scheduler {
     /// The job queue.
@@ -104,6 +109,9 @@ pub struct Scheduler {
     pub oauth: Option<Arc<TokenManager>>,
     /// Where runs keep login sessions between runs (`None`: sessions off).
     pub sessions: Option<Sessions>,
+    /// The progress hook of jobs run without an attended progress callback
+    /// (the daemon's); `None`: their progress goes nowhere.
+    pub progress: Option<JobProgressFn>,
 }
 
 impl Scheduler {
@@ -280,7 +288,13 @@ impl Scheduler {
         })?;
         let secrets = vault.open(&account.id, &account.sealed_secrets)?;
         let attended = attended.unwrap_or_default();
-        let progress = attended.progress;
+        let progress = attended.progress.or_else(|| {
+            self.progress.as_ref().map(|hook| {
+                let hook = Arc::clone(hook);
+                let id = job.id;
+                Arc::new(move |p: &gleaner_framework::Progress| hook(id, p)) as ProgressFn
+            })
+        });
         let two_factor: Arc<dyn TwoFactorChannel> = match attended.two_factor {
             Some(channel) => channel,
             None => Arc::new(QueueTwoFactor {

@@ -62,8 +62,9 @@ impl TwoFactorChannel for QueueTwoFactor {
             job = self.job_id,
             kind = %request.kind,
             attempt = request.attempt,
-            "waiting for a code: gleaner 2fa {} <code>",
-            request.account_label
+            account = %request.account_label,
+            next = %gleaner_framework::UserAction::AnswerTwoFactor,
+            "waiting for a second-factor code"
         );
         let started = tokio::time::Instant::now();
         loop {
@@ -98,13 +99,13 @@ impl TwoFactorChannel for QueueTwoFactor {
                 return Err(KonnectorError::new(
                     ErrorCode::UserActionNeededTwofaExpired,
                     format!(
-                        "{} asked for a {} {what} and none came within {} s (give it with `gleaner 2fa {} <code>`)",
+                        "{} asked for a {} {what} and none came within {} s",
                         request.konnector,
                         request.kind,
                         self.wait.as_secs(),
-                        request.account_label
                     ),
-                ));
+                )
+                .with_next(gleaner_framework::UserAction::AnswerTwoFactor));
             }
             tokio::time::sleep(self.poll).await;
         }

@@ -13,7 +13,7 @@ use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, Sqlit
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{
     ErrorCode, Konnector, KonnectorError, Manifest, RunContext, RunEnv, Secret, TwoFactorKind,
-    async_trait,
+    UserAction, async_trait,
 };
 use gleaner_konnectors::telco::free_mobile::FreeMobile;
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
@@ -21,7 +21,8 @@ use gleaner_scheduler::queue::JobFilter;
 use gleaner_scheduler::retry::AfterFailure;
 use gleaner_scheduler::twofa::seal_code;
 use gleaner_scheduler::{
-    JobState, KonnectorSource, ManualClock, Queue, Scheduler, SchedulerConfig, TriggerKind,
+    JobState, KonnectorSource, ManualClock, Queue, Scheduler, SchedulerConfig, SchedulerError,
+    TriggerKind,
 };
 use tempfile::TempDir;
 
@@ -103,6 +104,7 @@ impl Harness {
             owner: Scheduler::new_owner(role),
             oauth: None,
             sessions: None,
+            progress: None,
         })
     }
 
@@ -315,12 +317,11 @@ async fn login_failed_skips_automatic_runs_until_credentials_change() {
         .collect();
     assert_eq!(skipped.len(), 2);
     assert_eq!(skipped[0].error_code.as_deref(), Some("SKIPPED.NEEDS_USER"));
+    let why = skipped[0].error_message.as_ref().unwrap();
+    assert!(why.contains("LOGIN_FAILED"), "{why}");
     assert!(
-        skipped[0]
-            .error_message
-            .as_ref()
-            .unwrap()
-            .contains("LOGIN_FAILED")
+        !why.contains("gleaner "),
+        "no command in a library's record: {why}"
     );
     let t = h.sched.queue.trigger("acc-pw").await.unwrap().unwrap();
     assert_eq!(t.blocked_code.as_deref(), Some("LOGIN_FAILED"));
@@ -746,19 +747,31 @@ async fn an_unattended_run_asking_for_a_code_ends_twofa_expired_and_blocks() {
     let ran = h.run_due().await;
     let e = ran[0].result.as_ref().err().unwrap();
     assert_eq!(e.code, ErrorCode::UserActionNeededTwofaExpired);
-    assert!(e.message.contains("gleaner run acc-night"), "{}", e.message);
+    assert!(e.message.contains("acc-night"), "{}", e.message);
+    // The library words no command: the next step is typed.
+    assert!(!e.message.contains("gleaner "), "{}", e.message);
+    assert_eq!(e.next_step(), Some(UserAction::AnswerTwoFactor));
     let t = h.sched.queue.trigger("acc-night").await.unwrap().unwrap();
     assert_eq!(
         t.blocked_code.as_deref(),
         Some("USER_ACTION_NEEDED.TWOFA_EXPIRED")
     );
     // No one gives a code: gleaner 2fa has nothing to answer.
-    let none = h.sched.queue.give_answer("acc-night", b"x").await;
+    let none = h
+        .sched
+        .queue
+        .give_answer("acc-night", b"x")
+        .await
+        .unwrap_err();
     assert!(
-        none.unwrap_err()
-            .to_string()
+        matches!(&none, SchedulerError::NoQuestion { account } if account == "acc-night"),
+        "{none:?}"
+    );
+    assert!(
+        none.to_string()
             .contains("no run of account acc-night is waiting")
     );
+    assert_eq!(none.next_step(), Some(UserAction::SeeJobs));
 }
 
 #[tokio::test]
@@ -973,4 +986,149 @@ async fn a_vault_failure_does_not_pause_the_account() {
     assert_eq!(h.sandbox.login_posts(), 0);
     let t = h.sched.queue.trigger("acc-vault").await.unwrap().unwrap();
     assert_eq!(t.blocked_code, None, "the account was paused");
+}
+
+#[tokio::test]
+async fn a_paused_account_is_never_queued_and_resumed_it_is() {
+    let h = Harness::start(config()).await;
+    h.add("acc-p", "free-mobile", PASSWORD).await;
+    h.sched.sync_triggers().await.unwrap();
+    h.sched.queue.set_paused("acc-p", true).await.unwrap();
+    assert!(
+        h.sched
+            .queue
+            .trigger("acc-p")
+            .await
+            .unwrap()
+            .unwrap()
+            .paused
+    );
+    // Three slots go by: no job, not even a skipped record, no login.
+    for _ in 0..3 {
+        assert!(h.to_next_slot("acc-p").await.is_empty());
+        assert!(h.run_due().await.is_empty());
+    }
+    assert!(
+        h.jobs("acc-p").await.is_empty(),
+        "{:?}",
+        h.jobs("acc-p").await
+    );
+    assert_eq!(h.sandbox.login_posts(), 0);
+    let t = h.sched.queue.trigger("acc-p").await.unwrap().unwrap();
+    assert!(
+        t.next_run_at > h.clock.now_for_test(),
+        "the trigger moves on while paused"
+    );
+    // A manual run still works.
+    let job = h
+        .sched
+        .queue
+        .start_manual("acc-p", "free-mobile", &h.sched.owner, h.sched.config.lease)
+        .await
+        .unwrap();
+    assert!(h.sched.execute(job, None).await.result.is_ok());
+    // Resumed: the next slot queues it again.
+    h.sched.queue.set_paused("acc-p", false).await.unwrap();
+    assert!(
+        !h.sched
+            .queue
+            .trigger("acc-p")
+            .await
+            .unwrap()
+            .unwrap()
+            .paused
+    );
+    assert_eq!(h.to_next_slot("acc-p").await.len(), 1);
+    assert!(h.run_due().await[0].result.is_ok());
+    // An account without a trigger cannot be paused.
+    assert!(matches!(
+        h.sched.queue.set_paused("nobody", true).await,
+        Err(SchedulerError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_queue_opened_on_an_older_schema_gains_the_paused_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("gleaner.db"))
+        .await
+        .unwrap();
+    // The table as versions before `paused` made it, with one trigger.
+    sqlx::query(
+        "CREATE TABLE sched_triggers (
+            account_id TEXT PRIMARY KEY, konnector TEXT NOT NULL, cron TEXT,
+            next_run_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'new',
+            last_execution TEXT, last_success TEXT, last_failure TEXT,
+            last_manual_execution TEXT, last_error_code TEXT, last_error_message TEXT,
+            blocked_code TEXT, updated_at TEXT NOT NULL)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO sched_triggers (account_id, konnector, next_run_at, updated_at)
+         VALUES ('old', 'free-mobile', '2026-11-24T02:00:00.000000Z', '2026-11-23T12:00:00.000000Z')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let clock = ManualClock::new(at("2026-11-23T12:00:00Z"));
+    let queue = Queue::open(store.pool().clone(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let t = queue.trigger("old").await.unwrap().unwrap();
+    assert!(!t.paused);
+    queue.set_paused("old", true).await.unwrap();
+    // Opening again (another process) leaves it as it is.
+    let queue = Queue::open(store.pool().clone(), Arc::new(clock))
+        .await
+        .unwrap();
+    assert!(queue.trigger("old").await.unwrap().unwrap().paused);
+}
+
+#[tokio::test]
+async fn the_progress_hook_sees_a_daemon_jobs_progress() {
+    let mut h = Harness::start(config()).await;
+    let seen: Arc<std::sync::Mutex<Vec<(i64, u64, String)>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    Arc::get_mut(&mut h.sched).unwrap().progress = Some(Arc::new(
+        move |job: i64, p: &gleaner_framework::Progress| {
+            sink.lock().unwrap().push((job, p.done, p.message.clone()));
+        },
+    ));
+    h.add("acc-prog", "free-mobile", PASSWORD).await;
+    let queued = h.to_next_slot("acc-prog").await;
+    assert_eq!(queued.len(), 1);
+    let ran = h.run_due().await;
+    assert!(ran[0].result.is_ok(), "{:?}", ran[0].result.as_ref().err());
+    {
+        let seen = seen.lock().unwrap();
+        assert!(!seen.is_empty(), "no progress reached the hook");
+        assert!(seen.iter().all(|(job, _, _)| *job == queued[0]), "{seen:?}");
+        assert!(seen.iter().any(|(_, _, m)| m == "done"), "{seen:?}");
+    }
+    // An attended run's own callback takes the progress, not the hook.
+    let before = seen.lock().unwrap().len();
+    let attended_saw = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&attended_saw);
+    let job = h
+        .sched
+        .queue
+        .start_manual(
+            "acc-prog",
+            "free-mobile",
+            &h.sched.owner,
+            h.sched.config.lease,
+        )
+        .await
+        .unwrap();
+    let attended = gleaner_scheduler::Attended {
+        progress: Some(Arc::new(move |_: &gleaner_framework::Progress| {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        })),
+        ..gleaner_scheduler::Attended::default()
+    };
+    assert!(h.sched.execute(job, Some(attended)).await.result.is_ok());
+    assert!(attended_saw.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    assert_eq!(seen.lock().unwrap().len(), before);
 }

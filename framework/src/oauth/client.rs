@@ -257,8 +257,10 @@ pub fn token_error(
                 | BasicErrorResponseType::UnauthorizedClient => ErrorCode::LoginFailed,
                 _ => ErrorCode::UnknownError,
             };
+            // The next step (consent again) travels as the code's
+            // `UserAction`, worded by the front end.
             let advice = if code == ErrorCode::UserActionNeededOauthOutdated {
-                "; the consent must be given again (`gleaner accounts add` for this konnector)"
+                "; the consent must be given again"
             } else {
                 ""
             };

@@ -241,7 +241,7 @@ impl TokenManager {
                     return Err(KonnectorError::new(
                         ErrorCode::UserActionNeededOauthOutdated,
                         format!(
-                            "account {account_id} has no OAuth refresh token: consent again with `gleaner accounts add`"
+                            "account {account_id} has no OAuth refresh token: the consent must be given again"
                         ),
                     ));
                 };
