@@ -73,7 +73,9 @@ fn a_person_enables_providers_answers_a_code_and_sees_their_documents() {
     let web = Web::launch(true);
 
     // Without a session, the login page; then the one-time link.
-    web.goto(&served.url("/")).wait_for("h1").screenshot("login");
+    web.goto(&served.url("/"))
+        .wait_for("h1")
+        .screenshot("login");
     assert!(web.html().contains("Log in to Gleaner"));
     web.login(&served);
 

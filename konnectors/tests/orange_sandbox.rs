@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use gleaner_framework::browser::{chromium_path, procs};
+use gleaner_framework::browser::procs;
 use gleaner_framework::store::DocStore;
 use gleaner_framework::{ErrorCode, KonnectorError, Locator, RunReport};
 use gleaner_konnectors::telco::orange::sandbox::data::fixture;
@@ -29,20 +29,7 @@ const HISTORIC: &str = "/ecd_wp/facture/historicBills";
 /// checks count processes machine-wide.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Whether chromium is here; prints the skip line (or fails under CI).
-fn chromium_or_skip() -> bool {
-    let path = chromium_path();
-    if path.is_file() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI needs chromium at {} (apt-get install -y chromium)",
-        path.display()
-    );
-    println!("skipped: chromium not installed (apt-get install -y chromium)");
-    false
-}
+use gleaner_testing::chromium_or_skip;
 
 /// Live chromium processes of every Gleaner browser session.
 fn gleaner_chromiums() -> usize {

@@ -28,6 +28,7 @@
 
 #![deny(missing_docs)]
 
+pub mod browser;
 pub mod conformance;
 pub mod harness;
 pub mod logs;
@@ -35,6 +36,7 @@ pub mod prism;
 pub mod replay;
 pub mod validate;
 
+pub use browser::chromium_or_skip;
 pub use conformance::{
     Check, ConformanceReport, Outcome, Source, assert_conforms, check_conformance,
 };

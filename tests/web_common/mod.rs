@@ -128,27 +128,12 @@ impl Drop for Served {
 }
 
 /// Debian's chromium (or `GLEANER_CHROMIUM`).
-pub fn chromium_path() -> PathBuf {
-    std::env::var_os("GLEANER_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-/// Whether the browser tests can run: under CI chromium is required; on a
-/// newcomer's machine its absence skips them with one printed line.
-pub fn chromium_or_skip() -> bool {
-    let path = chromium_path();
-    if path.is_file() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI needs chromium at {} (apt-get install -y chromium)",
-        path.display()
-    );
-    println!("skipped: chromium not installed (apt-get install -y chromium)");
-    false
-}
+#[allow(unused_imports)]
+pub use gleaner_framework::browser::chromium_path;
+/// Under CI chromium is required; elsewhere its absence skips the test with
+/// one printed line.
+#[allow(unused_imports)]
+pub use gleaner_testing::chromium_or_skip;
 
 /// A headless chromium with one tab, closed (its processes killed) when
 /// dropped.
