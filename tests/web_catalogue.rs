@@ -7,12 +7,7 @@
 
 mod web_common;
 
-use std::ops::Deref;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-use headless_chrome::protocol::cdp::types::Event;
 
 use gleaner_konnectors::energy::enedis::sandbox::{
     CLIENT_SECRET, Sandbox as EnedisSandbox, USAGE_POINT_ID,
@@ -20,119 +15,8 @@ use gleaner_konnectors::energy::enedis::sandbox::{
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
 use web_common::{Home, Served, Web};
 
-/// The browser, with navigations that end when the page stopped loading.
-///
-/// TODO(lead): `Web::goto`/`Web::click` wait with headless_chrome's
-/// `wait_until_navigated`, which waits for the `networkAlmostIdle`
-/// lifecycle event; in this workspace no event with a number in its
-/// parameters reaches headless_chrome (`Page.lifecycleEvent`,
-/// `Page.loadEventFired`: serde_json's `arbitrary_precision`, on for the
-/// whole build, breaks their parsing), so every wait times out. Only
-/// `Page.frameStoppedLoading` (no number) arrives: this counts them. Once
-/// the harness waits on it itself, use `Web` directly.
-struct Browser {
-    web: Web,
-    loads: Arc<AtomicUsize>,
-}
-
-impl Deref for Browser {
-    type Target = Web;
-
-    fn deref(&self) -> &Web {
-        &self.web
-    }
-}
-
-impl Browser {
-    fn launch(scripts: bool) -> Self {
-        let web = Web::launch(scripts);
-        let loads = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&loads);
-        web.tab
-            .add_event_listener(Arc::new(move |event: &Event| {
-                if let Event::PageFrameStoppedLoading(_) = event {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-            }))
-            .unwrap();
-        Self { web, loads }
-    }
-
-    /// Does `action` and waits until the page it loads (after any
-    /// redirects) stopped loading.
-    fn loading(&self, what: &str, action: impl FnOnce()) -> &Self {
-        let before = self.loads.load(Ordering::SeqCst);
-        action();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.loads.load(Ordering::SeqCst) == before {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: no page loaded; at {}",
-                self.current_url()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self
-    }
-
-    fn goto(&self, url: &str) -> &Self {
-        self.loading(url, || {
-            self.tab.navigate_to(url).unwrap();
-        })
-    }
-
-    /// Scrolls an element into view and focuses it, by DevTools calls
-    /// only. (headless_chrome's `Element::click` and `focus` first scroll
-    /// with an async script, which never ends when scripts are off.)
-    fn focus(&self, selector: &str) -> headless_chrome::Element<'_> {
-        use headless_chrome::protocol::cdp::DOM;
-        let element = self.tab.wait_for_element(selector).unwrap();
-        self.tab
-            .call_method(DOM::ScrollIntoViewIfNeeded {
-                node_id: None,
-                backend_node_id: Some(element.backend_node_id),
-                object_id: None,
-                rect: None,
-            })
-            .unwrap();
-        self.tab
-            .call_method(DOM::Focus {
-                node_id: None,
-                backend_node_id: Some(element.backend_node_id),
-                object_id: None,
-            })
-            .unwrap();
-        element
-    }
-
-    /// Clicks an element (a link, a button) and waits for the page it
-    /// loads.
-    fn click(&self, selector: &str) -> &Self {
-        let element = self.focus(selector);
-        let point = element.get_midpoint().unwrap();
-        self.loading(selector, || {
-            self.tab.click_point(point).unwrap();
-        })
-    }
-
-    /// Types into an input.
-    fn fill(&self, selector: &str, text: &str) -> &Self {
-        self.focus(selector);
-        self.tab.type_str(text).unwrap();
-        self
-    }
-
-    fn login(&self, served: &Served) -> &Self {
-        self.goto(&served.login_link);
-        self.wait_for("h1");
-        assert!(
-            !self.html().contains("Log in to Gleaner"),
-            "the one-time link did not log in:\n{}",
-            self.html()
-        );
-        self
-    }
-}
+/// The harness's browser.
+type Browser = Web;
 
 /// The id of the account whose `gleaner accounts list` row contains
 /// `needle` (its label or konnector), if any.

@@ -138,13 +138,8 @@ fn a_person_enables_providers_answers_a_code_and_sees_their_documents() {
     // Remove Free Mobile with its data: its files go too.
     assert!(!home.files().is_empty());
     web.goto(&served.url(&format!("/accounts/{phone}/remove")))
-        .click("#purge");
-    web.tab
-        .wait_for_element("#confirm-remove")
-        .unwrap()
-        .click()
-        .unwrap();
-    web.tab.wait_until_navigated().unwrap();
+        .check("#purge")
+        .click("#confirm-remove");
     web.wait_for_text("Your accounts", Duration::from_secs(20), false);
     assert!(!web.html().contains(&format!("/accounts/{phone}\"")));
     let list = home.ok(&["accounts", "list"]);

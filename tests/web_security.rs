@@ -76,7 +76,7 @@ async fn home_with_account() -> (Home, Sandbox, String) {
     let id = list
         .lines()
         .find(|l| l.contains("phone"))
-        .and_then(|l| l.split('│').nth(1))
+        .and_then(|l| l.split(['│', '┆']).nth(1))
         .map(|s| s.trim().to_owned())
         .expect("the account's id");
     (home, sandbox, id)

@@ -666,7 +666,7 @@ pub async fn open_for_store(
     loc: &VaultLocation,
     store: &crate::store::SqliteStore,
     env_passphrase: Option<Secret>,
-    prompt: &dyn Fn() -> Result<Option<Secret>, KonnectorError>,
+    prompt: &(dyn Fn() -> Result<Option<Secret>, KonnectorError> + Sync),
     params: KdfParams,
 ) -> Result<(Vault, OpenNotes), KonnectorError> {
     let mut notes = OpenNotes::default();

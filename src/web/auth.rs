@@ -242,9 +242,13 @@ impl Auth {
 
 /// The login routes (reachable without a session).
 pub fn routes() -> Router<Arc<WebState>> {
-    Router::new()
-        .route("/login", get(login_page).post(login_with_passphrase))
-        .route("/logout", post(logout))
+    Router::new().route("/login", get(login_page).post(login_with_passphrase))
+}
+
+/// The logout route (behind the session wall, like every POST with a CSRF
+/// token).
+pub fn session_routes() -> Router<Arc<WebState>> {
+    Router::new().route("/logout", post(logout))
 }
 
 #[derive(Deserialize)]

@@ -38,9 +38,7 @@ use super::auth::Session;
 use super::render::{self, Layout, Nav, WebError};
 use super::security::CsrfForm;
 use super::state::WebState;
-// TODO(next-steps): `use crate::accounts::{self, CheckedAccount, FieldError, NewAccount};`
-use pending_accounts as accounts;
-use pending_accounts::{CheckedAccount, FieldError, NewAccount};
+use crate::accounts::{self, CheckedAccount, FieldError, NewAccount};
 
 /// At most this many consents wait at once (each holds a checked account
 /// until its redirect comes back or its `state` expires).
@@ -745,9 +743,7 @@ async fn enable(
         )?;
         return Ok(Redirect::to(&url).into_response());
     }
-    let app = Arc::clone(&state.app);
-    let account =
-        off_thread(move || async move { accounts::create(&app, checked, None).await }).await?;
+    let account = accounts::create(&state.app, checked, None).await?;
     state
         .scheduler
         .queue
@@ -764,27 +760,6 @@ async fn enable(
 }
 
 // ---- OAuth consent from the page ---------------------------------------
-
-/// Runs a future that is not `Send` on a blocking thread of its own, and
-/// waits for it without blocking the server.
-///
-/// Opening the vault (`App::vault`, hence `accounts::create`,
-/// `accounts::save_consent`, `App::secrets`) holds a `&dyn Fn` prompt that
-/// is not `Sync` across an await, so its future cannot be awaited in a
-/// handler. TODO(next-steps): once `vault::open_for_store` takes a
-/// `&(dyn Fn() -> ... + Sync)`, await these directly.
-async fn off_thread<T, F, Fut>(work: F) -> Result<T, WebError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(work()))
-        .await
-        .map_err(|e| WebError::Internal(anyhow::anyhow!("a background task failed: {e}")))?
-        .map_err(WebError::Internal)
-}
 
 /// A konnector's OAuth settings for an account (its endpoint, its client
 /// secret).
@@ -1007,11 +982,8 @@ async fn oauth_callback(
     };
     let (account, flash) = match pending.purpose {
         Purpose::Create(checked) => {
-            let app = Arc::clone(&state.app);
             let consent = Some((callback.fields, tokens));
-            let account =
-                off_thread(move || async move { accounts::create(&app, *checked, consent).await })
-                    .await?;
+            let account = accounts::create(&state.app, *checked, consent).await?;
             let flash = format!(
                 "{} enabled as “{}”; its first import has started.",
                 pending.provider, account.label
@@ -1020,9 +992,7 @@ async fn oauth_callback(
         }
         Purpose::Renew { account_id } => {
             let account = state.app.find_account(&account_id).await?;
-            let (app, saved) = (Arc::clone(&state.app), account.clone());
-            off_thread(move || async move { accounts::save_consent(&app, &saved, &tokens).await })
-                .await?;
+            accounts::save_consent(&state.app, &account, &tokens).await?;
             let flash = format!(
                 "Consent given again for “{}”; a new import has started.",
                 account.label
@@ -1095,8 +1065,7 @@ async fn consent_again(
     form: CsrfForm,
 ) -> Result<Response, WebError> {
     let (account, manifest) = consent_account(&state, &id).await?;
-    let (app, sealed) = (Arc::clone(&state.app), account.clone());
-    let secrets = off_thread(move || async move { app.secrets(&sealed).await }).await?;
+    let secrets = state.app.secrets(&account).await?;
     let config = oauth_config(&manifest, account.endpoint.as_deref(), &secrets)?;
     let url = start_consent(
         &state,
@@ -1108,176 +1077,4 @@ async fn consent_again(
         },
     )?;
     Ok(Redirect::to(&url).into_response())
-}
-
-/// A stand-in for `crate::accounts` (helper A's `src/accounts.rs`, branch
-/// `next-steps`), with the same names and signatures, doing what
-/// `commands::accounts_add` does. The lead replaces it with
-/// `crate::accounts` when merging.
-// TODO(next-steps)
-mod pending_accounts {
-    use std::collections::BTreeMap;
-
-    use anyhow::Result;
-    use chrono::Utc;
-    use gleaner_framework::endpoint::check_endpoint;
-    use gleaner_framework::oauth::TokenSet;
-    use gleaner_framework::store::{Account, AccountStore};
-    use gleaner_framework::{Manifest, Secret};
-
-    use crate::app::App;
-
-    /// One field's refusal, for a form to show beside the field.
-    pub struct FieldError {
-        /// The field's name in the manifest, or `label` / `endpoint`.
-        pub field: String,
-        /// Why it was refused (never the value).
-        pub message: String,
-    }
-
-    fn refusal(field: &str, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
-
-    /// A new account as a person gave it.
-    pub struct NewAccount {
-        /// The konnector's slug.
-        pub slug: String,
-        /// The manifest's fields by name, secrets included, as typed.
-        pub values: BTreeMap<String, String>,
-        /// The label (default: the identifier's value).
-        pub label: Option<String>,
-        /// A base URL replacing the provider's.
-        pub endpoint: Option<String>,
-        /// The person confirmed an endpoint not on this machine.
-        pub allow_remote_endpoint: bool,
-    }
-
-    /// A checked new account.
-    pub struct CheckedAccount {
-        id: String,
-        manifest: Manifest,
-        label: String,
-        fields: BTreeMap<String, String>,
-        secrets: BTreeMap<String, Secret>,
-        endpoint: Option<String>,
-    }
-
-    impl CheckedAccount {
-        /// The endpoint, if one was given.
-        pub fn endpoint(&self) -> Option<&str> {
-            self.endpoint.as_deref()
-        }
-
-        /// The secret fields.
-        pub fn secrets(&self) -> &BTreeMap<String, Secret> {
-            &self.secrets
-        }
-    }
-
-    /// Whether an endpoint is refused only for want of confirmation.
-    pub fn needs_remote_confirmation(endpoint: &str) -> bool {
-        check_endpoint(endpoint, false).is_err() && check_endpoint(endpoint, true).is_ok()
-    }
-
-    /// Checks the fields, label and endpoint; all refusals at once.
-    pub async fn check_new(
-        app: &App,
-        new: NewAccount,
-    ) -> Result<Result<CheckedAccount, Vec<FieldError>>> {
-        let manifest = app.registry.get(&new.slug)?.konnector.manifest().clone();
-        let mut refusals = Vec::new();
-        if let Some(url) = &new.endpoint
-            && let Err(e) = check_endpoint(url, new.allow_remote_endpoint)
-        {
-            refusals.push(refusal("endpoint", e.message));
-        }
-        let (mut fields, mut secrets) = (BTreeMap::new(), BTreeMap::new());
-        for (name, spec) in &manifest.fields {
-            let value = new.values.get(name).map(String::as_str).unwrap_or_default();
-            if let Err(why) = spec.check(name, value) {
-                refusals.push(refusal(name, why));
-            } else if value.is_empty() {
-            } else if spec.kind.is_secret() {
-                secrets.insert(name.clone(), Secret::new(value));
-            } else {
-                fields.insert(name.clone(), value.to_owned());
-            }
-        }
-        let id = gleaner_framework::store::sqlite::new_id()[..12].to_owned();
-        let identifier = manifest
-            .identifier_field()
-            .and_then(|f| fields.get(f).cloned());
-        let label = new
-            .label
-            .or(identifier)
-            .unwrap_or_else(|| format!("{}-{}", manifest.slug, &id[..6]));
-        if let Err(e) = gleaner_framework::store::check_label(&label) {
-            refusals.push(refusal("label", e.message));
-        } else if app
-            .store
-            .list_accounts()
-            .await?
-            .iter()
-            .any(|a| a.label == label)
-        {
-            refusals.push(refusal(
-                "label",
-                format!("an account labelled `{label}` exists already"),
-            ));
-        }
-        if !refusals.is_empty() {
-            return Ok(Err(refusals));
-        }
-        Ok(Ok(CheckedAccount {
-            id,
-            manifest,
-            label,
-            fields,
-            secrets,
-            endpoint: new.endpoint,
-        }))
-    }
-
-    /// Stores the account (secrets sealed), with the redirect's fields and
-    /// tokens if consent was given.
-    pub async fn create(
-        app: &App,
-        checked: CheckedAccount,
-        consent: Option<(BTreeMap<String, String>, TokenSet)>,
-    ) -> Result<Account> {
-        let mut fields = checked.fields;
-        let tokens = consent.map(|(callback_fields, tokens)| {
-            fields.extend(callback_fields);
-            tokens
-        });
-        let account = Account {
-            sealed_secrets: app.vault().await?.seal(&checked.id, &checked.secrets)?,
-            folder: Account::default_folder(&checked.manifest.name, &checked.id),
-            id: checked.id,
-            konnector: checked.manifest.slug,
-            label: checked.label,
-            fields,
-            endpoint: checked.endpoint,
-            created_at: Utc::now(),
-        };
-        app.store.put_account(&account).await?;
-        if let Some(tokens) = tokens {
-            app.oauth().await?.save(&account.id, &tokens).await?;
-        }
-        app.planner().await?.sync_triggers().await?;
-        Ok(account)
-    }
-
-    /// Saves fresh tokens for an existing account and lifts its block.
-    pub async fn save_consent(app: &App, account: &Account, tokens: &TokenSet) -> Result<()> {
-        app.oauth().await?.save(&account.id, tokens).await?;
-        let planner = app.planner().await?;
-        planner.sync_triggers().await?;
-        planner.queue.credentials_changed(&account.id).await?;
-        Ok(())
-    }
 }

@@ -53,6 +53,7 @@ pub struct ServeOptions {
 /// outermost layer, the security headers, runs on every response).
 fn router(state: Arc<WebState>) -> Router {
     let pages = Router::new()
+        .merge(auth::session_routes())
         .merge(account::routes())
         .merge(catalogue::routes())
         .merge(documents::routes())

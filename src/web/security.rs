@@ -38,8 +38,50 @@ pub async fn require_session(
             request.extensions_mut().insert(session);
             next.run(request).await
         }
+        None if arrived_from_another_site(&request) => bounce(&request),
         None => render::login_page(&state, StatusCode::UNAUTHORIZED, None),
     }
+}
+
+/// Whether the browser says this GET is a navigation from another site
+/// (`Sec-Fetch-Site: cross-site`): a provider sending the person back after
+/// consent, a link in a mail. The `SameSite=Strict` session cookie is not
+/// sent with such a request, whoever is logged in.
+fn arrived_from_another_site(request: &Request) -> bool {
+    request.method() == axum::http::Method::GET
+        && request
+            .headers()
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() == b"cross-site")
+}
+
+/// Sends the browser to the same URL again from a page of this site: that
+/// second request is same-origin, so the session cookie comes with it (and
+/// without a session it gets the login page: it is not cross-site any
+/// more, so there is no loop). Nothing of the person's data is in this
+/// page, only the address the browser asked for.
+fn bounce(request: &Request) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or("/");
+    let escaped = target
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Gleaner</title>\
+         <link rel=\"stylesheet\" href=\"/static/app.css\"></head><body><main>\
+         <p><a href=\"{escaped}\">Continue to Gleaner</a></p></main></body></html>"
+    );
+    let mut response = (StatusCode::OK, axum::response::Html(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("0;url={target}")) {
+        response.headers_mut().insert("refresh", value);
+    }
+    response
 }
 
 /// Adds the security headers to every response.

@@ -8,10 +8,12 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
+use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 
 #[path = "../common/mod.rs"]
@@ -137,9 +139,18 @@ pub use gleaner_testing::chromium_or_skip;
 
 /// A headless chromium with one tab, closed (its processes killed) when
 /// dropped.
+///
+/// Navigations end when the page stopped loading (`Page.frameStoppedLoading`,
+/// counted by a listener): headless_chrome's own `wait_until_navigated`
+/// waits for lifecycle events whose numbers serde_json's
+/// `arbitrary_precision` (on for the whole workspace) keeps it from
+/// parsing. Clicks and focus go through DevTools calls only, because the
+/// crate's `Element::click` scrolls with a script, which never ends when
+/// scripts are off.
 pub struct Web {
     _browser: Browser,
     profile: tempfile::TempDir,
+    loads: Arc<AtomicUsize>,
     pub tab: Arc<Tab>,
 }
 
@@ -186,18 +197,44 @@ impl Web {
             )
             .unwrap();
         }
+        let loads = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&loads);
+        tab.add_event_listener(Arc::new(move |event: &Event| {
+            if let Event::PageFrameStoppedLoading(_) = event {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        }))
+        .unwrap();
         Self {
             _browser: browser,
             profile,
+            loads,
             tab,
         }
     }
 
+    /// Does `action` and waits until the page it loads (after any
+    /// redirects) stopped loading.
+    pub fn loading(&self, what: &str, action: impl FnOnce()) -> &Self {
+        let before = self.loads.load(Ordering::SeqCst);
+        action();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.loads.load(Ordering::SeqCst) == before {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no page loaded; at {}",
+                self.current_url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self
+    }
+
     /// Opens a URL and waits for the page to load.
     pub fn goto(&self, url: &str) -> &Self {
-        self.tab.navigate_to(url).unwrap();
-        self.tab.wait_until_navigated().unwrap();
-        self
+        self.loading(url, || {
+            self.tab.navigate_to(url).unwrap();
+        })
     }
 
     /// Logs in with the server's one-time link; the home page shows.
@@ -251,29 +288,56 @@ impl Web {
             }
             std::thread::sleep(Duration::from_millis(if reload { 1000 } else { 200 }));
             if reload {
-                self.tab.reload(false, None).unwrap();
-                self.tab.wait_until_navigated().unwrap();
+                self.loading("reload", || {
+                    self.tab.reload(false, None).unwrap();
+                });
             }
         }
     }
 
+    /// Scrolls an element into view and focuses it, by DevTools calls only.
+    pub fn focus(&self, selector: &str) -> headless_chrome::Element<'_> {
+        use headless_chrome::protocol::cdp::DOM;
+        let element = self.tab.wait_for_element(selector).unwrap();
+        self.tab
+            .call_method(DOM::ScrollIntoViewIfNeeded {
+                node_id: None,
+                backend_node_id: Some(element.backend_node_id),
+                object_id: None,
+                rect: None,
+            })
+            .unwrap();
+        self.tab
+            .call_method(DOM::Focus {
+                node_id: None,
+                backend_node_id: Some(element.backend_node_id),
+                object_id: None,
+            })
+            .unwrap();
+        element
+    }
+
     /// Types into an input (found by CSS selector).
     pub fn fill(&self, selector: &str, text: &str) -> &Self {
-        let element = self.tab.wait_for_element(selector).unwrap();
-        element.click().unwrap();
+        self.focus(selector);
         self.tab.type_str(text).unwrap();
         self
     }
 
-    /// Clicks an element and waits for the navigation it starts.
-    pub fn click(&self, selector: &str) -> &Self {
-        self.tab
-            .wait_for_element(selector)
-            .unwrap()
-            .click()
-            .unwrap();
-        self.tab.wait_until_navigated().unwrap();
+    /// Clicks an element that does not navigate (a checkbox).
+    pub fn check(&self, selector: &str) -> &Self {
+        let point = self.focus(selector).get_midpoint().unwrap();
+        self.tab.click_point(point).unwrap();
         self
+    }
+
+    /// Clicks an element (a link, a button) and waits for the page it
+    /// loads.
+    pub fn click(&self, selector: &str) -> &Self {
+        let point = self.focus(selector).get_midpoint().unwrap();
+        self.loading(selector, || {
+            self.tab.click_point(point).unwrap();
+        })
     }
 
     /// Saves a PNG of the whole page as `docs/ui/<name>.png`.
