@@ -198,7 +198,19 @@ async fn run_with_emailed_code(live: bool) {
     follow(&web, "#run-now");
     let prompt = "Free Mobile sent a code by email to j***@example.org. Type it here:";
     if live {
+        // The page shown after the click does not ask yet (the worker
+        // takes the job within its poll); it reloads by itself when the
+        // run asks: the mark set on this page is gone then.
+        assert!(!web.html().contains(prompt), "{}", web.html());
+        web.tab
+            .evaluate("window.__notReloaded = true", false)
+            .unwrap();
         wait_live(&web, prompt);
+        let mark = web
+            .tab
+            .evaluate("window.__notReloaded === true", false)
+            .unwrap();
+        assert_eq!(mark.value, Some(serde_json::Value::Bool(false)));
     } else {
         reload_until(&web, prompt);
     }
