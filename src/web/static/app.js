@@ -2,7 +2,9 @@
 // second-factor prompt at once) from server-sent events. Every page works
 // without it; with it, nothing has to be reloaded by hand.
 "use strict";
-document.addEventListener("DOMContentLoaded", () => {
+// The stream opens once the page has loaded: a stream opened before keeps
+// the page "loading" for as long as it lasts.
+window.addEventListener("load", () => {
   const live = document.querySelector("[data-events]");
   if (!live || !window.EventSource) return;
   const rendered = live.getAttribute("data-state") || "";
@@ -16,8 +18,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (text) text.textContent = p.message || "";
   });
   source.addEventListener("state", (event) => {
-    // The job's state changed (it finished, or it waits for a code): the
-    // server renders the new page, prompt included.
+    // The newest run changed state (it started, finished, or waits for a
+    // code): the server renders the new page, prompt included.
     if (event.data !== rendered) { source.close(); window.location.reload(); }
   });
 });
