@@ -9,13 +9,9 @@
 
 mod web_common;
 
-use std::ops::Deref;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN_2FA, PASSWORD, Sandbox, Scenario};
-use headless_chrome::protocol::cdp::types::Event;
 use web_common::common::add_args;
 use web_common::{Home, Served, Web};
 
@@ -47,120 +43,38 @@ fn count(home: &Home, doctype: &str) -> usize {
         .count()
 }
 
-/// The browser, with navigations that end when the page stopped loading.
-///
-/// TODO(lead): `Web::goto`/`Web::click` wait with headless_chrome's
-/// `wait_until_navigated`, which never returns here (the lifecycle events
-/// it waits for carry numbers, which serde_json's `arbitrary_precision`,
-/// on for the whole build, keeps headless_chrome from parsing). Only
-/// `Page.frameStoppedLoading` arrives: this counts them (as branch
-/// web-catalogue does). Once the harness waits on it itself, use `Web`.
-struct Browser {
-    web: Web,
-    loads: Arc<AtomicUsize>,
-}
-
-impl Deref for Browser {
-    type Target = Web;
-
-    fn deref(&self) -> &Web {
-        &self.web
-    }
-}
-
-impl Browser {
-    fn launch(scripts: bool) -> Self {
-        let web = Web::launch(scripts);
-        let loads = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&loads);
-        web.tab
-            .add_event_listener(Arc::new(move |event: &Event| {
-                if let Event::PageFrameStoppedLoading(_) = event {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                }
-            }))
-            .unwrap();
-        Self { web, loads }
-    }
-
-    /// Does `action` and waits until the page it loads (after any
-    /// redirects) stopped loading.
-    fn loading(&self, what: &str, action: impl FnOnce()) {
-        let before = self.loads.load(Ordering::SeqCst);
-        action();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.loads.load(Ordering::SeqCst) == before {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: no page loaded; at {}",
-                self.current_url()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
+/// The harness's browser.
+type Browser = Web;
 
 /// Opens a URL and waits for it to load.
 fn open(web: &Browser, url: &str) {
-    web.loading(url, || {
-        web.tab.navigate_to(url).unwrap();
-    });
+    web.goto(url);
 }
 
-/// Clicks an element where it is (headless_chrome's `Element::click`
-/// first scrolls it into view with a script, which never ends with scripts
-/// off; the elements clicked here are in view).
+/// Clicks an element that does not open another page.
 fn press(web: &Browser, selector: &str) {
-    let element = web.tab.wait_for_element(selector).unwrap();
-    let point = element.get_midpoint().unwrap();
-    web.tab.click_point(point).unwrap();
+    web.check(selector);
 }
 
-/// Types into an input (focused without a script).
+/// Types into an input.
 fn type_in(web: &Browser, selector: &str, text: &str) {
-    let element = web.tab.wait_for_element(selector).unwrap();
-    web.tab
-        .call_method(headless_chrome::protocol::cdp::DOM::Focus {
-            backend_node_id: Some(element.backend_node_id),
-            node_id: None,
-            object_id: None,
-        })
-        .unwrap();
-    web.tab.type_str(text).unwrap();
+    web.fill(selector, text);
 }
 
 /// Clicks a link or button that opens another page, and waits for it.
 fn follow(web: &Browser, selector: &str) {
-    web.tab.wait_for_element(selector).unwrap();
-    web.loading(selector, || press(web, selector));
+    web.click(selector);
 }
 
 /// Logs in with the server's one-time link.
 fn log_in(web: &Browser, served: &Served) {
-    open(web, &served.login_link);
-    web.wait_for("h1");
-    assert!(!web.html().contains("Log in to Gleaner"), "{}", web.html());
+    web.login(served);
 }
 
 /// Reloads the page (scripts off: nothing else does) until it contains
 /// `text`.
 fn reload_until(web: &Browser, text: &str) {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if web.html().contains(text) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`{text}` never showed on {}:\n{}",
-            web.current_url(),
-            web.html()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-        web.loading("a reload", || {
-            web.tab.reload(false, None).unwrap();
-        });
-    }
+    web.wait_for_text(text, LIMIT, true);
 }
 
 /// Waits until the page (which reloads itself: nobody touches it here)
@@ -403,24 +317,20 @@ async fn a_refused_password_is_said_in_plain_words_and_fixed_from_the_page() {
     // (the form is built by hand: the page shows none).
     open(&web, &page);
     web.wait_for("#run-now");
-    let before = web.loads.load(Ordering::SeqCst);
-    web.tab
-        .evaluate(
-            &format!(
-                "(() => {{ const f = document.createElement('form'); f.method = 'post'; \
-                 f.action = '/accounts/{id}/2fa'; \
-                 for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value], ['code', '123456']]) {{ \
-                   const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i); }} \
-                 document.body.appendChild(f); f.submit(); }})()"
-            ),
-            false,
-        )
-        .unwrap();
-    let deadline = Instant::now() + LIMIT;
-    while web.loads.load(Ordering::SeqCst) == before {
-        assert!(Instant::now() < deadline, "the hand-made form was not sent");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    web.loading("the hand-made form", || {
+        web.tab
+            .evaluate(
+                &format!(
+                    "(() => {{ const f = document.createElement('form'); f.method = 'post'; \
+                     f.action = '/accounts/{id}/2fa'; \
+                     for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value], ['code', '123456']]) {{ \
+                       const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i); }} \
+                     document.body.appendChild(f); f.submit(); }})()"
+                ),
+                false,
+            )
+            .unwrap();
+    });
     let html = web.html();
     assert!(
         html.contains("No run of this account is waiting for a code now"),

@@ -9,7 +9,6 @@
 //! only reloads the account page when its newest job changes state (the
 //! `state` events of `/accounts/{id}/events`) and moves the progress bar.
 
-mod pending;
 mod words;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,11 +32,12 @@ use gleaner_framework::store::{Account, AccountStore, DocStore};
 use gleaner_scheduler::twofa::seal_code;
 use gleaner_scheduler::{Job, JobFilter, JobState, TriggerKind, TriggerState};
 
-use self::pending::{UserAction, accounts};
 use super::auth::Session;
 use super::render::{self, Layout, Nav, WebError};
 use super::security::CsrfForm;
 use super::state::WebState;
+use crate::accounts;
+use gleaner_framework::{ErrorCode, UserAction};
 
 /// How often an account's event stream looks at the queue.
 const EVENTS_POLL: Duration = Duration::from_millis(400);
@@ -53,9 +53,7 @@ const PROGRESS_ENTRIES: usize = 256;
 /// How many past runs an account page lists.
 const HISTORY: u32 = 20;
 
-/// What `Scheduler.progress` takes: a job id and that job's progress.
-// TODO(next-steps): `gleaner_scheduler::scheduler::JobProgressFn`.
-pub type JobProgressFn = Arc<dyn Fn(i64, &Progress) + Send + Sync>;
+use gleaner_scheduler::JobProgressFn;
 
 /// The latest progress of the jobs this process runs, by job id. The
 /// scheduler's progress hook ([`ProgressBoard::hook`]) writes it; the
@@ -69,8 +67,6 @@ pub struct ProgressBoard {
 impl ProgressBoard {
     /// The callback for `Scheduler.progress`: records each job's latest
     /// progress.
-    // TODO(next-steps): the lead wires it into `Scheduler.progress`.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn hook(&self) -> JobProgressFn {
         let board = self.clone();
         Arc::new(move |job, progress| board.set(job, progress.clone()))
@@ -284,7 +280,7 @@ fn overview(
     trigger: Option<&TriggerState>,
     active: Option<&Job>,
 ) -> Overview {
-    let paused = trigger.is_some_and(pending::is_paused);
+    let paused = trigger.is_some_and(|t| t.paused);
     let blocked = trigger.and_then(|t| t.blocked_code.clone());
     let errored = trigger.is_some_and(|t| t.status == "errored");
     let retry_job =
@@ -333,14 +329,17 @@ fn overview(
     } else if matches!(status, Status::Running | Status::Queued) {
         None
     } else {
-        code.as_deref().and_then(pending::next_step).map(|action| {
-            step_for(
-                action,
-                account_id,
-                provider,
-                retry_text.as_deref().unwrap_or("the next scheduled run"),
-            )
-        })
+        code.as_deref()
+            .and_then(ErrorCode::parse)
+            .and_then(ErrorCode::next_step)
+            .map(|action| {
+                step_for(
+                    action,
+                    account_id,
+                    provider,
+                    retry_text.as_deref().unwrap_or("the next scheduled run"),
+                )
+            })
     };
     Overview {
         status,
@@ -789,7 +788,7 @@ async fn two_factor(
             &page,
             "Code sent: the import goes on.",
         )),
-        Err(e) if pending::is_no_question(&e) => Ok(back(
+        Err(gleaner_scheduler::SchedulerError::NoQuestion { .. }) => Ok(back(
             &state,
             &form.session,
             &page,
@@ -848,7 +847,11 @@ async fn set_paused(
 ) -> Result<Response, WebError> {
     let account = account_or_404(state, id).await?;
     state.scheduler.sync_triggers().await?;
-    pending::set_paused(&state.scheduler.queue, &account.id, paused).await?;
+    state
+        .scheduler
+        .queue
+        .set_paused(&account.id, paused)
+        .await?;
     let message = if paused {
         "Automatic runs paused; Run now still works."
     } else {
@@ -1010,18 +1013,7 @@ async fn edit(
     if changes.is_empty() {
         return Ok(back(&state, &form.session, &page, "Nothing changed."));
     }
-    // `accounts::update` opens the vault through `App::vault`, whose
-    // future is not `Send` (its passphrase prompt is a `&dyn Fn`): it runs
-    // on a blocking thread of its own.
-    // TODO(next-steps): a plain `.await` once that future is `Send`.
-    let app = Arc::clone(&state.app);
-    let target = account.clone();
-    let handle = tokio::runtime::Handle::current();
-    let updated = tokio::task::spawn_blocking(move || {
-        handle.block_on(accounts::update(&app, &target, changes))
-    })
-    .await
-    .map_err(|e| WebError::Internal(anyhow::anyhow!("saving the credentials failed: {e}")))??;
+    let updated = accounts::update(&state.app, &account, changes).await?;
     match updated {
         Ok(changed) => {
             let labels: Vec<String> = changed

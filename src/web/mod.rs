@@ -83,11 +83,18 @@ pub async fn serve(app: Arc<App>, options: ServeOptions) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let address = listener.local_addr()?;
     let base_url = format!("http://{address}");
-    let scheduler = app.scheduler("serve").await?;
+    let mut scheduler = app.scheduler("serve").await?;
+    // The runs this process's workers do report their progress to the
+    // board the account pages read.
+    let progress = account::ProgressBoard::default();
+    if let Some(sched) = Arc::get_mut(&mut scheduler) {
+        sched.progress = Some(progress.hook());
+    }
     let state = Arc::new(WebState::new(
         Arc::clone(&app),
         Arc::clone(&scheduler),
         base_url.clone(),
+        progress,
         options.passphrase,
         options.secure_cookies,
     ));

@@ -34,6 +34,7 @@ impl WebState {
         app: Arc<App>,
         scheduler: Arc<Scheduler>,
         base_url: String,
+        progress: ProgressBoard,
         passphrase: Option<Secret>,
         secure_cookies: bool,
     ) -> Self {
@@ -42,7 +43,7 @@ impl WebState {
             scheduler,
             base_url,
             auth: Auth::new(passphrase, secure_cookies),
-            progress: ProgressBoard::default(),
+            progress,
             consents: Consents::default(),
         }
     }
