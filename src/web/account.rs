@@ -691,15 +691,11 @@ async fn events(
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let account = account_or_404(&state, &id).await?;
-    let stop: Pin<Box<dyn Future<Output = ()> + Send>> = match crate::signals::stop_signal() {
-        Ok(signal) => Box::pin(async move {
-            let _ = signal.await;
-        }),
-        Err(e) => {
-            tracing::warn!(error = %e, "an event stream cannot listen for the stop signals");
-            Box::pin(std::future::pending())
-        }
-    };
+    // Ends with the server: an open page never holds up its shutdown.
+    let mut stopping = state.stopping.clone();
+    let stop: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    });
     let watch = Watch {
         state,
         account_id: account.id,

@@ -90,17 +90,18 @@ pub async fn serve(app: Arc<App>, options: ServeOptions) -> Result<()> {
     if let Some(sched) = Arc::get_mut(&mut scheduler) {
         sched.progress = Some(progress.hook());
     }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let state = Arc::new(WebState::new(
         Arc::clone(&app),
         Arc::clone(&scheduler),
         base_url.clone(),
         progress,
+        stop_rx.clone(),
         options.passphrase,
         options.secure_cookies,
     ));
     // The signal handlers exist before anyone is told the server is up.
     let stop = crate::signals::stop_signal()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let daemon = options.daemon.then(|| {
         let sched = Arc::clone(&scheduler);
         let mut rx = stop_rx.clone();

@@ -26,6 +26,8 @@ pub struct WebState {
     pub progress: ProgressBoard,
     /// OAuth consents started from a page, waiting for their redirect.
     pub consents: Consents,
+    /// Becomes true when the server stops (long-lived responses end).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl WebState {
@@ -35,6 +37,7 @@ impl WebState {
         scheduler: Arc<Scheduler>,
         base_url: String,
         progress: ProgressBoard,
+        stopping: tokio::sync::watch::Receiver<bool>,
         passphrase: Option<Secret>,
         secure_cookies: bool,
     ) -> Self {
@@ -45,6 +48,7 @@ impl WebState {
             auth: Auth::new(passphrase, secure_cookies),
             progress,
             consents: Consents::default(),
+            stopping,
         }
     }
 }
