@@ -227,6 +227,69 @@ impl Web {
         self
     }
 
+    /// Opens a URL and waits (at most 30 s) until the new document has
+    /// loaded, by polling `document.readyState` instead of headless_chrome's
+    /// `wait_until_navigated` (it waits for a `networkAlmostIdle` event that
+    /// Debian's chromium 156 does not send: every [`Web::goto`] takes its
+    /// full 30 s timeout and fails; framework/src/browser does the same).
+    pub fn open(&self, url: &str) -> &Self {
+        self.mark_page();
+        self.tab.navigate_to(url).unwrap();
+        self.wait_loaded(url);
+        self
+    }
+
+    /// [`Web::login`] with [`Web::open`].
+    pub fn log_in(&self, served: &Served) -> &Self {
+        self.open(&served.login_link);
+        self.wait_for("h1");
+        assert!(
+            !self.html().contains("Log in to Gleaner"),
+            "the one-time link did not log in:\n{}",
+            self.html()
+        );
+        self
+    }
+
+    /// [`Web::click`] for a link or button that opens another page, waiting
+    /// as [`Web::open`] does.
+    pub fn follow(&self, selector: &str) -> &Self {
+        self.mark_page();
+        self.tab
+            .wait_for_element(selector)
+            .unwrap()
+            .click()
+            .unwrap();
+        self.wait_loaded(selector);
+        self
+    }
+
+    /// Marks the current document, so [`Web::wait_loaded`] can tell when
+    /// another replaced it (DevTools evaluation works with scripts off).
+    fn mark_page(&self) {
+        let _ = self.tab.evaluate("window.__gleanerOldPage = true", false);
+    }
+
+    /// Polls until the marked document is replaced by one that finished
+    /// loading.
+    fn wait_loaded(&self, what: &str) {
+        let probe = "window.__gleanerOldPage === true ? 'old' : document.readyState";
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.tab.evaluate(probe, false)
+                && r.value.as_ref().and_then(|v| v.as_str()) == Some("complete")
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no new page loaded within 30 s (at {})",
+                self.current_url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The page's HTML as the browser holds it now.
     pub fn html(&self) -> String {
         self.tab.get_content().unwrap()
