@@ -40,6 +40,17 @@ const PER_PAGE: usize = 50;
 /// The most recent months drawn on the bills chart (the table has all).
 const CHART_MONTHS: usize = 36;
 
+/// The pages that read a whole doctype, running at once: as many as the
+/// machine has cores. Beyond that they only share the CPU and the store's
+/// connections, all finish late together and each holds its partial sums;
+/// queued (first come, first served), the first ones are answered early.
+fn scans() -> &'static tokio::sync::Semaphore {
+    static SCANS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SCANS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
 /// `/documents`, `/documents/{doctype}`, `/files/{id}`.
 pub fn routes() -> Router<Arc<WebState>> {
     Router::new()
@@ -299,6 +310,8 @@ async fn overview(
 ) -> Result<Response, WebError> {
     let (accounts, account) = accounts_filter(&state, query.account.as_deref()).await?;
     let account_id = account.as_ref().map(|a| a.id.as_str());
+    // The semaphore is never closed.
+    let _scan = scans().acquire().await.ok();
     let counts = state.app.store.count_by_doctype().await?;
     let mut rows = Vec::new();
     for (doctype, all) in counts {
@@ -432,6 +445,7 @@ async fn doctype_page(
         page: query.page,
         labels,
     };
+    let _scan = scans().acquire().await.ok();
     match doctype.as_str() {
         BILLS => bills_page(&state, ctx).await,
         ENERGY => energy_page(&state, ctx).await,
@@ -499,9 +513,59 @@ struct BillsPage {
     pager: Pager,
 }
 
+/// A bill as its table row shows it.
+fn bill_row(d: &StoredDoc, labels: &BTreeMap<String, String>) -> BillRow {
+    let v = &d.data;
+    let value = amount(v, "amount").unwrap_or(0.0);
+    let refund = v.get("isRefund") == Some(&Value::Bool(true));
+    let details = [
+        text(v, "subtype"),
+        text(v, "beneficiary"),
+        text(v, "contractLabel"),
+    ]
+    .into_iter()
+    .filter(|s| !s.is_empty())
+    .collect::<Vec<_>>()
+    .join(" · ");
+    BillRow {
+        date: day(&text(v, "date")),
+        vendor: text(v, "vendor"),
+        amount: money(if refund { -value } else { value }),
+        currency: text(v, "currency"),
+        refund,
+        details,
+        account: labels.get(&d.account_id).cloned().unwrap_or_default(),
+        file: file_href(&text(v, "invoice")),
+        filename: text(v, "filename"),
+    }
+}
+
+/// The documents of `ids` (one table page), in that order.
+async fn docs_in_order(
+    state: &WebState,
+    doctype: &str,
+    ids: Vec<String>,
+) -> Result<Vec<StoredDoc>, WebError> {
+    let mut found = state.app.store.docs_by_id(doctype, &ids).await?;
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
+/// The ids of one table page of `keys` (sort key, id), newest first.
+fn page_ids(keys: &mut [(String, String)], pager: &Pager) -> Vec<String> {
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    let start = (pager.page - 1) * PER_PAGE;
+    keys.iter()
+        .skip(start)
+        .take(PER_PAGE)
+        .map(|(_, id)| id.clone())
+        .collect()
+}
+
 async fn bills_page(state: &WebState, ctx: PageCtx) -> Result<Response, WebError> {
-    // Every bill: the month sums and the table (newest first).
-    let mut all: Vec<(String, BillRow)> = Vec::new();
+    // A first pass over every bill: the month sums and each bill's date
+    // (not the bills: 10,000 of them would be held per request); then the
+    // page's 50 bills read again by id.
+    let mut keys: Vec<(String, String)> = Vec::new();
     let mut per_currency: BTreeMap<String, usize> = BTreeMap::new();
     // (currency, month) -> (paid, refunded, bills)
     let mut months: BTreeMap<(String, String), (f64, f64, usize)> = BTreeMap::new();
@@ -511,7 +575,6 @@ async fn bills_page(state: &WebState, ctx: PageCtx) -> Result<Response, WebError
         let currency = text(v, "currency");
         let value = amount(v, "amount").unwrap_or(0.0);
         let refund = v.get("isRefund") == Some(&Value::Bool(true));
-        *per_currency.entry(currency.clone()).or_default() += 1;
         let month = date.get(..7).unwrap_or_default().to_owned();
         let m = months.entry((currency.clone(), month)).or_default();
         if refund {
@@ -520,30 +583,10 @@ async fn bills_page(state: &WebState, ctx: PageCtx) -> Result<Response, WebError
             m.0 += value;
         }
         m.2 += 1;
-        let details = [
-            text(v, "subtype"),
-            text(v, "beneficiary"),
-            text(v, "contractLabel"),
-        ]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" · ");
-        let row = BillRow {
-            date: day(&date),
-            vendor: text(v, "vendor"),
-            amount: money(if refund { -value } else { value }),
-            currency,
-            refund,
-            details,
-            account: ctx.labels.get(&d.account_id).cloned().unwrap_or_default(),
-            file: file_href(&text(v, "invoice")),
-            filename: text(v, "filename"),
-        };
-        all.push((date, row));
+        *per_currency.entry(currency).or_default() += 1;
+        keys.push((date, d.id));
     })
     .await?;
-    all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.vendor.cmp(&b.1.vendor)));
     // The chart is in the currency most bills are in.
     let currency = per_currency
         .iter()
@@ -596,15 +639,19 @@ async fn bills_page(state: &WebState, ctx: PageCtx) -> Result<Response, WebError
     }
     let title = format!("Money spent per month ({currency})");
     let chart = charts::money_per_month("chart-bills", &title, &currency, &bars);
-    let rows: Vec<BillRow> = all.into_iter().map(|(_, r)| r).collect();
     let pager = Pager::new(
         &ctx.doctype,
         ctx.account.as_ref(),
         ctx.page.as_deref(),
-        rows.len(),
+        keys.len(),
     );
-    let start = (pager.page - 1) * PER_PAGE;
-    let page_rows: Vec<BillRow> = rows.into_iter().skip(start).take(PER_PAGE).collect();
+    let ids = page_ids(&mut keys, &pager);
+    drop(keys);
+    let page_rows: Vec<BillRow> = docs_in_order(state, BILLS, ids)
+        .await?
+        .iter()
+        .map(|d| bill_row(d, &ctx.labels))
+        .collect();
     month_rows.reverse();
     Ok(render::page(&BillsPage {
         layout: ctx.layout,
@@ -774,46 +821,53 @@ fn doc_date(v: &Value) -> String {
     String::new()
 }
 
+/// A document as a plain table row shows it.
+fn list_row(d: StoredDoc, labels: &BTreeMap<String, String>, files: bool) -> ListRow {
+    let v = &d.data;
+    let name = ["name", "label", "vendor", "institutionLabel"]
+        .iter()
+        .map(|k| text(v, k))
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
+    let value = amount(v, "amount").or_else(|| amount(v, "balance"));
+    ListRow {
+        date: day(&doc_date(v)),
+        name,
+        size: v
+            .get("size")
+            .and_then(Value::as_u64)
+            .map(size_words)
+            .unwrap_or_default(),
+        amount: value
+            .map(|a| format!("{} {}", money(a), text(v, "currency")))
+            .unwrap_or_default(),
+        account: labels.get(&d.account_id).cloned().unwrap_or_default(),
+        href: files.then(|| format!("/files/{}", d.id)),
+        id: d.id,
+    }
+}
+
 async fn list_page(state: &WebState, ctx: PageCtx) -> Result<Response, WebError> {
     let files = ctx.doctype == FILES;
-    let mut all: Vec<(String, ListRow)> = Vec::new();
+    // Every document's date and id, then the page's documents by id.
+    let mut keys: Vec<(String, String)> = Vec::new();
     for_each_doc(state, &ctx.doctype, ctx.account_id().as_deref(), |d| {
-        let v = &d.data;
-        let date = doc_date(v);
-        let name = ["name", "label", "vendor", "institutionLabel"]
-            .iter()
-            .map(|k| text(v, k))
-            .find(|s| !s.is_empty())
-            .unwrap_or_default();
-        let value = amount(v, "amount").or_else(|| amount(v, "balance"));
-        let row = ListRow {
-            date: day(&date),
-            name,
-            size: v
-                .get("size")
-                .and_then(Value::as_u64)
-                .map(size_words)
-                .unwrap_or_default(),
-            amount: value
-                .map(|a| format!("{} {}", money(a), text(v, "currency")))
-                .unwrap_or_default(),
-            account: ctx.labels.get(&d.account_id).cloned().unwrap_or_default(),
-            href: files.then(|| format!("/files/{}", d.id)),
-            id: d.id,
-        };
-        all.push((date, row));
+        keys.push((doc_date(&d.data), d.id));
     })
     .await?;
-    all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.name.cmp(&b.1.name)));
-    let rows: Vec<ListRow> = all.into_iter().map(|(_, r)| r).collect();
     let pager = Pager::new(
         &ctx.doctype,
         ctx.account.as_ref(),
         ctx.page.as_deref(),
-        rows.len(),
+        keys.len(),
     );
-    let start = (pager.page - 1) * PER_PAGE;
-    let rows = rows.into_iter().skip(start).take(PER_PAGE).collect();
+    let ids = page_ids(&mut keys, &pager);
+    drop(keys);
+    let rows = docs_in_order(state, &ctx.doctype, ids)
+        .await?
+        .into_iter()
+        .map(|d| list_row(d, &ctx.labels, files))
+        .collect();
     Ok(render::page(&ListPage {
         layout: ctx.layout,
         doctype: ctx.doctype,
