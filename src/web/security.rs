@@ -87,10 +87,18 @@ fn bounce(request: &Request) -> Response {
 /// Adds the security headers to every response.
 pub async fn headers(mut response: Response) -> Response {
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A handler may only set a stricter policy (a downloaded file's
+    // `sandbox`, which still starts with `default-src 'none'`).
+    let stricter = h
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(CSP));
+    if !stricter {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

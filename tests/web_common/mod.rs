@@ -340,7 +340,7 @@ impl Web {
         })
     }
 
-    /// Saves a PNG of the whole page as `docs/ui/<name>.png`.
+    /// Saves a PNG of the visible window (1280×900) as `docs/ui/<name>.png`.
     pub fn screenshot(&self, name: &str) -> &Self {
         let png = self
             .tab
