@@ -129,6 +129,28 @@ async fn for_each_doc(
     }
 }
 
+/// Calls `each` with the id and the picked `fields` (as a JSON object) of
+/// every document of `doctype` (of `account`): the store picks them out
+/// with SQLite's JSON operators, so a page that sums 10,000 bills never
+/// decodes 10,000 documents.
+async fn for_each_picked(
+    state: &WebState,
+    doctype: &str,
+    account: Option<&str>,
+    fields: &[&str],
+    mut each: impl FnMut(String, &Value),
+) -> Result<(), WebError> {
+    for picked in state.app.store.project(doctype, account, fields).await? {
+        let object: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|f| (*f).to_owned())
+            .zip(picked.values)
+            .collect();
+        each(picked.id, &Value::Object(object));
+    }
+    Ok(())
+}
+
 /// A doctype in words.
 fn doctype_words(doctype: &str) -> &str {
     match doctype {
@@ -320,9 +342,9 @@ async fn overview(
         match doctype.as_str() {
             BILLS => {
                 let mut sums = BillSums::new();
-                for_each_doc(&state, BILLS, account_id, |d| {
+                let fields = ["currency", "amount", "isRefund"];
+                for_each_picked(&state, BILLS, account_id, &fields, |_, v| {
                     count += 1;
-                    let v = &d.data;
                     let sum = sums.entry(text(v, "currency")).or_default();
                     let a = amount(v, "amount").unwrap_or(0.0);
                     if v.get("isRefund") == Some(&Value::Bool(true)) {
@@ -341,9 +363,9 @@ async fn overview(
             }
             FILES => {
                 let mut bytes = 0u64;
-                for_each_doc(&state, FILES, account_id, |d| {
+                for_each_picked(&state, FILES, account_id, &["size"], |_, v| {
                     count += 1;
-                    bytes += d.data.get("size").and_then(Value::as_u64).unwrap_or(0);
+                    bytes += v.get("size").and_then(Value::as_u64).unwrap_or(0);
                 })
                 .await?;
                 totals.push(format!("{count} file(s), {}", size_words(bytes)));
@@ -372,7 +394,9 @@ async fn overview(
                 None => count = all,
                 // One account: count by paging (the store has no
                 // per-account count).
-                Some(_) => for_each_doc(&state, &doctype, account_id, |_| count += 1).await?,
+                Some(_) => {
+                    for_each_picked(&state, &doctype, account_id, &[], |_, _| count += 1).await?
+                }
             },
         }
         if count == 0 && account_id.is_some() {
@@ -569,23 +593,29 @@ async fn bills_page(state: &WebState, ctx: PageCtx) -> Result<Response, WebError
     let mut per_currency: BTreeMap<String, usize> = BTreeMap::new();
     // (currency, month) -> (paid, refunded, bills)
     let mut months: BTreeMap<(String, String), (f64, f64, usize)> = BTreeMap::new();
-    for_each_doc(state, BILLS, ctx.account_id().as_deref(), |d| {
-        let v = &d.data;
-        let date = text(v, "date");
-        let currency = text(v, "currency");
-        let value = amount(v, "amount").unwrap_or(0.0);
-        let refund = v.get("isRefund") == Some(&Value::Bool(true));
-        let month = date.get(..7).unwrap_or_default().to_owned();
-        let m = months.entry((currency.clone(), month)).or_default();
-        if refund {
-            m.1 += value;
-        } else {
-            m.0 += value;
-        }
-        m.2 += 1;
-        *per_currency.entry(currency).or_default() += 1;
-        keys.push((date, d.id));
-    })
+    let fields = ["date", "currency", "amount", "isRefund"];
+    for_each_picked(
+        state,
+        BILLS,
+        ctx.account_id().as_deref(),
+        &fields,
+        |id, v| {
+            let date = text(v, "date");
+            let currency = text(v, "currency");
+            let value = amount(v, "amount").unwrap_or(0.0);
+            let refund = v.get("isRefund") == Some(&Value::Bool(true));
+            let month = date.get(..7).unwrap_or_default().to_owned();
+            let m = months.entry((currency.clone(), month)).or_default();
+            if refund {
+                m.1 += value;
+            } else {
+                m.0 += value;
+            }
+            m.2 += 1;
+            *per_currency.entry(currency).or_default() += 1;
+            keys.push((date, id));
+        },
+    )
     .await?;
     // The chart is in the currency most bills are in.
     let currency = per_currency

@@ -16,11 +16,13 @@ pub mod links;
 pub mod sealed;
 pub mod sqlite;
 pub mod sqlite_error;
+pub mod views;
 
 pub use files::{FileStore, StagedFile};
 pub use links::LinkSummary;
 pub use sealed::{OnRotation, SEALED_COLUMNS, SealedColumn};
 pub use sqlite::SqliteStore;
+pub use views::Projected;
 
 use std::collections::BTreeMap;
 
