@@ -102,7 +102,13 @@ fn a_person_enables_providers_answers_a_code_and_sees_their_documents() {
         }
     };
     web.fill("#code", &code).click("#send-code");
-    web.wait_for_text("done", Duration::from_secs(90), false);
+    // The page reloads by itself when the run ends.
+    web.wait_for_text(
+        "20 bills, 20 files imported",
+        Duration::from_secs(90),
+        false,
+    );
+    assert!(web.html().contains("<span class=\"badge ok\">done</span>"));
 
     // The bills, and a PDF among them.
     web.goto(&served.url("/documents/io.cozy.bills"))
@@ -131,7 +137,11 @@ fn a_person_enables_providers_answers_a_code_and_sees_their_documents() {
     web.wait_for_text("id=\"status\"", Duration::from_secs(30), false);
     let house = account_id(&web.current_url());
     assert_ne!(house, phone);
-    web.wait_for_text("done", Duration::from_secs(90), false);
+    web.wait_for_text(
+        "<span class=\"badge ok\">done</span>",
+        Duration::from_secs(90),
+        false,
+    );
     web.goto(&served.url("/documents/io.cozy.timeseries.energy"))
         .wait_for("#chart-energy");
 
