@@ -375,28 +375,7 @@ pub async fn two_factor(app: &App, account: &Account, code: Option<String>) -> R
         bail!("the code is empty");
     }
     let sealed = seal_code(&*app.vault().await?, &account.id, &code)?;
-    // A run between two questions (it just sent a refused code to the
-    // provider) is briefly `running`: wait a little for it to ask again.
-    let mut job = sched.queue.give_answer(&account.id, &sealed).await;
-    for _ in 0..50 {
-        if job.is_ok() {
-            break;
-        }
-        let running = sched
-            .queue
-            .jobs(&JobFilter {
-                account_id: Some(account.id.clone()),
-                states: vec![JobState::Running],
-                limit: 1,
-                ..JobFilter::default()
-            })
-            .await?;
-        if running.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        job = sched.queue.give_answer(&account.id, &sealed).await;
-    }
+    let job = gleaner_scheduler::twofa::give_code(&sched.queue, &account.id, &sealed).await;
     let job = job.map_err(|e| with_next_step(e.into(), &account.label))?;
     println!("code given to job #{job} of {}", account.label);
     Ok(())

@@ -57,15 +57,9 @@ fn wait_for_url(web: &Browser, what: &str, done: impl Fn(&str) -> bool) -> Strin
     }
 }
 
-/// The account page shows the one-time message of the enable.
-///
-/// TODO(merge): until helper D's account page lands, `/accounts/{id}` is
-/// this branch's 404 page, which takes no message: the next page shows it.
-/// Once merged, only the first branch runs; drop the fallback.
-fn expect_flash(web: &Browser, served: &Served, text: &str) {
-    if web.html().contains("there is no such page") {
-        web.goto(&served.url("/"));
-    }
+/// The account page shows the message of the enable (it stays through the
+/// page's own reloads while the first run moves on).
+fn expect_flash(web: &Browser, text: &str) {
     web.wait_for(".flash");
     assert!(
         web.html().contains(text),
@@ -233,7 +227,7 @@ async fn the_catalogue_searches_and_the_free_mobile_form_refuses_then_enables() 
     wait_for_url(&web, &format!("the page of {id}"), |u| {
         u.ends_with(&format!("/accounts/{id}"))
     });
-    expect_flash(&web, &served, "first import has started");
+    expect_flash(&web, "first import has started");
     let list = home.ok(&["accounts", "list"]);
     assert!(list.contains(LOGIN), "labelled by its login:\n{list}");
     let jobs = home.ok(&["jobs"]);
@@ -285,7 +279,7 @@ async fn enabling_enedis_goes_through_the_consent_page_and_back() {
     let url = wait_for_url(&web, "the account page", |u| u.contains("/accounts/"));
     let id = account_id(&home, "linky").expect("the account was created");
     assert!(url.ends_with(&format!("/accounts/{id}")), "{url}");
-    expect_flash(&web, &served, "Enedis enabled as “linky”");
+    expect_flash(&web, "Enedis enabled as “linky”");
     // The tokens and the redirect's usage point work: the first run (this
     // server's worker) imports the consumption.
     assert!(wait_for_documents(&home, "io.cozy.timeseries.energy") > 0);
@@ -302,7 +296,7 @@ async fn enabling_enedis_goes_through_the_consent_page_and_back() {
     wait_for_url(&web, "the account page", |u| {
         u.ends_with(&format!("/accounts/{id}"))
     });
-    expect_flash(&web, &served, "Consent given again for “linky”");
+    expect_flash(&web, "Consent given again for “linky”");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -329,7 +323,7 @@ async fn enabling_works_with_scripts_off() {
     wait_for_url(&web, "the account page", |u| {
         u.ends_with(&format!("/accounts/{id}"))
     });
-    expect_flash(&web, &served, "Free Mobile enabled as “phone”");
+    expect_flash(&web, "Free Mobile enabled as “phone”");
 
     web.goto(&served.url("/konnectors/enedis"));
     web.fill("#field-client_secret", CLIENT_SECRET)

@@ -298,3 +298,51 @@ async fn the_right_passphrase_logs_in() {
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.unwrap().contains("Your accounts"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cross_site_get_without_the_cookie_is_bounced_once_and_shows_nothing() {
+    let (home, _sandbox, id) = home_with_account().await;
+    let served = Served::start(&home, &["--no-daemon"], &[]);
+    let path = format!("/accounts/{id}?from=mail");
+    let r = client()
+        .get(served.url(&path))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["refresh"], format!("0;url={path}").as_str());
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("phone"), "{body}");
+    // The same-origin second request without a session: the login page.
+    let r = client()
+        .get(served.url(&path))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// In chromium: a link from another site (a `data:` page, an opaque
+/// origin) to an account page. The browser does not send the Strict
+/// session cookie with that navigation; the bounce brings the person to
+/// the page, logged in.
+#[test]
+fn a_link_from_another_site_reaches_the_page_logged_in() {
+    if !web_common::chromium_or_skip() {
+        return;
+    }
+    let sandboxes = tokio::runtime::Runtime::new().unwrap();
+    let (home, _sandbox, id) = sandboxes.block_on(home_with_account());
+    let served = Served::start(&home, &["--no-daemon"], &[]);
+    let web = web_common::Web::launch(true);
+    web.login(&served);
+    let target = served.url(&format!("/accounts/{id}"));
+    web.goto(&format!(
+        "data:text/html,<a id=go href=\"{target}\">your account</a>"
+    ));
+    web.click("#go");
+    web.wait_for_text("Run now", std::time::Duration::from_secs(20), false);
+    assert!(web.current_url().ends_with(&format!("/accounts/{id}")));
+}

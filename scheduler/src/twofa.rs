@@ -21,6 +21,34 @@ fn aad(account_id: &str) -> String {
     format!("{account_id}/2fa")
 }
 
+/// Gives a sealed code to the account's run that waits for one
+/// ([`Queue::give_answer`]). A run between two questions (it just sent a
+/// refused code to the provider) is briefly `running`: while one is, this
+/// waits a little (at most 10 s) for it to ask again. Returns the job's
+/// id, or [`crate::SchedulerError::NoQuestion`] when no run waits.
+pub async fn give_code(queue: &Queue, account_id: &str, sealed: &[u8]) -> crate::Result<i64> {
+    let mut given = queue.give_answer(account_id, sealed).await;
+    for _ in 0..50 {
+        if given.is_ok() {
+            break;
+        }
+        let running = queue
+            .jobs(&crate::queue::JobFilter {
+                account_id: Some(account_id.to_owned()),
+                states: vec![crate::JobState::Running],
+                limit: 1,
+                ..crate::queue::JobFilter::default()
+            })
+            .await?;
+        if running.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        given = queue.give_answer(account_id, sealed).await;
+    }
+    given
+}
+
 /// Seals a code for [`Queue::give_answer`].
 pub fn seal_code(vault: &Vault, account_id: &str, code: &str) -> Result<Vec<u8>, KonnectorError> {
     let mut m = BTreeMap::new();

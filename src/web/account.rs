@@ -755,28 +755,8 @@ async fn two_factor(
             WebError::Internal(anyhow::anyhow!("the server runs without its vault"))
         })?;
     let sealed = seal_code(&vault, &account.id, code)?;
-    let queue = &state.scheduler.queue;
-    // A run between two questions (it just sent a refused code to the
-    // provider) is briefly `running`: wait a little for it to ask again.
-    let mut given = queue.give_answer(&account.id, &sealed).await;
-    for _ in 0..50 {
-        if given.is_ok() {
-            break;
-        }
-        let running = queue
-            .jobs(&JobFilter {
-                account_id: Some(account.id.clone()),
-                states: vec![JobState::Running],
-                limit: 1,
-                ..JobFilter::default()
-            })
-            .await?;
-        if running.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        given = queue.give_answer(&account.id, &sealed).await;
-    }
+    let given =
+        gleaner_scheduler::twofa::give_code(&state.scheduler.queue, &account.id, &sealed).await;
     match given {
         Ok(_) => Ok(back(
             &state,

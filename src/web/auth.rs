@@ -36,6 +36,10 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 const MAX_FAILURES: usize = 10;
 /// The window of the login rate limit.
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// How long a message about the last action stays on the pages: the
+/// account page reloads itself when its run moves on, and the message must
+/// not vanish with the first reload.
+const FLASH_LIFETIME: Duration = Duration::from_secs(15);
 
 /// A logged-in browser, as handlers see it.
 #[derive(Clone)]
@@ -49,7 +53,7 @@ pub struct Session {
 struct SessionData {
     csrf: String,
     last_seen: Instant,
-    flash: Option<String>,
+    flash: Option<(String, Instant)>,
 }
 
 /// The login and session authority of one `gleaner serve`.
@@ -212,18 +216,25 @@ impl Auth {
         lock(&self.sessions).remove(&session.key);
     }
 
-    /// Leaves a message for the session's next page ("account enabled").
+    /// Leaves a message for the session's next pages ("account enabled"),
+    /// shown for [`FLASH_LIFETIME`].
     pub fn set_flash(&self, session: &Session, message: impl Into<String>) {
         if let Some(data) = lock(&self.sessions).get_mut(&session.key) {
-            data.flash = Some(message.into());
+            data.flash = Some((message.into(), Instant::now()));
         }
     }
 
-    /// Takes the session's pending message, if any.
+    /// The session's message about its last action, while it is recent.
     pub fn take_flash(&self, session: &Session) -> Option<String> {
-        lock(&self.sessions)
-            .get_mut(&session.key)
-            .and_then(|d| d.flash.take())
+        let mut sessions = lock(&self.sessions);
+        let data = sessions.get_mut(&session.key)?;
+        match &data.flash {
+            Some((message, at)) if at.elapsed() < FLASH_LIFETIME => Some(message.clone()),
+            _ => {
+                data.flash = None;
+                None
+            }
+        }
     }
 
     fn cookie_attributes(&self) -> &'static str {

@@ -249,8 +249,15 @@ impl Web {
         self
     }
 
-    /// The page's HTML as the browser holds it now.
+    /// The page's HTML as the browser holds it now (read again if the page
+    /// was being replaced).
     pub fn html(&self) -> String {
+        for _ in 0..50 {
+            if let Ok(html) = self.tab.get_content() {
+                return html;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         self.tab.get_content().unwrap()
     }
 
@@ -259,16 +266,25 @@ impl Web {
         self.tab.get_url()
     }
 
-    /// Waits for an element to appear.
+    /// Waits (at most 30 s) for an element to appear. A page that reloads
+    /// itself meanwhile (the account page does, when its run moves on) is
+    /// looked at again.
     pub fn wait_for(&self, selector: &str) -> &Self {
-        if let Err(e) = self.tab.wait_for_element(selector) {
-            panic!(
-                "no `{selector}` on {}: {e}\n{}",
-                self.current_url(),
-                self.html()
-            );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self
+                .tab
+                .wait_for_element_with_custom_timeout(selector, Duration::from_secs(2))
+            {
+                Ok(_) => return self,
+                Err(e) if Instant::now() > deadline => panic!(
+                    "no `{selector}` on {}: {e}\n{}",
+                    self.current_url(),
+                    self.tab.get_content().unwrap_or_default()
+                ),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
         }
-        self
     }
 
     /// Waits (at most `limit`) until the page's HTML contains `text`,
