@@ -7,12 +7,19 @@
 #
 # Only the stable toolchain is needed: RUSTC_BOOTSTRAP=1 lets cargo fuzz pass
 # -Zsanitizer=address to the stable compiler (see docs/fuzzing.md). Set
-# FUZZ_SANITIZER=none to build without AddressSanitizer.
+# FUZZ_SANITIZER=none to build without AddressSanitizer, and FUZZ_DEV=1 to
+# build without optimisations (CI's smoke runs: the optimised build of the
+# whole dependency tree was a third of CI's time, and a 10 s run needs no
+# speed; long runs keep the optimised build).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds="${FUZZ_SECONDS:-30}"
 sanitizer="${FUZZ_SANITIZER:-address}"
+profile=()
+if [ "${FUZZ_DEV:-0}" = "1" ]; then
+  profile=(--dev)
+fi
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -21,7 +28,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 targets=$(cargo fuzz list)
-cargo fuzz build --sanitizer "$sanitizer"
+cargo fuzz build "${profile[@]}" --sanitizer "$sanitizer"
 
 for target in $targets; do
   echo "== fuzz $target for ${seconds}s"
@@ -46,7 +53,7 @@ for target in $targets; do
   fi
   log="$scratch.log"
   status=0
-  cargo fuzz run --sanitizer "$sanitizer" "$target" "${dirs[@]}" -- \
+  cargo fuzz run "${profile[@]}" --sanitizer "$sanitizer" "$target" "${dirs[@]}" -- \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 "${extra[@]}" >"$log" 2>&1 || status=$?
   grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units' "$log" || true
