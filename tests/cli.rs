@@ -388,20 +388,14 @@ async fn with_browser_consent(
     (url, out, printed)
 }
 
-/// OAuth: `accounts add` for Enedis prints the consent URL and listens on
-/// loopback; the test plays the browser (the sandbox approves at once and
-/// redirects to the listener). Then a run imports the consumption with the
-/// stored, sealed tokens.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_enedis_account_is_added_through_the_loopback_consent_and_runs() {
-    use gleaner_konnectors::energy::enedis::sandbox::{CLIENT_SECRET, Sandbox as Enedis};
-
-    let sandbox = Enedis::start().await.unwrap();
-    let home = Home::new();
+/// `accounts add enedis` labelled `maison` against the sandbox at
+/// `endpoint`, the test playing the browser: the consent URL, the command's
+/// output and what it printed.
+async fn add_enedis(home: &Home, endpoint: &str) -> (String, std::process::Output, String) {
+    use gleaner_konnectors::energy::enedis::sandbox::CLIENT_SECRET;
     let client_secret = format!("client_secret={CLIENT_SECRET}");
-    let endpoint = sandbox.base_url();
-    let (url, out, printed) = with_browser_consent(
-        &home,
+    with_browser_consent(
+        home,
         &[
             "accounts",
             "add",
@@ -411,11 +405,24 @@ async fn an_enedis_account_is_added_through_the_loopback_consent_and_runs() {
             "--label",
             "maison",
             "--endpoint",
-            &endpoint,
+            endpoint,
             "--no-browser",
         ],
     )
-    .await;
+    .await
+}
+
+/// OAuth: `accounts add` for Enedis prints the consent URL and listens on
+/// loopback; the test plays the browser (the sandbox approves at once and
+/// redirects to the listener). Then a run imports the consumption with the
+/// stored, sealed tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enedis_account_is_added_through_the_loopback_consent_and_runs() {
+    use gleaner_konnectors::energy::enedis::sandbox::Sandbox as Enedis;
+
+    let sandbox = Enedis::start().await.unwrap();
+    let home = Home::new();
+    let (url, out, printed) = add_enedis(&home, &sandbox.base_url()).await;
     assert!(url.contains("/dataconnect/v1/oauth2/authorize?"), "{url}");
     assert!(url.contains("code_challenge_method=S256"), "{url}");
     assert!(url.contains("duration=P1Y"), "{url}");
@@ -606,28 +613,11 @@ fn an_absurdly_long_field_is_refused_naming_the_limit() {
 /// works.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_outdated_consent_is_given_again_with_accounts_consent() {
-    use gleaner_konnectors::energy::enedis::sandbox::{CLIENT_SECRET, Sandbox as Enedis};
+    use gleaner_konnectors::energy::enedis::sandbox::Sandbox as Enedis;
 
     let sandbox = Enedis::start().await.unwrap();
     let home = Home::new();
-    let client_secret = format!("client_secret={CLIENT_SECRET}");
-    let endpoint = sandbox.base_url();
-    let (_, out, printed) = with_browser_consent(
-        &home,
-        &[
-            "accounts",
-            "add",
-            "enedis",
-            "--field",
-            &client_secret,
-            "--label",
-            "maison",
-            "--endpoint",
-            &endpoint,
-            "--no-browser",
-        ],
-    )
-    .await;
+    let (_, out, printed) = add_enedis(&home, &sandbox.base_url()).await;
     assert!(out.status.success(), "{printed}");
     home.ok(&["run", "maison"]);
     sandbox.revoke_consent();
