@@ -27,6 +27,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -214,18 +216,6 @@ fn serve(home: &Path) -> Result<Server> {
     })
 }
 
-/// A field of `/proc/<pid>/status` in KiB.
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim_start_matches(':')
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 fn mib(kib: Option<u64>) -> String {
     kib.map_or_else(
         || "n/a".to_owned(),
@@ -354,7 +344,7 @@ async fn main() -> Result<()> {
     let cookie = log_in(&server).await?;
     println!(
         "server pid {pid}, idle RSS {}",
-        mib(proc_status_kib(pid, "VmRSS"))
+        mib(common::pid_status_kib(pid, "VmRSS"))
     );
     let probe = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -396,7 +386,7 @@ async fn main() -> Result<()> {
         );
         let mut run = hammer(&url, &cookie, clients, seconds).await?;
         run.path = path;
-        run.hwm_kib = proc_status_kib(pid, "VmHWM");
+        run.hwm_kib = common::pid_status_kib(pid, "VmHWM");
         println!(
             "{}: {} requests in {:.1} s = {:.1}/s, p50 {}, p99 {}, max {}, {} errors, server peak RSS {}",
             run.path,

@@ -206,15 +206,31 @@ impl FieldSpec {
     }
 }
 
-/// The small set of field patterns a manifest may use.
+/// The small set of field patterns a manifest may use (see
+/// [`FieldSpec::check`]): `^\d{N}$`, `^\d{N,M}$`, `^.{N,M}$`. Forms show the
+/// same rule as HTML attributes and words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PatternRule {
-    Digits { min: usize, max: usize },
-    Chars { min: usize, max: usize },
+pub enum PatternRule {
+    /// `min` to `max` ASCII digits.
+    Digits {
+        /// The fewest digits.
+        min: usize,
+        /// The most digits.
+        max: usize,
+    },
+    /// `min` to `max` characters.
+    Chars {
+        /// The fewest characters.
+        min: usize,
+        /// The most characters.
+        max: usize,
+    },
 }
 
 impl PatternRule {
-    fn parse(pattern: &str) -> Option<Self> {
+    /// Reads a manifest pattern; `None` for any other form (which the
+    /// manifest's validation refuses).
+    pub fn parse(pattern: &str) -> Option<Self> {
         let inner = pattern.strip_prefix('^')?.strip_suffix('$')?;
         let (class, counts) = if let Some(rest) = inner.strip_prefix(r"\d{") {
             ("d", rest)
@@ -241,7 +257,8 @@ impl PatternRule {
         })
     }
 
-    fn matches(self, value: &str) -> bool {
+    /// Whether a value follows the rule.
+    pub fn matches(self, value: &str) -> bool {
         let n = value.chars().count();
         match self {
             Self::Digits { min, max } => {

@@ -26,6 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use gleaner_framework::manifest::PatternRule as Rule;
 use gleaner_framework::manifest::{
     Category, FieldSpec, FieldType, LoginKind, MAX_FIELD_BYTES, OAuthGrant, SecondFactor,
 };
@@ -364,44 +365,20 @@ async fn catalogue(
 
 // ---- the enable form ----------------------------------------------------
 
-/// The field patterns a manifest may use (see [`FieldSpec::check`]):
-/// `^\d{N}$`, `^\d{N,M}$`, `^.{N,M}$`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rule {
-    /// N to M ASCII digits.
-    Digits { min: usize, max: usize },
-    /// N to M characters.
-    Chars { min: usize, max: usize },
+/// A manifest's field pattern ([`PatternRule`], the framework's reading of
+/// it) as the form shows it: HTML attributes and words.
+trait RuleInForm: Copy {
+    /// The HTML `pattern` attribute.
+    fn html_pattern(self) -> Option<String>;
+    /// The HTML `minlength` attribute.
+    fn min_length(self) -> Option<usize>;
+    /// The HTML `maxlength` attribute.
+    fn max_length(self) -> usize;
+    /// The rule in words.
+    fn words(self) -> String;
 }
 
-impl Rule {
-    /// Reads a manifest pattern (`None` for any other form, which the
-    /// manifest's validation refuses anyway).
-    fn parse(pattern: &str) -> Option<Self> {
-        let inner = pattern.strip_prefix('^')?.strip_suffix('$')?;
-        let (digits, counts) = if let Some(rest) = inner.strip_prefix(r"\d{") {
-            (true, rest)
-        } else {
-            (false, inner.strip_prefix(".{")?)
-        };
-        let counts = counts.strip_suffix('}')?;
-        let (min, max) = match counts.split_once(',') {
-            Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
-            None => {
-                let n = counts.trim().parse().ok()?;
-                (n, n)
-            }
-        };
-        if min > max {
-            return None;
-        }
-        Some(if digits {
-            Self::Digits { min, max }
-        } else {
-            Self::Chars { min, max }
-        })
-    }
-
+impl RuleInForm for Rule {
     /// The HTML `pattern` attribute (implicitly anchored; only for digits:
     /// a length is better said by `minlength`/`maxlength`).
     fn html_pattern(self) -> Option<String> {
