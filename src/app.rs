@@ -37,6 +37,34 @@ pub struct App {
     pub registry: Registry,
 }
 
+/// Adds the Cozy konnectors installed in the data directory. One that no
+/// longer loads is left out with a warning naming it (the others and the
+/// built-in ones still work).
+fn add_installed(registry: &mut Registry, data_dir: &std::path::Path) {
+    let (found, errors) = gleaner_cozy_host::install::installed(data_dir);
+    for e in errors {
+        tracing::warn!(error = %e, "an installed konnector does not load");
+    }
+    let scratch = data_dir.join("konnectors").join(".runs");
+    for installed in found {
+        let dir = installed.dir.clone();
+        let konnector = match gleaner_cozy_host::NodeKonnector::new(installed, scratch.clone()) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e.message, "an installed konnector does not load");
+                continue;
+            }
+        };
+        let origin = gleaner_konnectors::Origin::Installed {
+            kind: "Cozy Node konnector".to_owned(),
+            dir,
+        };
+        if let Err(e) = registry.add_installed(std::sync::Arc::new(konnector), origin) {
+            tracing::warn!(error = %e.message, "an installed konnector is left out");
+        }
+    }
+}
+
 impl App {
     /// Opens (creating if needed) the installation in `data_dir`.
     pub async fn open(data_dir: Option<PathBuf>) -> Result<Self> {
@@ -63,7 +91,8 @@ impl App {
         }
         let store = SqliteStore::open(&data_dir.join("gleaner.db")).await?;
         let files = FileStore::open(&data_dir.join("files"))?;
-        let registry = Registry::builtin()?;
+        let mut registry = Registry::builtin()?;
+        add_installed(&mut registry, &data_dir);
         // Accounts made before folders were recorded keep the folder their
         // files are in (unless another account claimed it first).
         let assigned = store

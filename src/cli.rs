@@ -25,8 +25,13 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the konnectors Gleaner knows.
-    Konnectors,
+    /// List the konnectors Gleaner knows; install or remove Cozy Node
+    /// konnectors.
+    Konnectors {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        action: Option<KonnectorsCommand>,
+    },
     /// Add, list, edit, pause, resume or remove accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
@@ -203,6 +208,35 @@ pub enum NewCommand {
         /// The workspace root (default: found from the current directory).
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+    },
+}
+
+/// `gleaner konnectors ...`
+#[derive(Debug, Subcommand)]
+pub enum KonnectorsCommand {
+    /// List every konnector, built in or installed, with its origin.
+    List,
+    /// Install a Cozy Node konnector's build (a folder or a .tar.gz holding
+    /// manifest.konnector and index.js): Gleaner then runs it unchanged.
+    Install {
+        /// The build: a folder or a .tar.gz.
+        source: PathBuf,
+        /// A host the konnector may contact (`host`, `host:port` or
+        /// `*.domain`; repeatable). Others are refused by Gleaner's proxy.
+        #[arg(long = "allow-host", value_name = "HOST", conflicts_with = "any_host")]
+        allow_hosts: Vec<String>,
+        /// No allow-list: any host may be contacted (each is recorded).
+        #[arg(long)]
+        any_host: bool,
+        /// Its run time limit in seconds (default 300).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
+    /// Remove an installed konnector (its accounts stay, and cannot run
+    /// until it is installed again).
+    Remove {
+        /// The installed konnector's slug.
+        slug: String,
     },
 }
 

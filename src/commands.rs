@@ -27,6 +27,7 @@ pub fn konnectors(app: &App) {
         "frequency",
         "produces",
         "hosts",
+        "origin",
     ]);
     let mut entries: Vec<_> = app.registry.entries().iter().collect();
     entries.sort_by_key(|e| {
@@ -44,6 +45,12 @@ pub fn konnectors(app: &App) {
             format!("{:?}", m.frequency).to_lowercase(),
             m.data_types.join(", "),
             m.hosts.join(", "),
+            match &e.origin {
+                gleaner_konnectors::Origin::Builtin => "built in".to_owned(),
+                gleaner_konnectors::Origin::Installed { kind, dir } => {
+                    format!("{kind}, {}", dir.display())
+                }
+            },
         ]);
     }
     println!("{t}");

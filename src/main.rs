@@ -7,6 +7,7 @@ mod cassettes;
 mod cli;
 mod commands;
 mod dev;
+mod installed;
 mod linking;
 mod prompt;
 mod scaffold;
@@ -21,7 +22,7 @@ use clap::Parser;
 use gleaner_framework::KonnectorError;
 use tracing_subscriber::EnvFilter;
 
-use cli::{AccountsCommand, Cli, Command, LogFormat, NewCommand, VaultCommand};
+use cli::{AccountsCommand, Cli, Command, KonnectorsCommand, LogFormat, NewCommand, VaultCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -240,7 +241,16 @@ fn new_konnector(
 
 async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Konnectors => commands::konnectors(app),
+        Command::Konnectors { action } => match action {
+            None | Some(KonnectorsCommand::List) => commands::konnectors(app),
+            Some(KonnectorsCommand::Install {
+                source,
+                allow_hosts,
+                any_host,
+                timeout,
+            }) => installed::install(app, &source, allow_hosts, any_host, timeout)?,
+            Some(KonnectorsCommand::Remove { slug }) => installed::remove(app, &slug)?,
+        },
         Command::Accounts(AccountsCommand::Add {
             slug,
             fields,

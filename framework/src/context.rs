@@ -101,6 +101,60 @@ pub(crate) struct Staged {
     pub files_reused: u64,
 }
 
+/// A file staged by [`RunContext::stage_file`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedFileInfo {
+    /// Where it will be, relative to the files root.
+    pub rel_path: String,
+    /// Its SHA-256, in hex.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its media type.
+    pub mime: String,
+}
+
+/// One account's stored documents, read-only (see
+/// [`RunContext::stored_documents`]).
+#[derive(Clone)]
+pub struct AccountDocs {
+    store: Arc<dyn DocStore>,
+    account_id: String,
+}
+
+impl AccountDocs {
+    /// The account id.
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// Every stored document of `doctype` of this account, in id order
+    /// (with `_id`, `_rev` and `cozyMetadata`).
+    pub async fn all(&self, doctype: &str) -> Result<Vec<crate::store::StoredDoc>> {
+        const PAGE: u32 = 1000;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list(doctype, Some(&self.account_id), after.as_deref(), PAGE)
+                .await?;
+            let full = page.len() == PAGE as usize;
+            after = page.last().map(|d| d.id.clone());
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The stored document of `doctype` with this key, if any (without
+    /// `_id`, `_rev` or `cozyMetadata`).
+    pub async fn by_key(&self, doctype: &str, key: &str) -> Result<Option<crate::store::KeyedDoc>> {
+        self.store.get_by_key(&self.account_id, doctype, key).await
+    }
+}
+
 /// The account a run is for, as the context needs it.
 pub struct RunAccount {
     /// The account id.
@@ -607,6 +661,11 @@ impl RunContext {
         answer
     }
 
+    /// Whether someone may answer a second-factor question in this run.
+    pub fn attended(&self) -> bool {
+        self.two_factor.attended()
+    }
+
     /// Time spent waiting for second-factor answers (the runner adds it to
     /// the run's time limit).
     pub fn two_factor_waits(&self) -> TwoFactorWaits {
@@ -723,6 +782,117 @@ impl RunContext {
         self.staged_files.push(staged);
         self.files_downloaded += 1;
         Ok(())
+    }
+
+    /// Stages a document given as JSON, for konnectors whose documents are
+    /// not Rust types (a Cozy Node konnector's, through Gleaner's stack
+    /// API): its doctype is only known at run time, its key and id are the
+    /// caller's. `data` must be a JSON object; `_id`, `_rev` and
+    /// `cozyMetadata` are dropped (the store keeps the id and rebuilds the
+    /// metadata). A document staged earlier under the same key is replaced.
+    pub fn save_json(
+        &mut self,
+        doctype: &str,
+        key: String,
+        id: Option<String>,
+        data: &serde_json::Value,
+    ) -> Result<()> {
+        let serde_json::Value::Object(map) = data else {
+            return Err(KonnectorError::invalid_data(format!(
+                "a {doctype} document must be a JSON object"
+            )));
+        };
+        if key.is_empty() {
+            return Err(KonnectorError::invalid_data(format!(
+                "a {doctype} document needs a non-empty key"
+            )));
+        }
+        let mut map = map.clone();
+        for reserved in ["_id", "_rev", "cozyMetadata"] {
+            map.remove(reserved);
+        }
+        let doctype = crate::doctypes::intern(doctype);
+        self.stage_raw(StagedDoc::from_value(
+            doctype,
+            key,
+            id,
+            &serde_json::Value::Object(map),
+        ));
+        Ok(())
+    }
+
+    /// Deletes the account's stored document with this key at the commit
+    /// (nothing happens if none is stored). A document staged in this run
+    /// under the key is dropped too.
+    pub fn delete_json(&mut self, doctype: &str, key: String) {
+        let doctype = crate::doctypes::intern(doctype);
+        if let Some(i) = self.doc_index.remove(&(doctype, key.clone())) {
+            self.docs.remove(i);
+            for slot in self.doc_index.values_mut() {
+                if *slot > i {
+                    *slot -= 1;
+                }
+            }
+        }
+        self.stage_delete(doctype, key);
+    }
+
+    /// Stages a file the run received whole (an upload through Gleaner's
+    /// stack API): checked like a download (not empty, content matching
+    /// `mime`), written to the run's staging folder, moved under
+    /// `rel_dir` (inside the account's folder) when the run commits. The
+    /// caller stages the file's document.
+    pub fn stage_file(
+        &mut self,
+        rel_dir: &str,
+        name: &str,
+        bytes: &[u8],
+        mime: &str,
+        source: &str,
+    ) -> Result<StagedFileInfo> {
+        let rel_dir = rel_dir.trim_matches('/');
+        let inside = rel_dir == self.account_dir
+            || rel_dir
+                .strip_prefix(self.account_dir.as_str())
+                .is_some_and(|rest| rest.starts_with('/'));
+        if !inside || rel_dir.split('/').any(|p| p == ".." || p == ".") {
+            return Err(KonnectorError::new(
+                ErrorCode::SaveFileFailed,
+                format!("`{rel_dir}` is not inside the account's folder"),
+            ));
+        }
+        let staged = self
+            .files
+            .stage(&self.run_id, rel_dir, name, bytes, mime, source)?;
+        let info = StagedFileInfo {
+            rel_path: staged.rel_path.clone(),
+            sha256: staged.sha256.clone(),
+            size: staged.size,
+            mime: staged.mime.clone(),
+        };
+        self.staged_files.push(staged);
+        self.files_downloaded += 1;
+        Ok(info)
+    }
+
+    /// The account's folder in the files tree, relative to its root.
+    pub fn account_folder(&self) -> &str {
+        &self.account_dir
+    }
+
+    /// The file store (to read files already in place).
+    pub fn file_store(&self) -> &FileStore {
+        &self.files
+    }
+
+    /// A read-only view of the account's stored documents, which a task
+    /// running beside the konnector may keep (it sees the store, not what
+    /// this run staged).
+    pub fn stored_documents(&self) -> AccountDocs {
+        AccountDocs {
+            store: Arc::clone(&self.store),
+            account_id: self.account.id.clone(),
+        }
     }
 
     pub(crate) fn push_warning(&mut self, message: String) {

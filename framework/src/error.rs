@@ -73,6 +73,9 @@ pub enum ErrorCode {
     /// A konnector needs the headless browser and no chromium binary is
     /// installed (a local setup problem: `apt-get install -y chromium`).
     BrowserMissing,
+    /// An installed Node konnector cannot run: no `node` binary (a local
+    /// setup problem: `apt-get install -y nodejs`).
+    NodeMissing,
     /// A konnector sent more requests to one host than its budget allows.
     RequestBudgetExceeded,
     /// A konnector produced a document that failed validation.
@@ -117,6 +120,7 @@ impl ErrorCode {
         Self::SchemaChanged,
         Self::HostNotAllowed,
         Self::BrowserMissing,
+        Self::NodeMissing,
         Self::RequestBudgetExceeded,
         Self::InvalidData,
         Self::StoreFailed,
@@ -153,6 +157,7 @@ impl ErrorCode {
             Self::SchemaChanged => "UNKNOWN_ERROR.SCHEMA_CHANGED",
             Self::HostNotAllowed => "UNKNOWN_ERROR.HOST_NOT_ALLOWED",
             Self::BrowserMissing => "UNKNOWN_ERROR.BROWSER_MISSING",
+            Self::NodeMissing => "UNKNOWN_ERROR.NODE_MISSING",
             Self::RequestBudgetExceeded => "UNKNOWN_ERROR.REQUEST_BUDGET_EXCEEDED",
             Self::InvalidData => "UNKNOWN_ERROR.INVALID_DATA",
             Self::StoreFailed => "UNKNOWN_ERROR.STORE_FAILED",
@@ -229,6 +234,7 @@ impl ErrorCode {
             | Self::NotExistingDirectory
             | Self::UnknownError
             | Self::BrowserMissing
+            | Self::NodeMissing
             | Self::StoreFailed
             | Self::VaultFailed
             | Self::KonnectorNotFound => None,

@@ -47,7 +47,9 @@ pub mod vault;
 
 pub use browser::{BrowserConfig, BrowserSession, Snapshot};
 pub use cassette::CassetteMode;
-pub use context::{BillFile, OAuthSession, Progress, ProgressFn, RunContext};
+pub use context::{
+    AccountDocs, BillFile, OAuthSession, Progress, ProgressFn, RunContext, StagedFileInfo,
+};
 pub use error::{ErrorCode, KonnectorError, Locator, Result};
 pub use http::HttpClient;
 pub use konnector::Konnector;

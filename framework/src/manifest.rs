@@ -27,6 +27,9 @@ pub enum Category {
     Energy,
     /// Insurers and health insurance: reimbursements.
     Insurance,
+    /// Anything else (an installed Cozy konnector of another category:
+    /// transport, shopping, public services...).
+    Other,
 }
 
 impl fmt::Display for Category {
@@ -36,6 +39,7 @@ impl fmt::Display for Category {
             Self::Telco => "telco",
             Self::Energy => "energy",
             Self::Insurance => "insurance",
+            Self::Other => "other",
         })
     }
 }

@@ -101,6 +101,12 @@ pub trait TwoFactorChannel: Send + Sync {
     /// Fails with `USER_ACTION_NEEDED.TWOFA_EXPIRED` when nobody answers in
     /// time or nobody can be asked.
     async fn ask(&self, request: &TwoFactorRequest) -> Result<Secret>;
+
+    /// Whether someone may answer (false for [`Unattended`]): an external
+    /// konnector is told so before it asks (`COZY_JOB_MANUAL_EXECUTION`).
+    fn attended(&self) -> bool {
+        true
+    }
 }
 
 /// The channel of unattended runs: nobody to ask.
@@ -109,6 +115,10 @@ pub struct Unattended;
 
 #[async_trait]
 impl TwoFactorChannel for Unattended {
+    fn attended(&self) -> bool {
+        false
+    }
+
     async fn ask(&self, request: &TwoFactorRequest) -> Result<Secret> {
         Err(KonnectorError::new(
             ErrorCode::UserActionNeededTwofaExpired,
@@ -147,6 +157,10 @@ impl LoopbackLinks {
 
 #[async_trait]
 impl TwoFactorChannel for LoopbackLinks {
+    fn attended(&self) -> bool {
+        self.inner.attended()
+    }
+
     async fn ask(&self, request: &TwoFactorRequest) -> Result<Secret> {
         let link = match (&request.kind, &request.hint) {
             (TwoFactorKind::Redirect, Some(link)) if Self::is_loopback_link(link) => link,

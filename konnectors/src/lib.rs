@@ -56,13 +56,30 @@ struct Found {
     sandbox: Option<fn() -> SandboxDef>,
 }
 
-/// One built-in konnector.
+/// Where a registry entry comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Built into this binary (a folder of this crate).
+    Builtin,
+    /// Installed into the data directory (`gleaner konnectors install`).
+    Installed {
+        /// What it is, in words ("Cozy Node konnector").
+        kind: String,
+        /// Where its files are.
+        dir: std::path::PathBuf,
+    },
+}
+
+/// One konnector of the registry.
 #[derive(Clone)]
 pub struct Entry {
     /// The konnector.
     pub konnector: Arc<dyn Konnector>,
-    /// Its folder in the konnectors crate, `src/<category>/<name>`.
+    /// Its folder in the konnectors crate, `src/<category>/<name>` (empty
+    /// for an installed konnector).
     pub folder: &'static str,
+    /// Built in or installed.
+    pub origin: Origin,
     /// Its sandbox, when it has one (only with the `sandbox` feature).
     #[cfg(feature = "sandbox")]
     pub sandbox: Option<SandboxDef>,
@@ -137,6 +154,7 @@ impl Registry {
             entries.push(Entry {
                 konnector,
                 folder: f.folder,
+                origin: Origin::Builtin,
                 #[cfg(feature = "sandbox")]
                 sandbox,
             });
@@ -148,6 +166,43 @@ impl Registry {
                 .cmp(&b.konnector.manifest().slug)
         });
         Ok(Self { entries })
+    }
+
+    /// Adds an installed konnector. Its slug must not be taken (an
+    /// installed konnector never replaces a built-in one).
+    pub fn add_installed(
+        &mut self,
+        konnector: Arc<dyn Konnector>,
+        origin: Origin,
+    ) -> Result<(), KonnectorError> {
+        let slug = konnector.manifest().slug.clone();
+        if let Some(other) = self
+            .entries
+            .iter()
+            .find(|e| e.konnector.manifest().slug == slug)
+        {
+            let what = match &other.origin {
+                Origin::Builtin => "a built-in konnector".to_owned(),
+                Origin::Installed { dir, .. } => format!("the one installed in {}", dir.display()),
+            };
+            return Err(registry_error(format!(
+                "the slug `{slug}` is taken by {what}"
+            )));
+        }
+        let at = self
+            .entries
+            .partition_point(|e| e.konnector.manifest().slug < slug);
+        self.entries.insert(
+            at,
+            Entry {
+                konnector,
+                folder: "",
+                origin,
+                #[cfg(feature = "sandbox")]
+                sandbox: None,
+            },
+        );
+        Ok(())
     }
 
     /// Every entry, sorted by slug.

@@ -72,6 +72,10 @@ pub struct QueueTwoFactor {
 
 #[async_trait]
 impl TwoFactorChannel for QueueTwoFactor {
+    fn attended(&self) -> bool {
+        !self.wait.is_zero()
+    }
+
     async fn ask(&self, request: &TwoFactorRequest) -> gleaner_framework::Result<Secret> {
         if self.wait.is_zero() {
             return Unattended.ask(request).await;

@@ -146,15 +146,17 @@ fn category_name(category: Category) -> &'static str {
         Category::Telco => "Phone and internet",
         Category::Energy => "Energy",
         Category::Insurance => "Health and insurance",
+        Category::Other => "Other",
     }
 }
 
 /// Every category, in the catalogue's order.
-const CATEGORIES: [Category; 4] = [
+const CATEGORIES: [Category; 5] = [
     Category::Bank,
     Category::Energy,
     Category::Insurance,
     Category::Telco,
+    Category::Other,
 ];
 
 /// A doctype in words.

@@ -113,6 +113,38 @@ pub(crate) mod utc_json {
     }
 }
 
+/// The `&'static str` for a doctype named at run time (by an external
+/// konnector): the known doctypes are returned as they are, any other name
+/// is leaked once and reused, so the set stays as small as the doctypes
+/// ever used by the process.
+pub fn intern(doctype: &str) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    const KNOWN: &[&str] = &[
+        Bill::DOCTYPE,
+        FileDoc::DOCTYPE,
+        BankAccount::DOCTYPE,
+        BankOperation::DOCTYPE,
+        BalanceHistory::DOCTYPE,
+        EnergySeries::DOCTYPE,
+    ];
+    if let Some(known) = KNOWN.iter().find(|k| **k == doctype) {
+        return known;
+    }
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    let mut names = match names.lock() {
+        Ok(n) => n,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(name) = names.get(doctype) {
+        return name;
+    }
+    let name: &'static str = Box::leak(doctype.to_owned().into_boxed_str());
+    names.insert(name);
+    name
+}
+
 /// Formats a decimal for keys: normalized, so `19.90` and `19.9` agree.
 pub(crate) fn key_amount(d: &rust_decimal::Decimal) -> String {
     d.normalize().to_string()
