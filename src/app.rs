@@ -48,6 +48,10 @@ fn add_installed(registry: &mut Registry, data_dir: &std::path::Path) {
     let scratch = data_dir.join("konnectors").join(".runs");
     for installed in found {
         let dir = installed.dir.clone();
+        let kind = match &installed.record.allow_hosts {
+            Some(hosts) => format!("Cozy Node konnector (may contact {})", hosts.join(", ")),
+            None => "Cozy Node konnector (may contact any host)".to_owned(),
+        };
         let konnector = match gleaner_cozy_host::NodeKonnector::new(installed, scratch.clone()) {
             Ok(k) => k,
             Err(e) => {
@@ -55,10 +59,7 @@ fn add_installed(registry: &mut Registry, data_dir: &std::path::Path) {
                 continue;
             }
         };
-        let origin = gleaner_konnectors::Origin::Installed {
-            kind: "Cozy Node konnector".to_owned(),
-            dir,
-        };
+        let origin = gleaner_konnectors::Origin::Installed { kind, dir };
         if let Err(e) = registry.add_installed(std::sync::Arc::new(konnector), origin) {
             tracing::warn!(error = %e.message, "an installed konnector is left out");
         }

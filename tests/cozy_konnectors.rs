@@ -301,25 +301,40 @@ async fn an_allow_list_refuses_the_sandbox_and_names_it() {
     sandbox.shutdown().await;
 }
 
-#[test]
-fn a_crash_without_a_message_is_a_clear_error() {
+/// Installs a failure konnector of `fixtures/cozy/`, adds an account `k`
+/// with `fields`, runs it (`gleaner -vv run k`), which must fail. Returns
+/// the data directory, everything printed, and how long the run took.
+fn failing_run(
+    name: &str,
+    install_args: &[&str],
+    fields: &[&str],
+) -> Option<(Home, String, Duration)> {
     if !node_or_skip() {
-        return;
+        return None;
     }
     let home = Home::new();
-    install(&home, &fixture("crash"), &["--any-host"]);
-    home.ok(&[
-        "accounts",
-        "add",
-        "crash-node",
-        "--label",
-        "c",
-        "--field",
-        "login=x",
-    ]);
-    let out = home.gleaner(&["run", "c"]);
-    assert!(!out.status.success());
+    install(&home, &fixture(name), install_args);
+    let mut add = vec!["accounts", "add", "", "--label", "k"];
+    let slug = format!("{name}-node");
+    add[2] = &slug;
+    let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    for f in &fields {
+        add.extend(["--field", f.as_str()]);
+    }
+    home.ok(&add);
+    let started = Instant::now();
+    let out = home.gleaner(&["-vv", "run", "k"]);
+    let took = started.elapsed();
+    assert!(!out.status.success(), "{}", text(&out));
     let all = text(&out);
+    Some((home, all, took))
+}
+
+#[test]
+fn a_crash_without_a_message_is_a_clear_error() {
+    let Some((_home, all, _)) = failing_run("crash", &["--any-host"], &["login=x"]) else {
+        return;
+    };
     assert!(all.contains("UNKNOWN_ERROR"), "{all}");
     assert!(
         all.contains("exited with status 1 without saying why"),
@@ -329,25 +344,11 @@ fn a_crash_without_a_message_is_a_clear_error() {
 
 #[test]
 fn a_hang_is_killed_at_the_time_limit_with_its_children() {
-    if !node_or_skip() {
+    let Some((home, all, took)) =
+        failing_run("hang", &["--any-host", "--timeout", "3"], &["login=x"])
+    else {
         return;
-    }
-    let home = Home::new();
-    install(&home, &fixture("hang"), &["--any-host", "--timeout", "3"]);
-    home.ok(&[
-        "accounts",
-        "add",
-        "hang-node",
-        "--label",
-        "h",
-        "--field",
-        "login=x",
-    ]);
-    let started = Instant::now();
-    let out = home.gleaner(&["run", "h"]);
-    let took = started.elapsed();
-    assert!(!out.status.success());
-    let all = text(&out);
+    };
     assert!(all.contains("VENDOR_DOWN.TIMEOUT"), "{all}");
     assert!(took < Duration::from_secs(30), "took {took:?}");
     // The konnector and the child it started are gone.
@@ -364,26 +365,12 @@ fn a_hang_is_killed_at_the_time_limit_with_its_children() {
 
 #[test]
 fn what_a_konnector_prints_is_redacted() {
-    if !node_or_skip() {
-        return;
-    }
-    let home = Home::new();
-    install(&home, &fixture("leak"), &["--any-host"]);
     let secret = "Leaky-Pa55word-0f-the-test";
-    home.ok(&[
-        "accounts",
-        "add",
-        "leak-node",
-        "--label",
-        "l",
-        "--field",
-        "login=someone",
-        "--field",
-        &format!("password={secret}"),
-    ]);
-    let out = home.gleaner(&["-vv", "run", "l"]);
-    assert!(!out.status.success());
-    let all = text(&out);
+    let password = format!("password={secret}");
+    let Some((home, all, _)) = failing_run("leak", &["--any-host"], &["login=someone", &password])
+    else {
+        return;
+    };
     assert!(all.contains("LOGIN_FAILED"), "{all}");
     assert!(
         all.contains("the password is"),

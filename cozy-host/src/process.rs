@@ -155,11 +155,13 @@ impl NodeProcess {
     /// Kills the whole process group (SIGKILL). Safe to call twice.
     pub fn kill_group(&mut self) {
         #[cfg(unix)]
-        if let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) {
-            if let Some(pgid) = rustix::process::Pid::from_raw(pid) {
-                // ESRCH once the group is gone: nothing to do.
-                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-            }
+        if let Some(pgid) = self
+            .pid
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            // ESRCH once the group is gone: nothing to do.
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         }
         let _ = self.child.start_kill();
     }

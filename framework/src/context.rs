@@ -123,6 +123,14 @@ pub struct AccountDocs {
 }
 
 impl AccountDocs {
+    /// A view of `account_id`'s documents in `store`.
+    pub fn new(store: Arc<dyn DocStore>, account_id: impl Into<String>) -> Self {
+        Self {
+            store,
+            account_id: account_id.into(),
+        }
+    }
+
     /// The account id.
     pub fn account_id(&self) -> &str {
         &self.account_id

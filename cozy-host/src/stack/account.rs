@@ -143,7 +143,9 @@ pub fn parse_twofa_state(state: &str) -> Option<StackEvent> {
 pub fn routes() -> Router<Arc<Shared>> {
     Router::new().route(
         "/data/io.cozy.accounts/{id}",
-        get(get_account).put(put_account),
+        get(get_account)
+            .put(put_account)
+            .fallback(|| async { not_this_account() }),
     )
 }
 
@@ -151,7 +153,7 @@ fn not_this_account() -> Response {
     couch_error(
         StatusCode::FORBIDDEN,
         "forbidden",
-        "this run's token reaches only its own account",
+        "this run's token reaches only its own account, by id (GET and PUT)",
     )
 }
 

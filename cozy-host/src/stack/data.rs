@@ -94,6 +94,13 @@ fn check(shared: &Shared, doctype: &str, write: bool) -> Result<(), Response> {
     Ok(())
 }
 
+/// Every live document of a doctype the token may read, in id order.
+async fn readable(shared: &Shared, doctype: &str) -> Result<Vec<Value>, Response> {
+    check(shared, doctype, false)?;
+    let mut docs = shared.docs.lock().await;
+    docs.live(doctype).await.map_err(|e| store_failed(&e))
+}
+
 fn written(doctype: &str, data: &Value) -> Value {
     json!({
         "id": data.get("_id").cloned().unwrap_or(Value::Null),
@@ -193,17 +200,13 @@ async fn find(
     Path(doctype): Path<String>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if let Err(r) = check(&shared, &doctype, false) {
-        return r;
-    }
     let query = match mango::Query::parse(&body) {
         Ok(q) => q,
         Err(e) => return couch_error(StatusCode::BAD_REQUEST, "bad_request", &e.0),
     };
-    let mut docs = shared.docs.lock().await;
-    let all = match docs.live(&doctype).await {
+    let all = match readable(&shared, &doctype).await {
         Ok(a) => a,
-        Err(e) => return store_failed(&e),
+        Err(r) => return r,
     };
     let (page, next) = query.run(all);
     json_response(
@@ -284,14 +287,10 @@ async fn all_docs(
     q: &AllDocsQuery,
     keys: Option<Vec<String>>,
 ) -> Response {
-    if let Err(r) = check(shared, doctype, false) {
-        return r;
-    }
     let include = matches!(q.include_docs.as_deref(), Some("true"));
-    let mut docs = shared.docs.lock().await;
-    let all = match docs.live(doctype).await {
+    let all = match readable(shared, doctype).await {
         Ok(a) => a,
-        Err(e) => return store_failed(&e),
+        Err(r) => return r,
     };
     let total = all.len();
     let row = |d: &Value| {
@@ -340,13 +339,9 @@ async fn normal_docs(
     Path(doctype): Path<String>,
     Query(q): Query<NormalDocsQuery>,
 ) -> Response {
-    if let Err(r) = check(&shared, &doctype, false) {
-        return r;
-    }
-    let mut docs = shared.docs.lock().await;
-    let all = match docs.live(&doctype).await {
+    let all = match readable(&shared, &doctype).await {
         Ok(a) => a,
-        Err(e) => return store_failed(&e),
+        Err(r) => return r,
     };
     let total = all.len();
     // The bookmark is the number of documents already sent.

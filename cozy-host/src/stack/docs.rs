@@ -139,22 +139,7 @@ impl RunDocs {
         }
         let generation = previous.map(|d| generation(&d.rev)).unwrap_or(0);
         doc.remove("_rev");
-        doc.insert("_id".into(), Value::String(id.clone()));
-        let data = Value::Object(doc);
-        let rev = next_rev(generation, &data);
-        let data = with_rev(data, &rev);
-        let key = key_of(doctype, &id, &data);
-        docs.insert(
-            id,
-            Doc {
-                rev,
-                data: data.clone(),
-                key,
-                dirty: true,
-                deleted: false,
-            },
-        );
-        Ok(Ok(data))
+        Ok(Ok(write(docs, doctype, &id, generation, doc, None)))
     }
 
     /// Replaces a document; `_rev` must be the current revision. A `PUT`
@@ -179,27 +164,17 @@ impl RunDocs {
         if given.as_deref() != Some(current.rev.as_str()) {
             return Ok(Err(WriteError::Conflict));
         }
-        doc.insert("_id".into(), Value::String(id.to_owned()));
         doc.remove("_rev");
-        let data = Value::Object(doc);
-        let rev = next_rev(generation(&current.rev), &data);
-        let data = with_rev(data, &rev);
-        let key = if doctype == FILES {
-            key_of(doctype, id, &data)
-        } else {
-            current.key.clone()
-        };
-        docs.insert(
-            id.to_owned(),
-            Doc {
-                rev,
-                data: data.clone(),
-                key,
-                dirty: true,
-                deleted: false,
-            },
-        );
-        Ok(Ok(data))
+        // A file is keyed by its path; anything else keeps its key.
+        let key = (doctype != FILES).then(|| current.key.clone());
+        Ok(Ok(write(
+            docs,
+            doctype,
+            id,
+            generation(&current.rev),
+            doc,
+            key,
+        )))
     }
 
     /// Deletes a document at `rev` (`None`: any revision). Returns the
@@ -237,6 +212,35 @@ impl RunDocs {
         out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         out
     }
+}
+
+/// Writes `doc` as the next revision after `generation`, marked changed;
+/// `key` (else [`key_of`]) is the key it will be stored under. Returns the
+/// document as served, with `_id` and `_rev`.
+fn write(
+    docs: &mut BTreeMap<String, Doc>,
+    doctype: &str,
+    id: &str,
+    generation: u64,
+    mut doc: Map<String, Value>,
+    key: Option<String>,
+) -> Value {
+    doc.insert("_id".into(), Value::String(id.to_owned()));
+    let data = Value::Object(doc);
+    let rev = next_rev(generation, &data);
+    let data = with_rev(data, &rev);
+    let key = key.unwrap_or_else(|| key_of(doctype, id, &data));
+    docs.insert(
+        id.to_owned(),
+        Doc {
+            rev,
+            data: data.clone(),
+            key,
+            dirty: true,
+            deleted: false,
+        },
+    );
+    data
 }
 
 /// The key a document is stored under: a file's path, else its id.

@@ -795,11 +795,26 @@ async fn patch(
         }
     }
     doc.insert("updated_at".into(), json!(now()));
+    match update_file(&shared, &id, doc).await {
+        Ok(data) => jsonapi(StatusCode::OK, json!({"data": file_object(&data)})),
+        Err(r) => r,
+    }
+}
+
+/// Replaces a file's document (its attributes; the content stays).
+async fn update_file(
+    shared: &Shared,
+    id: &str,
+    doc: Map<String, Value>,
+) -> Result<Value, Response> {
     let mut docs = shared.docs.lock().await;
-    match docs.update(FILES, &id, doc).await {
-        Err(e) => store_failed(&e),
-        Ok(Ok(data)) => jsonapi(StatusCode::OK, json!({"data": file_object(&data)})),
-        Ok(Err(_)) => jsonapi_error(StatusCode::CONFLICT, "the file changed meanwhile"),
+    match docs.update(FILES, id, doc).await {
+        Err(e) => Err(store_failed(&e)),
+        Ok(Ok(data)) => Ok(data),
+        Ok(Err(_)) => Err(jsonapi_error(
+            StatusCode::CONFLICT,
+            "the file changed meanwhile",
+        )),
     }
 }
 
@@ -814,11 +829,9 @@ async fn trash(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Res
         Err(r) => return r,
     };
     doc.insert("trashed".into(), json!(true));
-    let mut docs = shared.docs.lock().await;
-    match docs.update(FILES, &id, doc).await {
-        Err(e) => store_failed(&e),
-        Ok(Ok(data)) => jsonapi(StatusCode::OK, json!({"data": file_object(&data)})),
-        Ok(Err(_)) => jsonapi_error(StatusCode::CONFLICT, "the file changed meanwhile"),
+    match update_file(&shared, &id, doc).await {
+        Ok(data) => jsonapi(StatusCode::OK, json!({"data": file_object(&data)})),
+        Err(r) => r,
     }
 }
 
@@ -890,14 +903,12 @@ async fn add_referenced_by(
     }
     let count = current.len();
     doc.insert("referenced_by".into(), Value::Array(current.clone()));
-    let mut docs = shared.docs.lock().await;
-    match docs.update(FILES, &id, doc).await {
-        Err(e) => store_failed(&e),
-        Ok(Ok(data)) => jsonapi(
+    match update_file(&shared, &id, doc).await {
+        Ok(data) => jsonapi(
             StatusCode::OK,
             json!({"meta": {"rev": data["_rev"], "count": count}, "data": current}),
         ),
-        Ok(Err(_)) => jsonapi_error(StatusCode::CONFLICT, "the file changed meanwhile"),
+        Err(r) => r,
     }
 }
 

@@ -16,6 +16,10 @@
 //! which reaches only the doctypes the manifest's `permissions` name (403
 //! otherwise), this run's account only, and the account's own folder.
 
+// Handlers check a request and answer early with the refusal itself: the
+// `Err` is a response, built once per refused request.
+#![allow(clippy::result_large_err)]
+
 pub mod account;
 pub mod data;
 pub mod docs;

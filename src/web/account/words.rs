@@ -69,6 +69,9 @@ pub fn error_sentence(code: &str, provider: &str, retry: Option<&str>) -> String
         "UNKNOWN_ERROR.BROWSER_MISSING" => {
             "This provider needs Chromium, which is not installed on this machine.".to_owned()
         }
+        "UNKNOWN_ERROR.NODE_MISSING" => {
+            "This konnector runs on Node.js, which is not installed on this machine.".to_owned()
+        }
         "UNKNOWN_ERROR.REQUEST_BUDGET_EXCEEDED" => {
             format!("The konnector sent too many requests to {provider} and was stopped.")
         }
