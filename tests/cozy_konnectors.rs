@@ -10,17 +10,17 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod web_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::Home;
 use gleaner_konnectors::telco::free_mobile::sandbox::{
     LOGIN, LOGIN_2FA, PASSWORD, Sandbox, Scenario,
 };
+use web_common::{Home, Served, Web};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -275,6 +275,64 @@ fn terminate(child: &std::process::Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
+}
+
+/// Waits until the page (which reloads itself on the run's events)
+/// contains `text`.
+fn wait_live(web: &Web, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(html) = web.tab.get_content()
+            && html.contains(text)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{text}` never showed on {}:\n{}",
+            web.current_url(),
+            web.tab.get_content().unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enabled_from_the_web_its_code_is_asked_on_the_account_page() {
+    let Some(build) = bundle() else { return };
+    if !web_common::chromium_or_skip() {
+        return;
+    }
+    let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
+    let home = Home::new();
+    install(&home, &build, &["--allow-host", "127.0.0.1"]);
+    let served = Served::start(&home, &[], &[]);
+    let web = Web::launch(true);
+    web.login(&served);
+    web.goto(&served.url("/konnectors"));
+    assert!(
+        web.html().contains("Free Mobile (Gleaner test)"),
+        "{}",
+        web.html()
+    );
+    web.goto(&served.url("/konnectors/freemobile-node"));
+    web.wait_for("#field-login")
+        .fill("#field-login", LOGIN_2FA)
+        .fill("#field-password", PASSWORD)
+        .fill("#field-baseUrl", &sandbox.base_url())
+        .fill("#field-label", "web");
+    // Enabling queues the first run; the account page asks for the code
+    // when the konnector's waitForTwoFaCode sets the account's state.
+    web.click("#enable");
+    wait_live(&web, "Type it here:");
+    web.wait_for("form#twofa #code").wait_for("#send-code");
+    let code = sandbox.last_email_code().expect("a code was emailed");
+    web.fill("#code", &code);
+    web.click("#send-code");
+    wait_live(&web, "No run is going.");
+    assert!(bills(&home) > 0, "{}", web.html());
+    assert_eq!(sandbox.verification_posts(), 1);
+    sandbox.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
