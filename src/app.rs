@@ -66,6 +66,22 @@ fn add_installed(registry: &mut Registry, data_dir: &std::path::Path) {
     }
 }
 
+/// The Cozy konnector installed under `slug`, read from its folder now.
+fn installed_konnector(
+    data_dir: &std::path::Path,
+    slug: &str,
+) -> Option<Arc<dyn gleaner_framework::Konnector>> {
+    let installed = gleaner_cozy_host::install::load_slug(data_dir, slug).ok()?;
+    let scratch = data_dir.join("konnectors").join(".runs");
+    match gleaner_cozy_host::NodeKonnector::new(installed, scratch) {
+        Ok(k) => Some(Arc::new(k)),
+        Err(e) => {
+            tracing::warn!(slug, error = %e.message, "an installed konnector does not load");
+            None
+        }
+    }
+}
+
 impl App {
     /// Opens (creating if needed) the installation in `data_dir`.
     pub async fn open(data_dir: Option<PathBuf>) -> Result<Self> {
@@ -235,8 +251,16 @@ impl App {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let queue = Queue::open(self.store.pool().clone(), clock).await?;
         let registry = self.registry.clone();
-        let konnectors: Arc<dyn KonnectorSource> =
-            Arc::new(move |slug: &str| registry.get(slug).ok().map(|e| Arc::clone(&e.konnector)));
+        let data_dir = self.data_dir.clone();
+        // A Cozy konnector installed after this process started (a running
+        // daemon) is read from its folder when its first job comes.
+        let konnectors: Arc<dyn KonnectorSource> = Arc::new(move |slug: &str| {
+            registry
+                .get(slug)
+                .ok()
+                .map(|e| Arc::clone(&e.konnector))
+                .or_else(|| installed_konnector(&data_dir, slug))
+        });
         Ok(Arc::new(Scheduler {
             queue,
             env: self.run_env(),

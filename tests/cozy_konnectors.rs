@@ -238,9 +238,10 @@ async fn the_daemon_runs_it_and_gleaner_2fa_answers_its_code() {
     let Some(build) = bundle() else { return };
     let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
     let home = Home::new();
+    // Installed after the daemon started: it finds it when the job comes.
+    let mut daemon = home.command(&["daemon"]).spawn().unwrap();
     install(&home, &build, &["--allow-host", "127.0.0.1"]);
     add(&home, "otp", LOGIN_2FA, PASSWORD, &sandbox);
-    let mut daemon = home.command(&["daemon"]).spawn().unwrap();
     home.ok(&["run", "--detach", "otp"]);
     let deadline = Instant::now() + Duration::from_secs(90);
     let code = loop {
@@ -439,6 +440,7 @@ fn what_a_konnector_prints_is_redacted() {
     assert!(!jobs.contains(secret), "{jobs}");
     // The token the run gave it never shows either (the konnector prints
     // it after `token=`).
+    assert!(all.contains("token=[REDACTED]"), "{all}");
     for line in all.lines().filter(|l| l.contains("token=")) {
         let after = line.split("token=").nth(1).unwrap_or_default();
         assert!(

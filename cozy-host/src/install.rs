@@ -222,7 +222,17 @@ pub fn installed(data_dir: &Path) -> (Vec<Installed>, Vec<InstallError>) {
     (found, errors)
 }
 
-fn load(dir: &Path) -> Result<Installed, InstallError> {
+/// The konnector installed under `slug`, read from its folder now.
+pub fn load_slug(data_dir: &Path, slug: &str) -> Result<Installed, InstallError> {
+    let dir = data_dir.join(INSTALL_DIR).join(slug);
+    if slug.is_empty() || slug.contains(['/', '.']) || !dir.join(RECORD_FILE).is_file() {
+        return Err(InstallError::NotABuild(dir));
+    }
+    load(&dir)
+}
+
+/// An installed konnector's folder, read now (manifest and record).
+pub fn load(dir: &Path) -> Result<Installed, InstallError> {
     let manifest = read_manifest(dir, dir)?;
     let record_path = dir.join(RECORD_FILE);
     let text = std::fs::read(&record_path).map_err(io(&record_path))?;

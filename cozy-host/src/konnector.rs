@@ -56,6 +56,8 @@ impl NodeKonnector {
 /// What the konnector printed that decides the outcome.
 #[derive(Default)]
 struct Seen {
+    /// The run's token, masked in every line before anything reads it.
+    token: String,
     last_critical: Option<LogLine>,
     last_error: Option<LogLine>,
     stderr: Vec<String>,
@@ -64,6 +66,25 @@ struct Seen {
 
 impl Seen {
     fn take(&mut self, output: Output, ctx: &RunContext) {
+        let mask = |text: &mut String| {
+            if !self.token.is_empty() && text.contains(self.token.as_str()) {
+                *text = text.replace(self.token.as_str(), gleaner_framework::redact::MASK);
+            }
+        };
+        let output = match output {
+            Output::Log(mut line) => {
+                mask(&mut line.message);
+                Output::Log(line)
+            }
+            Output::Text(mut t) => {
+                mask(&mut t);
+                Output::Text(t)
+            }
+            Output::Stderr(mut t) => {
+                mask(&mut t);
+                Output::Stderr(t)
+            }
+        };
         match output {
             Output::Log(line) => {
                 self.lines += 1;
@@ -110,6 +131,16 @@ impl Konnector for NodeKonnector {
 
     async fn run(&self, ctx: &mut RunContext) -> Result<()> {
         let script = self.installed.dir.join(ENTRY_FILE);
+        // The record as it is now: a reinstall while a daemon runs brings
+        // its new script, checksum and allow-list.
+        let record = crate::install::load(&self.installed.dir)
+            .map(|i| i.record)
+            .map_err(|e| {
+                KonnectorError::new(
+                    ErrorCode::ManifestInvalid,
+                    format!("the installed konnector does not load ({e}); install it again"),
+                )
+            })?;
         let sha = sha256_of(&script).map_err(|e| {
             KonnectorError::new(
                 ErrorCode::ManifestInvalid,
@@ -119,7 +150,7 @@ impl Konnector for NodeKonnector {
                 ),
             )
         })?;
-        if sha != self.installed.record.sha256 {
+        if sha != record.sha256 {
             return Err(KonnectorError::new(
                 ErrorCode::ManifestInvalid,
                 format!(
@@ -129,7 +160,10 @@ impl Konnector for NodeKonnector {
             ));
         }
         let cozy = &self.installed.manifest;
-        let token = Secret::new(hex::encode(rand::random::<[u8; 32]>()));
+        // The run's token is masked in the konnector's output here, line by
+        // line, rather than registered with the process-wide redactor like
+        // a `Secret`: a daemon makes one per run, and that list only grows.
+        let token = zeroize::Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
         let mut auth = Map::new();
         for (name, spec) in &self.manifest.fields {
             let value = if spec.kind.is_secret() {
@@ -161,11 +195,11 @@ impl Konnector for NodeKonnector {
                 account_folder: ctx.account_folder().to_owned(),
                 uploads,
             },
-            token.expose().to_owned(),
+            token.to_string(),
         )
         .await?;
         let proxy = EgressProxy::start(ProxyPolicy {
-            allow: self.installed.record.allow_hosts.clone(),
+            allow: record.allow_hosts.clone(),
             always_allow: Vec::new(),
         })
         .await
@@ -183,7 +217,7 @@ impl Konnector for NodeKonnector {
         });
         let mut env = vec![
             ("COZY_URL".to_owned(), stack.url()),
-            ("COZY_CREDENTIALS".to_owned(), token.expose().to_owned()),
+            ("COZY_CREDENTIALS".to_owned(), token.to_string()),
             ("COZY_FIELDS".to_owned(), fields.to_string()),
             ("COZY_PARAMETERS".to_owned(), cozy.parameters.to_string()),
             ("COZY_LANGUAGE".to_owned(), "node".to_owned()),
@@ -211,7 +245,10 @@ impl Konnector for NodeKonnector {
         let mut output = process
             .take_output()
             .ok_or_else(|| failed("the konnector's output is not readable".into()))?;
-        let mut seen = Seen::default();
+        let mut seen = Seen {
+            token: token.to_string(),
+            ..Seen::default()
+        };
         let mut output_done = false;
         let mut failure: Option<KonnectorError> = None;
         let status = loop {
