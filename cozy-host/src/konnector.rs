@@ -26,6 +26,9 @@ use crate::stack::{Stack, StackConfig, StackEvent};
 /// How many lines of the konnector's error output a crash report quotes.
 const STDERR_TAIL: usize = 8;
 
+/// How long the output may stay open after the konnector exited.
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// An installed Cozy Node konnector.
 pub struct NodeKonnector {
     installed: Installed,
@@ -251,13 +254,20 @@ impl Konnector for NodeKonnector {
         };
         let mut output_done = false;
         let mut failure: Option<KonnectorError> = None;
-        let status = loop {
+        // The exit is awaited beside the output: `wait` kills the group, so
+        // a child left holding stdout cannot keep the run open; a pipe held
+        // by a process outside the group gets a short grace.
+        let mut status: Option<std::process::ExitStatus> = None;
+        let mut exited = false;
+        let drain = tokio::time::sleep(DRAIN_GRACE);
+        tokio::pin!(drain);
+        while !(exited && output_done) {
             tokio::select! {
                 out = output.recv(), if !output_done => match out {
                     Some(o) => seen.take(o, ctx),
                     None => output_done = true,
                 },
-                Some(StackEvent::TwoFactorAsked { kind, retry }) = stack.next_event() => {
+                Some(StackEvent::TwoFactorAsked { kind, retry }) = stack.next_event(), if !exited => {
                     if retry {
                         tracing::info!("the konnector says the last code was wrong");
                     }
@@ -274,9 +284,17 @@ impl Konnector for NodeKonnector {
                         None => {}
                     }
                 },
-                status = process.wait(), if output_done => break status.ok(),
+                st = process.wait(), if !exited => {
+                    status = st.ok();
+                    exited = true;
+                    drain.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+                },
+                () = &mut drain, if exited && !output_done => {
+                    tracing::warn!("the konnector's output stayed open after it exited; stopped reading it");
+                    output_done = true;
+                },
             }
-        };
+        }
         stack.stop();
         let contacts = proxy.contacts();
         let refused = proxy.refused();

@@ -324,6 +324,16 @@ async fn files_stay_in_the_account_folder() {
     assert_eq!(status, 201, "{sub}");
     let sub_id = sub["data"]["id"].as_str().unwrap().to_owned();
     let pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+    let (status, refused) = f
+        .upload(
+            &sub_id,
+            "error.pdf",
+            b"<!DOCTYPE html><html><body>Erreur</body></html>",
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "an error page is not a PDF: {refused}");
+    assert!(f.stack.shared().files.lock().unwrap().uploads.is_empty());
     let (status, _) = f
         .upload(&sub_id, "a.pdf", pdf, Some("AAAAAAAAAAAAAAAAAAAAAA=="))
         .await;

@@ -538,13 +538,14 @@ async fn create_in(
             )
         }
         "file" => {
-            let mime = headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(|m| m.split(';').next().unwrap_or(m).trim().to_owned())
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "application/octet-stream".to_owned());
+            let mime = content_type(headers);
             if let Some(r) = check_md5(headers, &body) {
+                return r;
+            }
+            // Checked now, as Gleaner checks its own downloads (not empty,
+            // the declared type, not an error page): a refused upload drops
+            // that file (and the libraries drop its bill), not the run.
+            if let Some(r) = check_content(&body, &mime, &name) {
                 return r;
             }
             let metadata = q.metadata_id.as_deref().and_then(|id| {
@@ -592,6 +593,25 @@ async fn create_in(
             &format!("`Type` {other} is not file or directory"),
         ),
     }
+}
+
+/// The upload's media type (`application/octet-stream` when not given).
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|m| m.split(';').next().unwrap_or(m).trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "application/octet-stream".to_owned())
+}
+
+fn check_content(body: &[u8], mime: &str, name: &str) -> Option<Response> {
+    gleaner_framework::store::files::check_download(body, mime, name)
+        .err()
+        .map(|e| {
+            tracing::warn!(file = %name, error = %e.message, "an upload was refused");
+            jsonapi_error(StatusCode::UNPROCESSABLE_ENTITY, &e.message)
+        })
 }
 
 fn check_md5(headers: &HeaderMap, body: &[u8]) -> Option<Response> {
@@ -737,11 +757,15 @@ async fn overwrite(
             "the file's revision is not the current one",
         );
     }
-    let mime = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|m| m.split(';').next().unwrap_or(m).trim().to_owned())
-        .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let mime = content_type(&headers);
+    let name = doc
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(r) = check_content(&body, &mime, &name) {
+        return r;
+    }
     if let Some(meta) = q.metadata_id.as_deref().and_then(|m| {
         shared
             .files
@@ -753,11 +777,6 @@ async fn overwrite(
     }
     doc.insert("updated_at".into(), json!(now()));
     fill_content(&mut doc, &mime, &body);
-    let name = doc
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
     let rel_dir = parent(doc.get("path").and_then(Value::as_str).unwrap_or_default());
     store_upload(&shared, Some(id), doc, &rel_dir, &name, &mime, body).await
 }
