@@ -238,7 +238,7 @@ impl App {
         let konnectors: Arc<dyn KonnectorSource> =
             Arc::new(move |slug: &str| registry.get(slug).ok().map(|e| Arc::clone(&e.konnector)));
         Ok(Arc::new(Scheduler {
-            queue,
+            queue: Arc::new(queue),
             env: self.run_env(),
             accounts: Arc::new(self.store.clone()),
             vault: secrets.as_ref().map(|(v, _)| Arc::clone(v)),
