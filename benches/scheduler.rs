@@ -246,7 +246,7 @@ fn phase_runs() -> Result<()> {
             ..SchedulerConfig::default()
         };
         let sched = Arc::new(Scheduler {
-            queue: queue.clone(),
+            queue: Arc::new(queue.clone()),
             env: RunEnv {
                 store: Arc::new(store.clone()),
                 files: FileStore::open(&dir.path().join("files"))?,

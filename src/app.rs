@@ -262,7 +262,7 @@ impl App {
                 .or_else(|| installed_konnector(&data_dir, slug))
         });
         Ok(Arc::new(Scheduler {
-            queue,
+            queue: Arc::new(queue),
             env: self.run_env(),
             accounts: Arc::new(self.store.clone()),
             vault: secrets.as_ref().map(|(v, _)| Arc::clone(v)),

@@ -11,7 +11,7 @@ use gleaner_framework::{ErrorCode, RunReport, UserAction};
 use gleaner_scheduler::queue::JobFilter;
 use gleaner_scheduler::retry::AfterFailure;
 use gleaner_scheduler::twofa::seal_code;
-use gleaner_scheduler::{Attended, JobState, Outcome, TriggerState};
+use gleaner_scheduler::{Attended, JobCode, JobState, Outcome, TriggerState};
 
 use crate::app::App;
 use crate::terminal::{command_for, printable, progress_bar, table, with_next_step};
@@ -63,7 +63,7 @@ pub async fn run_job(
                 &job,
                 &sched.owner,
                 &Outcome::Failed {
-                    code: "UNKNOWN_ERROR".into(),
+                    code: ErrorCode::UnknownError,
                     message: "cancelled with Ctrl-C; nothing was saved".into(),
                     next: AfterFailure::GiveUp,
                 },
@@ -213,7 +213,7 @@ pub async fn jobs(
         None => None,
     };
     let labels = printable_labels(sched.labels().await?);
-    let blocked: std::collections::HashMap<String, String> = sched
+    let blocked: std::collections::HashMap<String, JobCode> = sched
         .queue
         .triggers()
         .await?
@@ -265,7 +265,7 @@ pub async fn jobs(
             _ => {
                 let text = match (&j.error_code, &j.error_message) {
                     (Some(c), Some(m)) => format!("{c}: {m}"),
-                    (Some(c), None) => c.clone(),
+                    (Some(c), None) => c.to_string(),
                     _ => String::new(),
                 };
                 let label = labels.get(&j.account_id).cloned().unwrap_or_default();
@@ -375,7 +375,7 @@ pub async fn two_factor(app: &App, account: &Account, code: Option<String>) -> R
         bail!("the code is empty");
     }
     let sealed = seal_code(&*app.vault().await?, &account.id, &code)?;
-    let job = gleaner_scheduler::twofa::give_code(&sched.queue, &account.id, &sealed).await;
+    let job = gleaner_scheduler::twofa::give_code(&*sched.queue, &account.id, &sealed).await;
     let job = job.map_err(|e| with_next_step(e.into(), &account.label))?;
     println!("code given to job #{job} of {}", account.label);
     Ok(())
@@ -422,15 +422,15 @@ pub async fn set_paused(app: &App, account: &Account, paused: bool) -> Result<()
 
 /// The next step of a finished job: an error's from its code; a skip's
 /// from the code that still blocks its account (none once lifted).
-fn job_next_step(job: &gleaner_scheduler::Job, blocked: Option<&String>) -> Option<UserAction> {
+fn job_next_step(job: &gleaner_scheduler::Job, blocked: Option<&JobCode>) -> Option<UserAction> {
     match job.state {
         JobState::Errored => job
             .error_code
-            .as_deref()
-            .and_then(ErrorCode::parse)
+            .as_ref()
+            .and_then(JobCode::error_code)
             .and_then(ErrorCode::next_step),
-        JobState::Skipped if job.error_code.as_deref() == Some("SKIPPED.NEEDS_USER") => blocked
-            .and_then(|c| ErrorCode::parse(c))
+        JobState::Skipped if job.error_code == Some(JobCode::SkippedNeedsUser) => blocked
+            .and_then(JobCode::error_code)
             .and_then(ErrorCode::next_step),
         JobState::Skipped => Some(UserAction::SeeJobs),
         _ => None,
@@ -445,7 +445,7 @@ fn trigger_next_step(t: &TriggerState) -> Option<UserAction> {
         (None, "errored") => t.last_error_code.as_ref()?,
         _ => return None,
     };
-    ErrorCode::parse(code)?.next_step()
+    code.error_code()?.next_step()
 }
 
 /// Account labels made safe for the terminal (labels stored before they

@@ -3,9 +3,11 @@
 //!
 //! - [`plan`]: when each account runs: a stable per-account slot inside its
 //!   konnector's window, or a person's 5-field cron expression;
-//! - [`queue`]: the durable job queue and triggers' state in the store's
-//!   SQLite file, with leases, and the database invariants that keep one
-//!   run per account and the per-provider limits across processes;
+//! - [`queue`]: the durable job queue and triggers' state: the [`JobQueue`]
+//!   trait (what a backend must guarantee) and [`Queue`], its
+//!   implementation in the store's SQLite file, with leases, and the
+//!   database invariants that keep one run per account and the
+//!   per-provider limits across processes; codes typed as [`JobCode`];
 //! - [`retry`]: what follows a failure, by error code;
 //! - [`scheduler`]: the [`Scheduler`] that executes jobs and drives the
 //!   daemon loop (limits, heartbeats, graceful shutdown, catch-up);
@@ -31,7 +33,9 @@ pub mod twofa;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::SchedulerConfig;
 pub use error::{Result, SchedulerError};
-pub use queue::{Job, JobFilter, JobState, Outcome, Queue, TriggerKind, TriggerState};
+pub use queue::{
+    Job, JobCode, JobFilter, JobQueue, JobState, Outcome, Queue, TriggerKind, TriggerState,
+};
 pub use scheduler::{Attended, DaemonSummary, Executed, JobProgressFn, KonnectorSource, Scheduler};
 
 /// The default per-job time limit, in seconds, when a manifest sets none

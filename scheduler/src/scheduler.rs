@@ -28,7 +28,7 @@ use tracing::Instrument;
 use crate::config::SchedulerConfig;
 use crate::error::{Result, SchedulerError};
 use crate::plan::Schedule;
-use crate::queue::{Job, Outcome, Queue, TriggerState};
+use crate::queue::{Job, JobQueue, Outcome, TriggerState};
 use crate::retry::{AfterFailure, after_failure};
 use crate::twofa::QueueTwoFactor;
 
@@ -88,8 +88,8 @@ pub type JobProgressFn = Arc<dyn Fn(i64, &gleaner_framework::Progress) + Send + 
 
 /// The scheduler of one installation.
 pub struct Scheduler {
-    /// The job queue.
-    pub queue: Queue,
+    /// The job queue: any backend ([`crate::Queue`] is SQLite's).
+    pub queue: Arc<dyn JobQueue>,
     /// What runs share.
     pub env: RunEnv,
     /// The accounts.
@@ -206,7 +206,7 @@ impl Scheduler {
     }
 
     /// Runs a claimed job to its end and records the outcome: the run
-    /// itself (with lease renewal), then [`Queue::finish`] with the retry
+    /// itself (with lease renewal), then [`JobQueue::finish`] with the retry
     /// policy's decision.
     pub async fn execute(&self, job: Job, attended: Option<Attended>) -> Executed {
         let span = tracing::info_span!(
@@ -230,7 +230,7 @@ impl Scheduler {
                         after_failure(e.code, job.attempt, e.retry_after, &self.config, jitter);
                     (
                         Outcome::Failed {
-                            code: e.code.as_str().to_owned(),
+                            code: e.code,
                             message: redact::scrub(&e.message).into_owned(),
                             next,
                         },
@@ -298,7 +298,7 @@ impl Scheduler {
         let two_factor: Arc<dyn TwoFactorChannel> = match attended.two_factor {
             Some(channel) => channel,
             None => Arc::new(QueueTwoFactor {
-                queue: self.queue.clone(),
+                queue: Arc::clone(&self.queue),
                 job_id: job.id,
                 vault: Arc::clone(vault),
                 wait: if job.manual {
@@ -334,7 +334,7 @@ impl Scheduler {
         };
         let lost = Arc::new(Notify::new());
         let heartbeat = {
-            let queue = self.queue.clone();
+            let queue = Arc::clone(&self.queue);
             let owner = self.owner.clone();
             let lease = self.config.lease;
             let every = self.config.heartbeat;

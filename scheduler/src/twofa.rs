@@ -14,7 +14,7 @@ use gleaner_framework::{
     ErrorCode, KonnectorError, Secret, TwoFactorChannel, TwoFactorKind, TwoFactorRequest,
 };
 
-use crate::queue::{Queue, to_chrono};
+use crate::queue::{JobQueue, to_chrono};
 
 /// The associated data that binds a sealed code to its account.
 fn aad(account_id: &str) -> String {
@@ -22,11 +22,15 @@ fn aad(account_id: &str) -> String {
 }
 
 /// Gives a sealed code to the account's run that waits for one
-/// ([`Queue::give_answer`]). A run between two questions (it just sent a
+/// ([`JobQueue::give_answer`]). A run between two questions (it just sent a
 /// refused code to the provider) is briefly `running`: while one is, this
 /// waits a little (at most 10 s) for it to ask again. Returns the job's
 /// id, or [`crate::SchedulerError::NoQuestion`] when no run waits.
-pub async fn give_code(queue: &Queue, account_id: &str, sealed: &[u8]) -> crate::Result<i64> {
+pub async fn give_code(
+    queue: &dyn JobQueue,
+    account_id: &str,
+    sealed: &[u8],
+) -> crate::Result<i64> {
     let mut given = queue.give_answer(account_id, sealed).await;
     for _ in 0..50 {
         if given.is_ok() {
@@ -49,7 +53,7 @@ pub async fn give_code(queue: &Queue, account_id: &str, sealed: &[u8]) -> crate:
     given
 }
 
-/// Seals a code for [`Queue::give_answer`].
+/// Seals a code for [`JobQueue::give_answer`].
 pub fn seal_code(vault: &Vault, account_id: &str, code: &str) -> Result<Vec<u8>, KonnectorError> {
     let mut m = BTreeMap::new();
     m.insert("code".to_owned(), Secret::new(code.trim()));
@@ -59,7 +63,7 @@ pub fn seal_code(vault: &Vault, account_id: &str, code: &str) -> Result<Vec<u8>,
 /// Waits for `gleaner 2fa` through the job queue.
 pub struct QueueTwoFactor {
     /// The queue.
-    pub queue: Queue,
+    pub queue: Arc<dyn JobQueue>,
     /// The job that asks.
     pub job_id: i64,
     /// The vault that opens the code.

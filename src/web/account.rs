@@ -30,7 +30,7 @@ use futures_util::StreamExt;
 use gleaner_framework::Progress;
 use gleaner_framework::store::{Account, AccountStore, DocStore};
 use gleaner_scheduler::twofa::seal_code;
-use gleaner_scheduler::{Job, JobFilter, JobState, TriggerKind, TriggerState};
+use gleaner_scheduler::{Job, JobCode, JobFilter, JobState, TriggerKind, TriggerState};
 
 use super::auth::Session;
 use super::render::{self, Layout, Nav, WebError};
@@ -316,7 +316,7 @@ fn overview(
     let retry_text = next_at.map(|t| local(state, t));
     let error = code.as_ref().map(|code| ErrorView {
         sentence: words::error_sentence(code, provider, retry_text.as_deref()),
-        code: code.clone(),
+        code: code.to_string(),
         message: trigger.and_then(|t| t.last_error_message.clone()),
         at: local_or(state, trigger.and_then(|t| t.last_failure), "-"),
     });
@@ -329,8 +329,8 @@ fn overview(
     } else if matches!(status, Status::Running | Status::Queued) {
         None
     } else {
-        code.as_deref()
-            .and_then(ErrorCode::parse)
+        code.as_ref()
+            .and_then(JobCode::error_code)
             .and_then(ErrorCode::next_step)
             .map(|action| {
                 step_for(
@@ -518,10 +518,10 @@ fn job_row(state: &WebState, provider: &str, j: &Job) -> JobRow {
         JobState::Errored | JobState::Skipped => (
             String::new(),
             j.error_code
-                .as_deref()
+                .as_ref()
                 .map(|c| words::error_sentence(c, provider, None))
                 .unwrap_or_default(),
-            j.error_code.clone(),
+            j.error_code.as_ref().map(JobCode::to_string),
         ),
         _ => (String::new(), String::new(), None),
     };
@@ -756,7 +756,7 @@ async fn two_factor(
         })?;
     let sealed = seal_code(&vault, &account.id, code)?;
     let given =
-        gleaner_scheduler::twofa::give_code(&state.scheduler.queue, &account.id, &sealed).await;
+        gleaner_scheduler::twofa::give_code(&*state.scheduler.queue, &account.id, &sealed).await;
     match given {
         Ok(_) => Ok(back(
             &state,

@@ -2,93 +2,98 @@
 //! job states and triggers as words, second-factor prompts that say where
 //! the code went. The codes themselves only appear in small print.
 
-use gleaner_scheduler::{JobState, TriggerKind};
+use gleaner_scheduler::{JobCode, JobState, TriggerKind};
 
-/// What went wrong, for a person: `code` is the Cozy error (or skip) code,
-/// `provider` the konnector's name, `retry` when Gleaner tries again (a
-/// local time), if it does.
-pub fn error_sentence(code: &str, provider: &str, retry: Option<&str>) -> String {
+/// What went wrong, for a person: `code` is the Cozy error (or skip) code
+/// (one this build does not know gets a general sentence), `provider` the
+/// konnector's name, `retry` when Gleaner tries again (a local time), if it
+/// does.
+pub fn error_sentence(code: &JobCode, provider: &str, retry: Option<&str>) -> String {
+    use JobCode::{Konnector, SkippedAlreadyActive, SkippedNeedsUser};
+    use gleaner_framework::ErrorCode as K;
     let again = match retry {
         Some(at) => format!("Gleaner tries again at {at}."),
         None => "Gleaner tries again at the next scheduled run.".to_owned(),
     };
     match code {
-        "LOGIN_FAILED" => format!("{provider} refused the login or the password."),
-        "LOGIN_FAILED.TOO_MANY_ATTEMPTS" => format!(
+        Konnector(K::LoginFailed) => format!("{provider} refused the login or the password."),
+        Konnector(K::LoginFailedTooManyAttempts) => format!(
             "{provider} blocked logins after too many attempts: unlock the account on its site, then run it again."
         ),
-        "LOGIN_FAILED.NEEDS_SECRET" => {
+        Konnector(K::LoginFailedNeedsSecret) => {
             format!("{provider} needs a credential that is missing: add it.")
         }
-        "USER_ACTION_NEEDED" => {
+        Konnector(K::UserActionNeeded) => {
             format!("{provider} wants you to do something on its site before the next import.")
         }
-        "USER_ACTION_NEEDED.OAUTH_OUTDATED" => format!(
+        Konnector(K::UserActionNeededOauthOutdated) => format!(
             "The access you gave to {provider} expired or was withdrawn: give consent again."
         ),
-        "USER_ACTION_NEEDED.SCA_REQUIRED" => {
+        Konnector(K::UserActionNeededScaRequired) => {
             "The bank access expired: give consent again.".to_owned()
         }
-        "USER_ACTION_NEEDED.CHANGE_PASSWORD" => {
+        Konnector(K::UserActionNeededChangePassword) => {
             format!("{provider} asks you to change your password on its site; then update it here.")
         }
-        "USER_ACTION_NEEDED.CGU_FORM" => {
+        Konnector(K::UserActionNeededCguForm) => {
             format!("{provider} asks you to accept its new terms on its site.")
         }
-        "USER_ACTION_NEEDED.TWOFA_EXPIRED" => format!(
+        Konnector(K::UserActionNeededTwofaExpired) => format!(
             "{provider} asked for a second-factor code and none came in time: run it now and type the code."
         ),
-        "USER_ACTION_NEEDED.WRONG_TWOFA_CODE" => format!(
+        Konnector(K::UserActionNeededWrongTwofaCode) => format!(
             "{provider} refused the second-factor code: run it again and type the new code."
         ),
-        "USER_ACTION_NEEDED.ACCOUNT_REMOVED" => {
+        Konnector(K::UserActionNeededAccountRemoved) => {
             format!("The account no longer exists at {provider}.")
         }
-        "VENDOR_DOWN" => format!("{provider} is down or cannot be reached; {again}"),
-        "VENDOR_DOWN.TIMEOUT" => format!("{provider} took too long to answer; {again}"),
-        "MAINTENANCE" => format!("{provider} is under maintenance; {again}"),
-        "FILE_DOWNLOAD_FAILED" => {
+        Konnector(K::VendorDown) => format!("{provider} is down or cannot be reached; {again}"),
+        Konnector(K::Timeout) => format!("{provider} took too long to answer; {again}"),
+        Konnector(K::Maintenance) => format!("{provider} is under maintenance; {again}"),
+        Konnector(K::FileDownloadFailed) => {
             format!("A file from {provider} could not be downloaded whole; {again}")
         }
-        "CHALLENGE_ASKED" => format!(
+        Konnector(K::ChallengeAsked) => format!(
             "{provider} asked for a check Gleaner cannot answer; log in once on its site, then run it again."
         ),
-        "CAPTCHA_RESOLUTION_FAILED" => {
+        Konnector(K::CaptchaResolutionFailed) => {
             format!("{provider} asked to solve a captcha, which Gleaner could not do.")
         }
-        "SAVE_FILE_FAILED" | "NOT_EXISTING_DIRECTORY" => {
+        Konnector(K::SaveFileFailed | K::NotExistingDirectory) => {
             "A file could not be saved on this machine.".to_owned()
         }
-        "DISK_QUOTA_EXCEEDED" => "The disk is full: free some space, then run it again.".to_owned(),
-        "UNKNOWN_ERROR.PAGE_CHANGED" | "UNKNOWN_ERROR.SCHEMA_CHANGED" => format!(
+        Konnector(K::DiskQuotaExceeded) => {
+            "The disk is full: free some space, then run it again.".to_owned()
+        }
+        Konnector(K::PageChanged | K::SchemaChanged) => format!(
             "{provider}'s site changed and Gleaner no longer understands it: the konnector needs an update."
         ),
-        "UNKNOWN_ERROR.HOST_NOT_ALLOWED" => {
+        Konnector(K::HostNotAllowed) => {
             "The konnector tried to reach a site it may not; it was stopped.".to_owned()
         }
-        "UNKNOWN_ERROR.BROWSER_MISSING" => {
+        Konnector(K::BrowserMissing) => {
             "This provider needs Chromium, which is not installed on this machine.".to_owned()
         }
-        "UNKNOWN_ERROR.NODE_MISSING" => {
+        Konnector(K::NodeMissing) => {
             "This konnector runs on Node.js, which is not installed on this machine.".to_owned()
         }
-        "UNKNOWN_ERROR.REQUEST_BUDGET_EXCEEDED" => {
+        Konnector(K::RequestBudgetExceeded) => {
             format!("The konnector sent too many requests to {provider} and was stopped.")
         }
-        "UNKNOWN_ERROR.INVALID_DATA" => {
+        Konnector(K::InvalidData) => {
             format!("{provider} sent data that did not pass Gleaner's checks; nothing was saved.")
         }
-        "UNKNOWN_ERROR.STORE_FAILED" => "Gleaner's database failed on this machine.".to_owned(),
-        "UNKNOWN_ERROR.VAULT_FAILED" => {
+        Konnector(K::StoreFailed) => "Gleaner's database failed on this machine.".to_owned(),
+        Konnector(K::VaultFailed) => {
             "Gleaner could not open its vault of credentials on this machine.".to_owned()
         }
-        "UNKNOWN_ERROR.KONNECTOR_NOT_FOUND" | "UNKNOWN_ERROR.MANIFEST_INVALID" => {
+        Konnector(K::KonnectorNotFound | K::ManifestInvalid) => {
             "This version of Gleaner cannot run this provider.".to_owned()
         }
-        "SKIPPED.NEEDS_USER" => {
+        SkippedNeedsUser => {
             "The scheduled run was skipped: the last run needs you first.".to_owned()
         }
-        "SKIPPED.ALREADY_ACTIVE" => {
+        SkippedAlreadyActive => {
             "The scheduled run was skipped: another run of this account was going.".to_owned()
         }
         _ => "The import failed for an unexpected reason; nothing was saved.".to_owned(),
@@ -157,15 +162,23 @@ mod tests {
     #[test]
     fn every_error_code_has_its_own_sentence() {
         for code in gleaner_framework::ErrorCode::ALL {
-            let s = error_sentence(code.as_str(), "Free Mobile", Some("2026-01-02 03:04"));
+            let s = error_sentence(
+                &JobCode::Konnector(*code),
+                "Free Mobile",
+                Some("2026-01-02 03:04"),
+            );
             assert!(!s.contains(code.as_str()), "{code}: {s}");
             if *code != gleaner_framework::ErrorCode::UnknownError {
                 assert!(!s.contains("unexpected reason"), "{code} has no sentence");
             }
         }
         assert!(
-            error_sentence("VENDOR_DOWN", "Free Mobile", Some("2026-01-02 03:04"))
-                .contains("tries again at 2026-01-02 03:04")
+            error_sentence(
+                &gleaner_framework::ErrorCode::VendorDown.into(),
+                "Free Mobile",
+                Some("2026-01-02 03:04")
+            )
+            .contains("tries again at 2026-01-02 03:04")
         );
     }
 }
