@@ -145,7 +145,7 @@ pub async fn check_new(
             fields.insert(name.clone(), value.to_owned());
         }
     }
-    let id = gleaner_framework::store::sqlite::new_id()[..12].to_owned();
+    let id = gleaner_framework::ids::new_id()[..12].to_owned();
     let identifier = manifest
         .identifier_field()
         .and_then(|f| fields.get(f).cloned());

@@ -287,7 +287,7 @@ fn bills_child(db: &str) {
             .commit_run(gleaner_framework::store::RunCommit {
                 account_id: "bench-account".into(),
                 account_identifier: Some("bench@example.invalid".into()),
-                run_id: gleaner_framework::store::sqlite::new_id(),
+                run_id: gleaner_framework::ids::new_id(),
                 konnector: "bench".into(),
                 docs,
                 deletes: Vec::new(),

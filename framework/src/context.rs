@@ -570,6 +570,13 @@ impl RunContext {
     }
 
     /// A secret field of the account.
+    ///
+    /// A secret the account does not hold is `LOGIN_FAILED.NEEDS_SECRET`:
+    /// the person never gave it, and only they can. This is the only place
+    /// that code comes from for an account's secrets: they were opened by
+    /// the vault before the run started, and a vault that cannot open them
+    /// ends the run before the konnector runs, as
+    /// `UNKNOWN_ERROR.VAULT_FAILED` ([`KonnectorError::vault`]).
     pub fn secret(&self, name: &str) -> Result<&Secret> {
         self.account.secrets.get(name).ok_or_else(|| {
             KonnectorError::new(
@@ -742,7 +749,7 @@ impl RunContext {
                     id
                 }
                 (existing, None) => {
-                    let id = existing.unwrap_or_else(crate::store::sqlite::new_id);
+                    let id = existing.unwrap_or_else(crate::ids::new_id);
                     self.download_file(&file, &name, &id).await?;
                     id
                 }
@@ -757,7 +764,9 @@ impl RunContext {
         let source = crate::http::strip_query(&file.url);
         let resp = self.http.get(&file.url).await.map_err(|e| {
             if e.code == ErrorCode::VendorDown {
-                KonnectorError::file_download_failed(e.message)
+                let mut failed = KonnectorError::file_download_failed(e.message);
+                failed.source = e.source;
+                failed
             } else {
                 e
             }

@@ -8,8 +8,16 @@
 //! Gleaner adds a few sub-codes under Cozy's `UNKNOWN_ERROR` family (for
 //! example `UNKNOWN_ERROR.PAGE_CHANGED`), so a Cozy app that matches on the
 //! family still understands them.
+//!
+//! An error may also say where it came from: an [`ErrorSource`] (the vault,
+//! the store, the provider, the konnector) that
+//! [`std::error::Error::source`] returns. The scheduler reads it before the
+//! code ([`KonnectorError::needs_user`]): a failure of this machine's vault
+//! or store never pauses an account as if the person had to act, whatever
+//! code a caller gave it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::next_step::UserAction;
@@ -289,6 +297,128 @@ impl fmt::Display for Locator {
     }
 }
 
+/// Where a failure came from, as far as the code that built the error
+/// knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SourceKind {
+    /// The vault on this machine: its key file or passphrase, or a sealed
+    /// record (credentials, tokens, a session, a code) that does not open.
+    Vault,
+    /// The store on this machine: the database or the files tree.
+    Store,
+    /// The provider, or the network on the way to it.
+    Provider,
+    /// The konnector's own code (an external konnector's report included).
+    Konnector,
+}
+
+impl SourceKind {
+    /// Whether the failure is this machine's (the vault or the store):
+    /// neither the person's credentials nor the provider are to blame, so
+    /// it must not pause the account, and retrying at once does not help.
+    pub fn is_local(self) -> bool {
+        matches!(self, Self::Vault | Self::Store)
+    }
+
+    /// The kind in words: `the vault`, `the store`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vault => "the vault",
+            Self::Store => "the store",
+            Self::Provider => "the provider",
+            Self::Konnector => "the konnector",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The cause of a [`KonnectorError`]: a [`SourceKind`] and, when there is
+/// one, the underlying error (an I/O error of the key file, a SQLite
+/// error, ...), which its own [`std::error::Error::source`] returns.
+///
+/// It displays as its kind only (`the vault`): the underlying error's text
+/// is one more link of the chain, and the error's `message` already says
+/// what happened in words. Cheap to clone (the cause is shared).
+#[derive(Clone)]
+pub struct ErrorSource {
+    kind: SourceKind,
+    cause: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl ErrorSource {
+    /// A source of this kind, with no underlying error.
+    pub fn new(kind: SourceKind) -> Self {
+        Self { kind, cause: None }
+    }
+
+    /// A source of this kind caused by `cause`.
+    ///
+    /// Unlike the error's `message`, the cause's text is not scrubbed at
+    /// construction: keep only errors whose text holds no secret (an I/O
+    /// error on a file, a SQLite error), never one that may quote a URL
+    /// with its query or a provider's answer.
+    pub fn caused_by(
+        kind: SourceKind,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Self {
+            kind,
+            cause: Some(Arc::from(cause.into())),
+        }
+    }
+
+    /// The vault, with no underlying error.
+    pub fn vault() -> Self {
+        Self::new(SourceKind::Vault)
+    }
+
+    /// The store, with no underlying error.
+    pub fn store() -> Self {
+        Self::new(SourceKind::Store)
+    }
+
+    /// Where the failure came from.
+    pub fn kind(&self) -> SourceKind {
+        self.kind
+    }
+
+    /// The underlying error, if one was kept.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.cause.as_deref()
+    }
+}
+
+impl fmt::Debug for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("ErrorSource");
+        d.field("kind", &self.kind);
+        if let Some(cause) = &self.cause {
+            d.field("cause", &cause.to_string());
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for ErrorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl std::error::Error for ErrorSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// The error of a konnector run, or of any framework call a konnector makes.
 ///
 /// `message` is a sentence for a person that names the cause (the URL, the
@@ -309,6 +439,12 @@ pub struct KonnectorError {
     /// The next step, when it differs from the code's
     /// ([`ErrorCode::next_step`]); read it with [`KonnectorError::next_step`].
     pub next: Option<UserAction>,
+    /// Where the failure came from, when the code that built the error
+    /// knows (set by [`KonnectorError::vault`], [`KonnectorError::store`],
+    /// [`KonnectorError::with_source`]); what
+    /// [`std::error::Error::source`] returns.
+    #[source]
+    pub source: Option<ErrorSource>,
 }
 
 impl KonnectorError {
@@ -329,6 +465,7 @@ impl KonnectorError {
             retry_after: None,
             locator: None,
             next: None,
+            source: None,
         }
     }
 
@@ -362,22 +499,56 @@ impl KonnectorError {
         Self::new(ErrorCode::InvalidData, message)
     }
 
-    /// `UNKNOWN_ERROR.STORE_FAILED`: the store failed or is corrupt.
+    /// `UNKNOWN_ERROR.STORE_FAILED`: the store failed or is corrupt. Its
+    /// source is [`SourceKind::Store`].
     pub fn store(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::StoreFailed, message)
+        Self::new(ErrorCode::StoreFailed, message).with_source(ErrorSource::store())
     }
 
     /// `UNKNOWN_ERROR.VAULT_FAILED`: the vault's key is missing, wrong or
     /// unreadable, or a record does not open. Local, never blamed on the
-    /// person's credentials: it neither retries nor pauses the account.
+    /// person's credentials: it neither retries nor pauses the account. Its
+    /// source is [`SourceKind::Vault`].
     pub fn vault(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::VaultFailed, message)
+        Self::new(ErrorCode::VaultFailed, message).with_source(ErrorSource::vault())
     }
 
     /// `DISK_QUOTA_EXCEEDED`: the disk holding the store or the files is
-    /// full.
+    /// full. Its source is [`SourceKind::Store`].
     pub fn disk_full(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::DiskQuotaExceeded, message)
+        Self::new(ErrorCode::DiskQuotaExceeded, message).with_source(ErrorSource::store())
+    }
+
+    /// Sets where the failure came from (replacing any source).
+    pub fn with_source(mut self, source: ErrorSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Where the failure came from, if the error says.
+    pub fn source_kind(&self) -> Option<SourceKind> {
+        self.source.as_ref().map(ErrorSource::kind)
+    }
+
+    /// Whether the failure is this machine's vault or store
+    /// ([`SourceKind::is_local`]), whatever its code.
+    pub fn is_local(&self) -> bool {
+        self.source_kind().is_some_and(SourceKind::is_local)
+    }
+
+    /// Whether the person must act before automatic runs go on: decided on
+    /// the source first, then the code. A vault or store failure never
+    /// needs the person's credentials, even under a `LOGIN_FAILED*` or
+    /// `USER_ACTION_NEEDED*` code a caller gave it by mistake.
+    pub fn needs_user(&self) -> bool {
+        !self.is_local() && self.code.needs_user()
+    }
+
+    /// Whether an automatic retry may help: never for a vault or store
+    /// failure (it does not heal within a retry's delay), else the code's
+    /// ([`ErrorCode::is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        !self.is_local() && self.code.is_retryable()
     }
 
     /// Attaches the selector or JSON path that failed.
@@ -392,9 +563,17 @@ impl KonnectorError {
         self
     }
 
-    /// What the person can do next: the explicit step, else the code's.
+    /// What the person can do next: the explicit step, else the code's,
+    /// except that a vault or store failure under a code that needs the
+    /// person ([`KonnectorError::needs_user`]) asks for no credentials.
     pub fn next_step(&self) -> Option<UserAction> {
-        self.next.or_else(|| self.code.next_step())
+        self.next.or_else(|| {
+            if self.is_local() && self.code.needs_user() {
+                None
+            } else {
+                self.code.next_step()
+            }
+        })
     }
 
     /// Attaches the delay the provider asked for.
@@ -496,6 +675,78 @@ mod tests {
         ));
         assert!(!e.message.contains("err-token-5f3a9c"), "{}", e.message);
         assert!(e.to_string().contains(crate::redact::MASK));
+    }
+
+    #[test]
+    fn vault_and_store_errors_name_their_source() {
+        use std::error::Error as _;
+        let e = KonnectorError::vault("the key does not open the record");
+        assert_eq!(e.code, ErrorCode::VaultFailed);
+        assert_eq!(e.source_kind(), Some(SourceKind::Vault));
+        let source = e.source().expect("a vault error has a source");
+        assert_eq!(source.to_string(), "the vault");
+        let typed = source
+            .downcast_ref::<ErrorSource>()
+            .expect("an ErrorSource");
+        assert_eq!(typed.kind(), SourceKind::Vault);
+        assert!(e.is_local() && !e.needs_user() && !e.is_retryable());
+        let e = KonnectorError::store("locked");
+        assert_eq!(e.source_kind(), Some(SourceKind::Store));
+        assert_eq!(
+            KonnectorError::disk_full("full").source_kind(),
+            Some(SourceKind::Store)
+        );
+        // `new` is unchanged: no source.
+        let e = KonnectorError::new(ErrorCode::LoginFailedNeedsSecret, "no password");
+        assert!(e.source().is_none() && e.source_kind().is_none());
+        assert!(e.needs_user());
+        assert_eq!(e.next_step(), Some(UserAction::UpdateCredentials));
+    }
+
+    #[test]
+    fn a_local_source_overrides_a_code_that_needs_the_person() {
+        let e = KonnectorError::new(ErrorCode::LoginFailedNeedsSecret, "mislabelled")
+            .with_source(ErrorSource::vault());
+        assert!(
+            !e.needs_user(),
+            "a vault failure must not pause the account"
+        );
+        assert!(!e.is_retryable());
+        assert_eq!(e.next_step(), None, "no credentials to update");
+        let e = KonnectorError::vendor_down("mislabelled").with_source(ErrorSource::store());
+        assert!(!e.is_retryable());
+        // The provider's refusal still needs the person.
+        let e = KonnectorError::login_failed("refused")
+            .with_source(ErrorSource::new(SourceKind::Provider));
+        assert!(e.needs_user() && !e.is_local());
+    }
+
+    #[test]
+    fn a_source_keeps_its_cause_in_the_chain() {
+        use std::error::Error as _;
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "key file: denied");
+        let e = KonnectorError::vault("cannot read the key file")
+            .with_source(ErrorSource::caused_by(SourceKind::Vault, io));
+        let chain: Vec<String> =
+            std::iter::successors(e.source(), |c: &&dyn std::error::Error| (*c).source())
+                .map(ToString::to_string)
+                .collect();
+        assert_eq!(chain, ["the vault", "key file: denied"]);
+        let cloned = e.clone();
+        assert_eq!(
+            cloned
+                .source
+                .as_ref()
+                .and_then(ErrorSource::cause)
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("key file: denied")
+        );
+        // Display stays code and message.
+        assert_eq!(
+            e.to_string(),
+            "UNKNOWN_ERROR.VAULT_FAILED: cannot read the key file"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod endpoint;
 pub mod error;
 pub mod filters;
 pub mod http;
+pub mod ids;
 pub mod konnector;
 pub mod liveness;
 pub mod manifest;
@@ -50,7 +51,7 @@ pub use cassette::CassetteMode;
 pub use context::{
     AccountDocs, BillFile, OAuthSession, Progress, ProgressFn, RunContext, StagedFileInfo,
 };
-pub use error::{ErrorCode, KonnectorError, Locator, Result};
+pub use error::{ErrorCode, ErrorSource, KonnectorError, Locator, Result, SourceKind};
 pub use http::HttpClient;
 pub use konnector::Konnector;
 pub use manifest::Manifest;

@@ -179,10 +179,7 @@ pub async fn run_konnector(
     options: RunOptions,
 ) -> Result<RunReport> {
     let manifest = konnector.manifest();
-    let run_id = options
-        .run_id
-        .clone()
-        .unwrap_or_else(crate::store::sqlite::new_id);
+    let run_id = options.run_id.clone().unwrap_or_else(crate::ids::new_id);
     let span = tracing::info_span!("konnector_run", konnector = %manifest.slug, account = %account.id, run = %run_id);
     async move {
         tracing::info!("run started");

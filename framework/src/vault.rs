@@ -55,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::error::KonnectorError;
+use crate::error::{ErrorSource, KonnectorError, SourceKind};
 use crate::secret::Secret;
 
 const MAGIC_V1: &[u8; 4] = b"GLV1";
@@ -153,10 +153,10 @@ impl Vault {
                 key
             }
             Err(e) => {
-                return Err(vault_error(format!(
-                    "cannot read the key file {}: {e}",
-                    key_path.display()
-                )));
+                return Err(vault_io_error(
+                    format!("cannot read the key file {}: {e}", key_path.display()),
+                    e,
+                ));
             }
         };
         Self::from_key_file_bytes(key_path, &key_bytes)
@@ -379,10 +379,10 @@ fn derive_key(
 
 fn read_header(path: &Path) -> Result<Header, KonnectorError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vault_error(format!(
-            "cannot read the vault header {}: {e}",
-            path.display()
-        ))
+        vault_io_error(
+            format!("cannot read the vault header {}: {e}", path.display()),
+            e,
+        )
     })?;
     serde_json::from_str(&text).map_err(|e| {
         vault_error(format!(
@@ -458,6 +458,11 @@ fn vault_error(message: String) -> KonnectorError {
     KonnectorError::vault(message)
 }
 
+/// A vault error whose source keeps the I/O error on the key material.
+fn vault_io_error(message: String, e: std::io::Error) -> KonnectorError {
+    KonnectorError::vault(message).with_source(ErrorSource::caused_by(SourceKind::Vault, e))
+}
+
 /// The key id a key file or header on disk holds, without opening it.
 fn file_key_id(path: &Path) -> Result<Option<String>, KonnectorError> {
     if !path.exists() {
@@ -468,7 +473,10 @@ fn file_key_id(path: &Path) -> Result<Option<String>, KonnectorError> {
         Ok(Some(read_header(path)?.key_id))
     } else {
         let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
-            vault_error(format!("cannot read the key file {}: {e}", path.display()))
+            vault_io_error(
+                format!("cannot read the key file {}: {e}", path.display()),
+                e,
+            )
         })?);
         if bytes.len() != KEY_LEN {
             return Ok(None);
@@ -868,6 +876,36 @@ mod tests {
         assert!(err.message.contains("sealed with key"), "{}", err.message);
         assert!(vault.open("acc2", &blob).is_err());
         assert!(vault.open("acc1", b"garbage").is_err());
+    }
+
+    #[test]
+    fn every_failure_to_open_is_vault_failed_with_the_vault_as_source() {
+        use crate::error::{ErrorCode, SourceKind};
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open_or_create(&dir.path().join("a.key")).unwrap();
+        let other = Vault::open_or_create(&dir.path().join("b.key")).unwrap();
+        let blob = vault.seal("acc1", &secrets()).unwrap();
+        let mut tampered = blob.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        for err in [
+            other.open("acc1", &blob).err().unwrap(),
+            vault.open("acc1", &tampered).err().unwrap(),
+            vault.open("acc2", &blob).err().unwrap(),
+            vault.open("acc1", b"garbage").err().unwrap(),
+            vault.open("acc1", b"").err().unwrap(),
+        ] {
+            assert_eq!(err.code, ErrorCode::VaultFailed, "{}", err.message);
+            assert_eq!(err.source_kind(), Some(SourceKind::Vault));
+            assert!(!err.needs_user(), "{}", err.message);
+        }
+        // A key file that cannot be read keeps the I/O error as the cause.
+        let unreadable = dir.path().join("dir.key");
+        std::fs::create_dir(&unreadable).unwrap();
+        let err = Vault::open_or_create(&unreadable).err().unwrap();
+        assert_eq!(err.source_kind(), Some(SourceKind::Vault));
+        let cause = err.source.as_ref().and_then(|s| s.cause()).unwrap();
+        assert!(cause.downcast_ref::<std::io::Error>().is_some(), "{cause}");
     }
 
     #[test]

@@ -276,7 +276,7 @@ async fn a_trusted_device_is_not_asked_again_with_the_same_cookie_jar() {
     };
     let context = |http: HttpClient, channel: Arc<dyn TwoFactorChannel>| {
         RunContext::new(ContextParts {
-            run_id: gleaner_framework::store::sqlite::new_id(),
+            run_id: gleaner_framework::ids::new_id(),
             account: RunAccount {
                 id: ACCOUNT_ID.into(),
                 label: LOGIN_2FA.into(),

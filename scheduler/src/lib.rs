@@ -44,5 +44,5 @@ pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 300;
 
 /// A short random suffix for run ids and worker names.
 pub(crate) fn new_run_suffix() -> String {
-    gleaner_framework::store::sqlite::new_id()
+    gleaner_framework::ids::new_id()
 }

@@ -1,5 +1,12 @@
-//! What happens after a run fails: the retry policy, by error code.
+//! What happens after a run fails: the retry policy, by the error's source,
+//! then its code ([`after_error`]).
 //!
+//! - a failure of this machine's vault or store
+//!   ([`KonnectorError::is_local`]: its source is the vault or the store) is
+//!   neither retried nor a block, whatever its code: a vault that does not
+//!   open the credentials is not the person's wrong password, and even a
+//!   code path that labelled it `LOGIN_FAILED.NEEDS_SECRET` by mistake does
+//!   not pause the account; the next scheduled run tries again;
 //! - transient errors ([`ErrorCode::is_retryable`]: `VENDOR_DOWN`,
 //!   `VENDOR_DOWN.TIMEOUT`, `MAINTENANCE`, `FILE_DOWNLOAD_FAILED`) are
 //!   retried with exponential backoff (base, 2 x base, 4 x base, ... up to
@@ -16,7 +23,7 @@
 
 use std::time::Duration;
 
-use gleaner_framework::ErrorCode;
+use gleaner_framework::{ErrorCode, KonnectorError};
 
 use crate::config::SchedulerConfig;
 
@@ -35,8 +42,27 @@ pub enum AfterFailure {
 /// next scheduled run tries.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 3600);
 
-/// Decides what follows the failure of execution number `attempt` (1 for
-/// the first). `jitter` is a number in `[0, 1)`, random in production.
+/// Decides what follows the failure `error` of execution number `attempt`
+/// (1 for the first): on its source first (a vault or store failure gives
+/// up, never blocks), then on its code and `Retry-After`
+/// ([`after_failure`]). `jitter` is a number in `[0, 1)`, random in
+/// production.
+pub fn after_error(
+    error: &KonnectorError,
+    attempt: u32,
+    config: &SchedulerConfig,
+    jitter: f64,
+) -> AfterFailure {
+    if error.is_local() {
+        return AfterFailure::GiveUp;
+    }
+    after_failure(error.code, attempt, error.retry_after, config, jitter)
+}
+
+/// Decides, from the code alone, what follows the failure of execution
+/// number `attempt` (1 for the first). `jitter` is a number in `[0, 1)`,
+/// random in production. A run's failure goes through [`after_error`],
+/// which reads the error's source first.
 pub fn after_failure(
     code: ErrorCode,
     attempt: u32,
@@ -160,6 +186,56 @@ mod tests {
         assert_eq!(
             after_failure(ErrorCode::PageChanged, 1, None, &c, 0.0),
             AfterFailure::GiveUp
+        );
+    }
+
+    #[test]
+    fn the_source_decides_before_the_code() {
+        use gleaner_framework::{ErrorSource, SourceKind};
+        let c = config();
+        // A vault or store failure, even mislabelled with a code that
+        // needs the person or one that is transient: no block, no retry.
+        for code in [
+            ErrorCode::LoginFailedNeedsSecret,
+            ErrorCode::LoginFailed,
+            ErrorCode::UserActionNeededOauthOutdated,
+            ErrorCode::VendorDown,
+        ] {
+            for kind in [SourceKind::Vault, SourceKind::Store] {
+                let e =
+                    KonnectorError::new(code, "mislabelled").with_source(ErrorSource::new(kind));
+                assert_eq!(
+                    after_error(&e, 1, &c, 0.0),
+                    AfterFailure::GiveUp,
+                    "{code} from {kind}"
+                );
+            }
+        }
+        assert_eq!(
+            after_error(&KonnectorError::vault("no key"), 1, &c, 0.0),
+            AfterFailure::GiveUp
+        );
+        assert_eq!(
+            after_error(&KonnectorError::store("locked"), 1, &c, 0.0),
+            AfterFailure::GiveUp
+        );
+        // Without a local source the code decides, as before.
+        let missing = KonnectorError::new(ErrorCode::LoginFailedNeedsSecret, "no password");
+        assert_eq!(
+            after_error(&missing, 1, &c, 0.0),
+            AfterFailure::BlockAccount
+        );
+        let refused = KonnectorError::login_failed("wrong password")
+            .with_source(ErrorSource::new(SourceKind::Provider));
+        assert_eq!(
+            after_error(&refused, 1, &c, 0.0),
+            AfterFailure::BlockAccount
+        );
+        let down =
+            KonnectorError::vendor_down("503").with_source(ErrorSource::new(SourceKind::Provider));
+        assert_eq!(
+            after_error(&down, 1, &c, 0.5),
+            AfterFailure::Retry(Duration::from_secs(45))
         );
     }
 }

@@ -29,7 +29,7 @@ use crate::config::SchedulerConfig;
 use crate::error::{Result, SchedulerError};
 use crate::plan::Schedule;
 use crate::queue::{Job, JobQueue, Outcome, TriggerState};
-use crate::retry::{AfterFailure, after_failure};
+use crate::retry::{AfterFailure, after_error};
 use crate::twofa::QueueTwoFactor;
 
 /// Where the scheduler finds konnectors (the binary passes its registry;
@@ -226,8 +226,7 @@ impl Scheduler {
                 ),
                 Err(e) => {
                     let jitter: f64 = rand::rng().random();
-                    let next =
-                        after_failure(e.code, job.attempt, e.retry_after, &self.config, jitter);
+                    let next = after_error(e, job.attempt, &self.config, jitter);
                     (
                         Outcome::Failed {
                             code: e.code,
@@ -286,6 +285,11 @@ impl Scheduler {
         let vault = self.vault.as_ref().ok_or_else(|| {
             KonnectorError::vault("this scheduler was opened without the vault; it cannot run jobs")
         })?;
+        // A vault that cannot open the credentials (a wrong or missing key,
+        // a damaged record) is `UNKNOWN_ERROR.VAULT_FAILED` with the vault
+        // as its source: never `LOGIN_FAILED.NEEDS_SECRET`, and the retry
+        // policy reads the source before the code, so the account is not
+        // paused as if the person had to act.
         let secrets = vault.open(&account.id, &account.sealed_secrets)?;
         let attended = attended.unwrap_or_default();
         let progress = attended.progress.or_else(|| {

@@ -12,8 +12,8 @@ use gleaner_framework::http::RetryPolicy;
 use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, SqliteStore};
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{
-    ErrorCode, Konnector, KonnectorError, Manifest, RunContext, RunEnv, Secret, TwoFactorKind,
-    UserAction, async_trait,
+    ErrorCode, ErrorSource, Konnector, KonnectorError, Manifest, RunContext, RunEnv, Secret,
+    SourceKind, TwoFactorKind, UserAction, async_trait,
 };
 use gleaner_konnectors::telco::free_mobile::FreeMobile;
 use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, Scenario};
@@ -967,11 +967,15 @@ async fn every_sealed_column_of_the_schema_is_listed_for_rotation() {
     }
 }
 
-/// Issue 8 (rough edge): a local vault failure (a record sealed with
-/// another key) is `UNKNOWN_ERROR.VAULT_FAILED`, never blamed on the
-/// person's credentials: the account is not paused and no login happens.
+/// Issue 8 (rough edge), issue 14: a vault that cannot open the account's
+/// sealed secrets (they were sealed with another key) is
+/// `UNKNOWN_ERROR.VAULT_FAILED` whose `source()` is the vault, never blamed
+/// on the person's credentials: no login happens, the account is not
+/// paused, its next automatic run is queued (not skipped), and once the
+/// record opens again that run succeeds.
 #[tokio::test]
 async fn a_vault_failure_does_not_pause_the_account() {
+    use std::error::Error as _;
     let h = Harness::start(config()).await;
     let mut account = h.add("acc-vault", "free-mobile", PASSWORD).await;
     let other = Vault::open_or_create(&h.dir.path().join("other.key")).unwrap();
@@ -982,10 +986,155 @@ async fn a_vault_failure_does_not_pause_the_account() {
     let ran = h.run_due().await;
     let err = ran[0].result.as_ref().err().unwrap();
     assert_eq!(err.code, ErrorCode::VaultFailed, "{}", err.message);
-    assert_ne!(ran[0].after, Some(AfterFailure::BlockAccount));
+    let source = err.source().expect("a vault failure names its source");
+    assert_eq!(source.to_string(), "the vault");
+    assert_eq!(
+        source.downcast_ref::<ErrorSource>().map(ErrorSource::kind),
+        Some(SourceKind::Vault)
+    );
+    assert!(!err.needs_user(), "{}", err.message);
+    assert_eq!(err.next_step(), None, "no credentials to update");
+    assert_eq!(ran[0].after, Some(AfterFailure::GiveUp));
     assert_eq!(h.sandbox.login_posts(), 0);
+    let jobs = h.jobs("acc-vault").await;
+    assert_eq!(jobs[0].state, JobState::Errored);
+    assert_eq!(
+        jobs[0].error_code.as_deref(),
+        Some("UNKNOWN_ERROR.VAULT_FAILED")
+    );
     let t = h.sched.queue.trigger("acc-vault").await.unwrap().unwrap();
     assert_eq!(t.blocked_code, None, "the account was paused");
+    assert!(!t.paused);
+
+    // The next slot queues a run (no `SKIPPED.NEEDS_USER`); it fails the
+    // same way while the record does not open...
+    assert_eq!(h.to_next_slot("acc-vault").await.len(), 1);
+    let ran = h.run_due().await;
+    assert_eq!(
+        ran[0].result.as_ref().err().map(|e| e.code),
+        Some(ErrorCode::VaultFailed)
+    );
+    // ...and succeeds at the slot after the record is sealed with the
+    // vault's key again, with no credentials change and no manual run.
+    account.sealed_secrets = h.vault.seal(&account.id, &secrets).unwrap();
+    h.store.put_account(&account).await.unwrap();
+    assert_eq!(h.to_next_slot("acc-vault").await.len(), 1);
+    let ran = h.run_due().await;
+    assert!(ran[0].result.is_ok(), "{:?}", ran[0].result.as_ref().err());
+    assert!(
+        h.jobs("acc-vault")
+            .await
+            .iter()
+            .all(|j| j.state != JobState::Skipped),
+        "an automatic run was skipped"
+    );
+}
+
+/// A konnector whose run fails with a vault error mislabelled
+/// `LOGIN_FAILED.NEEDS_SECRET`: the code path issue 14 guards against.
+struct MislabelsAVaultFailure;
+
+static MISLABELS_MANIFEST: std::sync::OnceLock<Manifest> = std::sync::OnceLock::new();
+
+#[async_trait]
+impl Konnector for MislabelsAVaultFailure {
+    fn manifest(&self) -> &Manifest {
+        MISLABELS_MANIFEST.get_or_init(|| {
+            Manifest::from_toml(
+                "test",
+                r#"
+slug = "mislabels"
+name = "Mislabels"
+version = "1.0.0"
+category = "telco"
+vendor_link = "https://example.org"
+base_url = "https://example.org/"
+hosts = ["example.org"]
+frequency = "weekly"
+data_types = ["io.cozy.bills"]
+
+[fields.login]
+type = "text"
+label = "Login"
+identifier = true
+
+[fields.password]
+type = "password"
+label = "Password"
+"#,
+            )
+            .unwrap()
+        })
+    }
+
+    async fn run(&self, _ctx: &mut RunContext) -> Result<(), KonnectorError> {
+        Err(KonnectorError::new(
+            ErrorCode::LoginFailedNeedsSecret,
+            "a sealed record did not open",
+        )
+        .with_source(ErrorSource::vault()))
+    }
+}
+
+/// The scheduler decides on the source before the code: a vault-caused
+/// error under a code that needs the person does not block the account.
+#[tokio::test]
+async fn a_vault_caused_error_never_blocks_even_under_a_login_code() {
+    let h = Harness::start_with(config(), vec![Arc::new(MislabelsAVaultFailure)]).await;
+    h.add("acc-mis", "mislabels", PASSWORD).await;
+    h.to_next_slot("acc-mis").await;
+    let ran = h.run_due().await;
+    let err = ran[0].result.as_ref().err().unwrap();
+    assert_eq!(err.code, ErrorCode::LoginFailedNeedsSecret);
+    assert_eq!(ran[0].after, Some(AfterFailure::GiveUp));
+    let t = h.sched.queue.trigger("acc-mis").await.unwrap().unwrap();
+    assert_eq!(t.blocked_code, None, "the account was paused");
+    assert_eq!(
+        h.to_next_slot("acc-mis").await.len(),
+        1,
+        "the next automatic run is queued, not skipped"
+    );
+}
+
+/// A secret the person never gave is still `LOGIN_FAILED.NEEDS_SECRET`
+/// (no source: it is not a vault or store failure), and blocks automatic
+/// runs until the credentials change: retrying cannot make it appear.
+#[tokio::test]
+async fn a_missing_secret_needs_the_person_and_blocks() {
+    use std::error::Error as _;
+    let h = Harness::start(config()).await;
+    let mut account = h.add("acc-nosecret", "free-mobile", PASSWORD).await;
+    account.sealed_secrets = h.vault.seal(&account.id, &BTreeMap::new()).unwrap();
+    h.store.put_account(&account).await.unwrap();
+    h.to_next_slot("acc-nosecret").await;
+    let ran = h.run_due().await;
+    let err = ran[0].result.as_ref().err().unwrap();
+    assert_eq!(
+        err.code,
+        ErrorCode::LoginFailedNeedsSecret,
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("password"), "{}", err.message);
+    assert!(err.source().is_none(), "{:?}", err.source);
+    assert!(err.needs_user());
+    assert_eq!(err.next_step(), Some(UserAction::UpdateCredentials));
+    assert_eq!(ran[0].after, Some(AfterFailure::BlockAccount));
+    assert_eq!(h.sandbox.login_posts(), 0, "no login without a password");
+    let t = h
+        .sched
+        .queue
+        .trigger("acc-nosecret")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.blocked_code.as_deref(), Some("LOGIN_FAILED.NEEDS_SECRET"));
+    assert!(h.to_next_slot("acc-nosecret").await.is_empty());
+    let jobs = h.jobs("acc-nosecret").await;
+    assert_eq!(
+        jobs.last().and_then(|j| j.error_code.as_deref()),
+        Some("SKIPPED.NEEDS_USER")
+    );
 }
 
 #[tokio::test]

@@ -283,7 +283,7 @@ impl Harness {
         secrets: Vec<(String, String)>,
         endpoint: Option<&str>,
     ) -> Result<TestAccount, Error> {
-        let id = format!("acc-{}", gleaner_framework::store::sqlite::new_id());
+        let id = format!("acc-{}", gleaner_framework::ids::new_id());
         let secrets: BTreeMap<String, Secret> = secrets
             .into_iter()
             .map(|(k, v)| (k, Secret::new(v)))

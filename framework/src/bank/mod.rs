@@ -119,7 +119,7 @@ impl RunContext {
                 store
                     .find_id(self.account_id(), BankAccount::DOCTYPE, &key)
                     .await?
-                    .unwrap_or_else(crate::store::sqlite::new_id)
+                    .unwrap_or_else(crate::ids::new_id)
             }
         };
         self.stage_with_id(account, id.clone())?;
@@ -331,7 +331,7 @@ impl RunContext {
             for (day, balance) in days {
                 history.set(day, balance)?;
             }
-            let id = id.unwrap_or_else(crate::store::sqlite::new_id);
+            let id = id.unwrap_or_else(crate::ids::new_id);
             self.stage_with_id(&history, id)?;
         }
         Ok(())

@@ -345,7 +345,7 @@ async fn the_store_re_keys_replaces_and_deletes_in_one_commit() {
     let commit = |docs: Vec<StagedDoc>, deletes: Vec<(String, String)>| crate::store::RunCommit {
         account_id: "acc-1".into(),
         account_identifier: None,
-        run_id: crate::store::sqlite::new_id(),
+        run_id: crate::ids::new_id(),
         konnector: "testbank".into(),
         docs,
         deletes,

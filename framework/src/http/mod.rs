@@ -52,7 +52,7 @@ use reqwest_cookie_store::CookieStoreMutex;
 use url::Url;
 
 use crate::endpoint::AllowList;
-use crate::error::{ErrorCode, KonnectorError, Result};
+use crate::error::{ErrorCode, ErrorSource, KonnectorError, Result, SourceKind};
 
 mod json;
 pub mod request;
@@ -541,7 +541,8 @@ impl HttpClient {
     }
 
     /// One hop: the budget, the activity hook and retries around one
-    /// exchange with the transport.
+    /// exchange with the transport. Its `VENDOR_DOWN` errors name the
+    /// provider as their source (`provider_down`).
     async fn exchange_with_retries(
         &self,
         method: &Method,
@@ -576,7 +577,7 @@ impl HttpClient {
                 })
                 .await;
             let not_retried = |cause: String| {
-                KonnectorError::vendor_down(format!(
+                provider_down(format!(
                     "{method} {cause}; not retried, since the server may have processed it"
                 ))
             };
@@ -592,7 +593,7 @@ impl HttpClient {
                         || status == StatusCode::SERVICE_UNAVAILABLE
                         || (idempotent && status.is_server_error());
                     if !retryable && status.is_server_error() {
-                        return Err(KonnectorError::vendor_down(format!(
+                        return Err(provider_down(format!(
                             "{method} {} answered {status}; not retried, since the server may have processed it",
                             display_url(url)
                         )));
@@ -628,7 +629,7 @@ impl HttpClient {
                 // A refused certificate does not heal in a second: no retry,
                 // and a message that says what it is.
                 Err(TransportError::Certificate(chain)) => {
-                    return Err(KonnectorError::vendor_down(format!(
+                    return Err(provider_down(format!(
                         "the TLS certificate of {} was refused: {chain}",
                         display_url(url)
                     )));
@@ -660,7 +661,7 @@ impl HttpClient {
                 Err(
                     TransportError::Failed(detail) | TransportError::ReadTimeout { detail, .. },
                 ) => {
-                    return Err(KonnectorError::vendor_down(format!(
+                    return Err(provider_down(format!(
                         "{} {} failed and is not retried, since the server may have processed it: {}",
                         method,
                         display_url(url),
@@ -684,20 +685,20 @@ impl HttpClient {
                         ),
                     };
                     if !idempotent {
-                        return Err(KonnectorError::vendor_down(cause));
+                        return Err(provider_down(cause));
                     }
                     (cause, None)
                 }
             };
             if retry >= policy.max_retries {
-                return Err(KonnectorError::vendor_down(format!(
+                return Err(provider_down(format!(
                     "{cause} (gave up after {} attempts)",
                     retry + 1
                 )));
             }
             let wait = match after {
                 Some(after) if after > policy.max_retry_after => {
-                    return Err(KonnectorError::vendor_down(format!(
+                    return Err(provider_down(format!(
                         "{cause} and asked to come back in {} s, longer than the {} s a run waits",
                         after.as_secs(),
                         policy.max_retry_after.as_secs()
@@ -871,6 +872,12 @@ pub fn strip_query(url: &str) -> String {
         Ok(u) => display_url(&u),
         Err(_) => url.split(['?', '#']).next().unwrap_or("").to_owned(),
     }
+}
+
+/// `VENDOR_DOWN` with the provider as its source: the provider (or the
+/// network on the way to it) failed an exchange.
+fn provider_down(message: String) -> KonnectorError {
+    KonnectorError::vendor_down(message).with_source(ErrorSource::new(SourceKind::Provider))
 }
 
 #[cfg(test)]

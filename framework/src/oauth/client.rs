@@ -26,7 +26,7 @@ use oauth2::{
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{OAuthConfig, TokenSet};
-use crate::error::{ErrorCode, KonnectorError, Result};
+use crate::error::{ErrorCode, ErrorSource, KonnectorError, Result, SourceKind};
 use crate::http::{
     ReqwestTransport, Transport, TransportConfig, TransportError as HttpTransportError,
     TransportRequest, display_url,
@@ -235,7 +235,8 @@ pub async fn send(
     tracing::debug!(url = %target, status = status.as_u16(), "oauth token call");
     Ok(out)
 }
-/// Turns a token call's failure into a Cozy-style error: a refused grant
+/// Turns a token call's failure into a Cozy-style error, whose source is
+/// the provider ([`SourceKind::Provider`]): a refused grant
 /// (`invalid_grant`) is `USER_ACTION_NEEDED.OAUTH_OUTDATED`, a refused client
 /// `LOGIN_FAILED`, an unreachable or garbled endpoint `VENDOR_DOWN`. Nothing
 /// of the request (code, tokens, secret) is in the message.
@@ -245,7 +246,7 @@ pub fn token_error(
     what: &str,
 ) -> KonnectorError {
     let endpoint = display_url(&config.token_url);
-    match e {
+    let error = match e {
         RequestTokenError::ServerResponse(r) => {
             let described = match r.error_description() {
                 Some(d) => format!("{} ({})", r.error(), crate::redact::scrub(d)),
@@ -277,5 +278,8 @@ pub fn token_error(
         RequestTokenError::Other(msg) => {
             KonnectorError::vendor_down(format!("{endpoint} failed the {what}: {msg}"))
         }
-    }
+    };
+    // The provider's token endpoint answered (or could not be reached):
+    // never the vault or the store.
+    error.with_source(ErrorSource::new(SourceKind::Provider))
 }

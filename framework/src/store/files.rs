@@ -233,7 +233,16 @@ fn save_failed(path: &Path, e: &std::io::Error) -> KonnectorError {
     } else {
         ErrorCode::SaveFileFailed
     };
-    KonnectorError::new(code, format!("cannot write {}: {e}", path.display()))
+    KonnectorError::new(code, format!("cannot write {}: {e}", path.display())).with_source(
+        crate::error::ErrorSource::caused_by(
+            crate::error::SourceKind::Store,
+            // The same error, owned (an `io::Error` is not `Clone`).
+            e.raw_os_error().map_or_else(
+                || std::io::Error::new(e.kind(), e.to_string()),
+                std::io::Error::from_raw_os_error,
+            ),
+        ),
+    )
 }
 
 /// Refuses downloads that are empty, of another type than announced, or

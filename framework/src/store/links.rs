@@ -377,7 +377,7 @@ mod tests {
         RunCommit {
             account_id: account.into(),
             account_identifier: None,
-            run_id: crate::store::sqlite::new_id(),
+            run_id: crate::ids::new_id(),
             konnector: "test".into(),
             docs,
             deletes: Vec::new(),

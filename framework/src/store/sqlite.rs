@@ -25,8 +25,9 @@
 //! A commit works in chunks of 400 documents: one lookup per chunk
 //! (keys and hashes in one JSON parameter, answered by one JSON row that
 //! names only the new and changed documents), one multi-row `INSERT` for
-//! the new ones, whose ids are ordered (see `IdSeq`). A doctype the account
-//! has nothing of yet (a first import) skips the lookup.
+//! the new ones, whose ids are ordered ([`crate::ids::OrderedIds`]). A
+//! doctype the account has nothing of yet (a first import) skips the
+//! lookup.
 //!
 //! The database runs in WAL mode with `synchronous = NORMAL`: a process
 //! crash never loses a committed run, and a power cut may lose the last
@@ -49,6 +50,7 @@ use super::{
     StoredDoc,
 };
 use crate::error::{ErrorCode, KonnectorError};
+use crate::ids::{OrderedIds, new_id};
 
 /// The schema version this code writes (`PRAGMA user_version`).
 ///
@@ -395,41 +397,6 @@ fn add_metadata(
     Ok(())
 }
 
-/// Ids for the documents a commit creates: 32 hex digits like the random
-/// ones ([`new_id`]), but in order: the commit's time in milliseconds (12
-/// digits), 12 random digits (48 bits: two commits stamped with the same
-/// millisecond, as under a test's fixed clock, still get their own ids),
-/// then a counter (8 digits). New rows go to the end of the table's primary
-/// key instead of random places in it, which is what makes a large first
-/// import fast.
-struct IdSeq {
-    prefix: String,
-    next: u64,
-}
-
-impl IdSeq {
-    fn new(at: DateTime<Utc>) -> Self {
-        let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
-        Self {
-            prefix: format!("{ms:012x}{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
-            next: 0,
-        }
-    }
-
-    fn next_id(&mut self) -> String {
-        self.next += 1;
-        let mut id = String::with_capacity(32);
-        id.push_str(&self.prefix);
-        // Eight hex digits by hand: `format!` costs more than the rest of
-        // an insert's preparation.
-        for shift in (0..8).rev() {
-            let digit = (self.next >> (shift * 4)) & 0xf;
-            id.push(char::from(b"0123456789abcdef"[digit as usize]));
-        }
-        id
-    }
-}
-
 /// The lookup of a chunk: of the staged documents (key and hash, as one
 /// JSON array in `?3`), those that are new or changed, as **one** JSON
 /// array of `[index, stored id or null, stored rev or null]`: unchanged
@@ -586,7 +553,7 @@ impl SqliteStore {
         doctype: &str,
         docs: Vec<(StagedDoc, String)>,
         now: &str,
-        ids: &mut IdSeq,
+        ids: &mut OrderedIds,
     ) -> Result<(), KonnectorError> {
         if docs.is_empty() {
             return Ok(());
@@ -756,7 +723,7 @@ impl DocStore for SqliteStore {
         let now = commit.finished_at.to_rfc3339();
         let err = self.err("committing the run");
         let mut counts = CommitCounts::new();
-        let mut ids = IdSeq::new(commit.finished_at);
+        let mut ids = OrderedIds::new(commit.finished_at);
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -1218,11 +1185,6 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
         .map_err(|e| format!("bad time `{s}`: {e}"))
-}
-
-/// A new random document id (32 hex digits, like Cozy's).
-pub fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
 }
 
 #[cfg(test)]

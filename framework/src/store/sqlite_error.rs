@@ -195,4 +195,23 @@ mod tests {
         assert!(e.message.contains("is full"), "{}", e.message);
         assert!(!e.message.contains("corrupt"), "{}", e.message);
     }
+
+    #[test]
+    fn every_classified_error_names_the_store_as_its_source() {
+        for kind in [
+            std::io::ErrorKind::StorageFull,
+            std::io::ErrorKind::PermissionDenied,
+            std::io::ErrorKind::Other,
+        ] {
+            let e = classify(
+                "reading the account",
+                Path::new("/x/gleaner.db"),
+                &sqlx::Error::Io(std::io::Error::from(kind)),
+            );
+            assert_eq!(e.source_kind(), Some(crate::SourceKind::Store), "{kind:?}");
+            assert!(!e.needs_user(), "{kind:?}");
+        }
+        let e = classify_unlocated("job queue", &sqlx::Error::PoolTimedOut);
+        assert_eq!(e.source_kind(), Some(crate::SourceKind::Store));
+    }
 }

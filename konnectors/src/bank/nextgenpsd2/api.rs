@@ -870,7 +870,7 @@ impl Api {
 
 /// A fresh `X-Request-ID`: a random (v4) UUID in its hyphenated form.
 pub fn request_id() -> String {
-    let hex = gleaner_framework::store::sqlite::new_id();
+    let hex = gleaner_framework::ids::new_id();
     match (
         hex.get(0..8),
         hex.get(8..12),
