@@ -65,7 +65,7 @@ use gleaner_cozy_host::proxy::{EgressProxy, ProxyPolicy};
 use gleaner_cozy_host::stack::{Stack, StackConfig};
 use gleaner_cozy_host::{Installed, NodeKonnector};
 use gleaner_framework::http::RetryPolicy;
-use gleaner_framework::store::sqlite::new_id;
+use gleaner_framework::ids::new_id;
 use gleaner_framework::store::{
     Account, AccountStore, FileStore, RunCommit, SqliteStore, StagedDoc,
 };

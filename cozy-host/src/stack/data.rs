@@ -204,9 +204,15 @@ async fn find(
         Ok(q) => q,
         Err(e) => return couch_error(StatusCode::BAD_REQUEST, "bad_request", &e.0),
     };
-    let all = match readable(&shared, &doctype).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    if let Err(r) = check(&shared, &doctype, false) {
+        return r;
+    }
+    let all = {
+        let mut docs = shared.docs.lock().await;
+        match docs.live_where(&doctype, |d| query.matches(d)).await {
+            Ok(a) => a,
+            Err(e) => return store_failed(&e),
+        }
     };
     let (page, next) = query.run(all);
     json_response(

@@ -111,11 +111,22 @@ impl RunDocs {
 
     /// Every live document of the doctype, in id order.
     pub async fn live(&mut self, doctype: &str) -> Result<Vec<Value>, KonnectorError> {
+        self.live_where(doctype, |_| true).await
+    }
+
+    /// The live documents of the doctype that `keep` accepts, in id order
+    /// (only those are copied: a query per bill over thousands of stored
+    /// files must not copy them all each time).
+    pub async fn live_where(
+        &mut self,
+        doctype: &str,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<Value>, KonnectorError> {
         Ok(self
             .doctype(doctype)
             .await?
             .values()
-            .filter(|d| !d.deleted)
+            .filter(|d| !d.deleted && keep(&d.data))
             .map(|d| d.data.clone())
             .collect())
     }

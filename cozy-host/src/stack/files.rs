@@ -276,12 +276,12 @@ fn check(shared: &Shared) -> Result<(), Response> {
 /// The files (documents) directly in a folder.
 async fn files_in(shared: &Shared, rel: &str) -> Result<Vec<Value>, Response> {
     let mut docs = shared.docs.lock().await;
-    let all = docs.live(FILES).await.map_err(|e| store_failed(&e))?;
     let id = dir_id(rel);
-    Ok(all
-        .into_iter()
-        .filter(|d| d.get("dir_id").and_then(Value::as_str) == Some(id.as_str()))
-        .collect())
+    docs.live_where(FILES, |d| {
+        d.get("dir_id").and_then(Value::as_str) == Some(id.as_str())
+    })
+    .await
+    .map_err(|e| store_failed(&e))
 }
 
 async fn directory(shared: &Shared, rel: &str) -> Response {
@@ -401,7 +401,7 @@ async fn find(State(shared): State<Arc<Shared>>, axum::Json(body): axum::Json<Va
         Err(e) => return jsonapi_error(StatusCode::BAD_REQUEST, &e.0),
     };
     let mut docs = shared.docs.lock().await;
-    let all = match docs.live(FILES).await {
+    let all = match docs.live_where(FILES, |d| query.matches(d)).await {
         Ok(a) => a,
         Err(e) => return store_failed(&e),
     };
