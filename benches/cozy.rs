@@ -158,46 +158,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn has(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The test konnector's bundle, built when missing and npm is there.
 fn bundle() -> Result<PathBuf, String> {
-    let dir = root().join("fixtures/cozy/freemobile");
-    let out = dir.join("build");
-    if !has("node") {
-        return Err("node not found (apt-get install -y nodejs)".into());
-    }
-    if out.join("index.js").is_file() {
-        return Ok(out);
-    }
-    if !has("npm") {
-        return Err("npm not found, and fixtures/cozy/freemobile/build is not built".into());
-    }
-    eprintln!("building fixtures/cozy/freemobile (npm ci && npm run build)");
-    for args in [
-        &["ci", "--no-audit", "--no-fund"][..],
-        &["run", "build"][..],
-    ] {
-        let status = Command::new("npm")
-            .args(args)
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("npm: {e}"))?;
-        if !status.success() {
-            return Err(format!("npm {args:?} failed in {}", dir.display()));
-        }
-    }
-    Ok(out)
+    gleaner_testing::cozy::freemobile_bundle()
 }
 
 fn runs() -> usize {

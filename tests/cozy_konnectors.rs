@@ -22,52 +22,18 @@ use gleaner_konnectors::telco::free_mobile::sandbox::{
 };
 use web_common::{Home, Served, Web};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn fixture(name: &str) -> PathBuf {
-    root().join("fixtures/cozy").join(name)
+    gleaner_testing::cozy::fixture(name)
 }
 
 fn has(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    gleaner_testing::cozy::has(program)
 }
 
 /// The test konnector's bundle, built once per test process when missing.
 fn bundle() -> Option<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let result = BUILT.get_or_init(|| {
-        let dir = fixture("freemobile");
-        let out = dir.join("build");
-        if !has("node") {
-            return Err("node not found (apt-get install -y nodejs)".into());
-        }
-        if out.join("index.js").is_file() {
-            return Ok(out);
-        }
-        if !has("npm") {
-            return Err("npm not found, and fixtures/cozy/freemobile/build is not built".into());
-        }
-        eprintln!("building fixtures/cozy/freemobile (npm ci && npm run build)");
-        for args in [
-            &["ci", "--no-audit", "--no-fund"][..],
-            &["run", "build"][..],
-        ] {
-            let status = Command::new("npm")
-                .args(args)
-                .current_dir(&dir)
-                .status()
-                .map_err(|e| format!("npm: {e}"))?;
-            if !status.success() {
-                return Err(format!("npm {args:?} failed in {}", dir.display()));
-            }
-        }
-        Ok(out)
-    });
+    let result = BUILT.get_or_init(gleaner_testing::cozy::freemobile_bundle);
     match result {
         Ok(p) => Some(p.clone()),
         Err(why) if std::env::var_os("CI").is_some() => {

@@ -30,6 +30,7 @@
 
 pub mod browser;
 pub mod conformance;
+pub mod cozy;
 pub mod harness;
 pub mod logs;
 pub mod prism;

@@ -720,7 +720,9 @@ async fn store_upload(
     jsonapi(status, json!({"data": file_object(&data)}))
 }
 
+/// A file's document, for a handler (the token must reach files).
 async fn current_file(shared: &Shared, id: &str) -> Result<Map<String, Value>, Response> {
+    check(shared)?;
     let mut docs = shared.docs.lock().await;
     match docs.get(FILES, id).await {
         Err(e) => Err(store_failed(&e)),
@@ -739,9 +741,6 @@ async fn overwrite(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check(&shared) {
-        return r;
-    }
     let mut doc = match current_file(&shared, &id).await {
         Ok(d) => d,
         Err(r) => return r,
@@ -786,9 +785,6 @@ async fn patch(
     Path(id): Path<String>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if let Err(r) = check(&shared) {
-        return r;
-    }
     let mut doc = match current_file(&shared, &id).await {
         Ok(d) => d,
         Err(r) => return r,
@@ -840,9 +836,6 @@ async fn update_file(
 /// `DELETE /files/:id` moves a file to the trash in Cozy: here it stays,
 /// marked `trashed`.
 async fn trash(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = check(&shared) {
-        return r;
-    }
     let mut doc = match current_file(&shared, &id).await {
         Ok(d) => d,
         Err(r) => return r,
@@ -855,9 +848,6 @@ async fn trash(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Res
 }
 
 async fn download(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    if let Err(r) = check(&shared) {
-        return r;
-    }
     let doc = match current_file(&shared, &id).await {
         Ok(d) => d,
         Err(r) => return r,
@@ -897,9 +887,6 @@ async fn add_referenced_by(
     Path(id): Path<String>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if let Err(r) = check(&shared) {
-        return r;
-    }
     let mut doc = match current_file(&shared, &id).await {
         Ok(d) => d,
         Err(r) => return r,
