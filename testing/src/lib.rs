@@ -33,6 +33,7 @@ pub mod conformance;
 pub mod cozy;
 pub mod harness;
 pub mod logs;
+pub mod postgres;
 pub mod prism;
 pub mod replay;
 pub mod validate;
