@@ -1,14 +1,17 @@
 //! [`JobQueue`]: what the scheduler and the CLI need from a queue, and the
 //! guarantees a backend must give; its implementation for the SQLite
-//! [`Queue`].
+//! [`Queue`] (PostgreSQL's, [`super::PgQueue`], is in `postgres/`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Job, JobFilter, LimitFor, NextRun, Outcome, Queue, Recovered, TriggerState};
+use super::{
+    Job, JobFilter, LimitFor, NextRun, Outcome, Queue, QueueDepth, Recovered, TriggerState,
+    WorkerState,
+};
 use crate::error::Result;
 
 /// The durable job queue and the triggers' state, behind one interface so
@@ -168,7 +171,9 @@ pub trait JobQueue: Send + Sync {
     async fn counts(&self) -> Result<HashMap<String, u64>>;
 
     /// Deletes the finished (`done`, `errored`, `skipped`) jobs that ended
-    /// more than `retention` ago. Returns how many.
+    /// more than `retention` ago, and forgets the workers silent for as
+    /// long (their process is gone without saying so). Returns how many
+    /// jobs.
     async fn prune(&self, retention: Duration) -> Result<u64>;
 
     // ---- leases --------------------------------------------------------
@@ -216,6 +221,36 @@ pub trait JobQueue: Send + Sync {
     /// Takes the sealed code given for job `id`, deleting it (a code is
     /// taken once), `None` when none was given.
     async fn take_answer(&self, id: i64) -> Result<Option<Vec<u8>>>;
+
+    // ---- wake-ups and workers ------------------------------------------
+
+    /// Waits until there may be work (a job was queued, or a run ended and
+    /// freed a slot), at most `max`; the daemon waits here between two
+    /// rounds. Never fails: a backend that cannot listen sleeps `max`. The
+    /// default sleeps `max` (SQLite: one machine, polled); PostgreSQL
+    /// returns early on a notification from any machine.
+    async fn wait_for_work(&self, max: StdDuration) {
+        tokio::time::sleep(max).await;
+    }
+
+    /// Records a heartbeat of worker `worker_id` (a daemon, named as on
+    /// its leases) with `in_flight` runs: its first beat records when it
+    /// started and this host's name; every beat sets its last beat to
+    /// [`JobQueue::now`]. A daemon beats every third of its lease.
+    async fn worker_beat(&self, worker_id: &str, in_flight: u32) -> Result<()>;
+
+    /// Forgets worker `worker_id` (it stopped cleanly). Nothing happens for
+    /// a worker the queue does not know.
+    async fn worker_gone(&self, worker_id: &str) -> Result<()>;
+
+    /// Every worker that beat and did not stop cleanly (nor was pruned with
+    /// the history: [`JobQueue::prune`] forgets workers silent for longer
+    /// than the retention), by worker id, with the jobs leased to each.
+    async fn workers(&self) -> Result<Vec<WorkerState>>;
+
+    /// The queued (due now, or later) and active jobs of each konnector
+    /// that has any, by slug.
+    async fn depth_by_konnector(&self) -> Result<BTreeMap<String, QueueDepth>>;
 }
 
 /// The SQLite queue: each method is the inherent one of the same name.
@@ -342,5 +377,21 @@ impl JobQueue for Queue {
 
     async fn take_answer(&self, id: i64) -> Result<Option<Vec<u8>>> {
         Queue::take_answer(self, id).await
+    }
+
+    async fn worker_beat(&self, worker_id: &str, in_flight: u32) -> Result<()> {
+        Queue::worker_beat(self, worker_id, in_flight).await
+    }
+
+    async fn worker_gone(&self, worker_id: &str) -> Result<()> {
+        Queue::worker_gone(self, worker_id).await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerState>> {
+        Queue::workers(self).await
+    }
+
+    async fn depth_by_konnector(&self) -> Result<BTreeMap<String, QueueDepth>> {
+        Queue::depth_by_konnector(self).await
     }
 }

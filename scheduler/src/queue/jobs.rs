@@ -331,6 +331,11 @@ impl Queue {
         .execute(&self.pool)
         .await
         .map_err(SchedulerError::sql_on(&self.pool, "pruning history"))?;
+        sqlx::query("DELETE FROM sched_workers WHERE last_beat < ?")
+            .bind(ts(self.now() - retention))
+            .execute(&self.pool)
+            .await
+            .map_err(SchedulerError::sql_on(&self.pool, "forgetting silent workers"))?;
         Ok(done.rows_affected())
     }
 

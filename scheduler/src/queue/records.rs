@@ -209,3 +209,35 @@ pub struct Recovered {
     /// Jobs queued again.
     pub requeued: Vec<i64>,
 }
+
+/// A worker of the fleet as the queue knows it: its last heartbeat
+/// ([`JobQueue::worker_beat`](super::JobQueue::worker_beat)) and the jobs
+/// leased to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerState {
+    /// Its name on leases (`role@host:pid:nonce`, [`crate::owner`]).
+    pub worker_id: String,
+    /// The host it runs on.
+    pub host: String,
+    /// Its first beat.
+    pub started_at: DateTime<Utc>,
+    /// Its last beat: a worker silent for longer than a lease is gone.
+    pub last_beat: DateTime<Utc>,
+    /// How many runs it said it had in flight at its last beat.
+    pub in_flight: u32,
+    /// How many `running` or `awaiting_user` jobs are leased to it now,
+    /// counted from the jobs themselves.
+    pub leased: u32,
+}
+
+/// One konnector's jobs waiting and running
+/// ([`JobQueue::depth_by_konnector`](super::JobQueue::depth_by_konnector)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDepth {
+    /// Queued jobs that may start now (`not_before` past).
+    pub due: u64,
+    /// Queued jobs that wait for a later time (retries).
+    pub later: u64,
+    /// `running` and `awaiting_user` jobs.
+    pub active: u64,
+}

@@ -62,6 +62,13 @@ pub(super) const SCHEMA: &[&str] = &[
         sealed BLOB NOT NULL,
         given_at TEXT NOT NULL
     )",
+    "CREATE TABLE IF NOT EXISTS sched_workers (
+        worker_id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        last_beat TEXT NOT NULL,
+        in_flight INTEGER NOT NULL
+    )",
 ];
 
 /// The columns a [`TriggerState`] is read from (named, never `*`: a
@@ -99,7 +106,7 @@ pub(super) async fn migrate(
 }
 
 /// A stored timestamp ([`super::ts`]).
-fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
