@@ -7,7 +7,10 @@
 //!   trait (what a backend must guarantee) and [`Queue`], its
 //!   implementation in the store's SQLite file, with leases, and the
 //!   database invariants that keep one run per account and the
-//!   per-provider limits across processes; codes typed as [`JobCode`];
+//!   per-provider limits across processes; [`PgQueue`], the same queue in
+//!   PostgreSQL for a fleet of machines (advisory locks per konnector,
+//!   `SKIP LOCKED` claims, `LISTEN`/`NOTIFY` wake-ups), with a worker
+//!   registry ([`WorkerState`]); codes typed as [`JobCode`];
 //! - [`retry`]: what follows a failure, by error code;
 //! - [`scheduler`]: the [`Scheduler`] that executes jobs and drives the
 //!   daemon loop (limits, heartbeats, graceful shutdown, catch-up);
@@ -34,7 +37,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::SchedulerConfig;
 pub use error::{Result, SchedulerError};
 pub use queue::{
-    Job, JobCode, JobFilter, JobQueue, JobState, Outcome, Queue, TriggerKind, TriggerState,
+    Job, JobCode, JobFilter, JobQueue, JobState, Outcome, PgQueue, Queue, QueueDepth, TriggerKind,
+    TriggerState, WorkerState,
 };
 pub use scheduler::{Attended, DaemonSummary, Executed, JobProgressFn, KonnectorSource, Scheduler};
 

@@ -16,7 +16,9 @@
 //!   automatic run that was not started, with its reason). A retry is a new
 //!   row with the next attempt number, so **each row ends exactly once**;
 //! - `sched_twofa_answers`: a code given with `gleaner 2fa`, sealed by the
-//!   vault, until the waiting run takes it.
+//!   vault, until the waiting run takes it;
+//! - `sched_workers`: one row per daemon, its last heartbeat and how many
+//!   runs it has in flight (`gleaner status`).
 //!
 //! Codes (a failed run's, a skip's reason, an account's block) are typed
 //! as [`JobCode`] and stored as their text ([`JobCode::as_str`]).
@@ -53,7 +55,12 @@
 //! - `leases.rs`: heartbeats, requeuing at shutdown, recovery of dead
 //!   workers' jobs;
 //! - `answers.rs`: the second factor: `awaiting_user` and
-//!   `sched_twofa_answers`.
+//!   `sched_twofa_answers`;
+//! - `workers.rs`: `sched_workers`, the workers' heartbeats, and the
+//!   queue's depth per konnector;
+//! - `postgres/`: [`PgQueue`], the same queue in PostgreSQL, shared by a
+//!   fleet of machines (its own module documentation says how each
+//!   guarantee holds there).
 
 use std::sync::Arc;
 
@@ -70,12 +77,17 @@ mod backend;
 mod code;
 mod jobs;
 mod leases;
+mod postgres;
 mod records;
 mod triggers;
+mod workers;
 
 pub use backend::JobQueue;
 pub use code::JobCode;
-pub use records::{Job, JobFilter, JobState, Outcome, Recovered, TriggerKind, TriggerState};
+pub use postgres::PgQueue;
+pub use records::{
+    Job, JobFilter, JobState, Outcome, QueueDepth, Recovered, TriggerKind, TriggerState, WorkerState,
+};
 
 /// The queue in the store's SQLite file, over the store's pool: the
 /// [`JobQueue`] of a single machine. Its methods are also callable
