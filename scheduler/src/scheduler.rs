@@ -369,9 +369,12 @@ impl Scheduler {
         result
     }
 
-    /// Runs the daemon until `shutdown` completes: every `poll`, it takes
-    /// back dead workers' jobs, queues due triggers and starts jobs up to
-    /// the limits. On shutdown it takes no new job, gives running ones the
+    /// Runs the daemon until `shutdown` completes: every `poll` (or
+    /// earlier, when the queue says work may be ready:
+    /// [`JobQueue::wait_for_work`]), it takes back dead workers' jobs,
+    /// queues due triggers and starts jobs up to the limits. It beats in
+    /// the queue's worker list ([`JobQueue::worker_beat`]) at start and
+    /// every third of a lease, and leaves it at a clean stop. On shutdown it takes no new job, gives running ones the
     /// grace period, then stops the rest (nothing of theirs is saved) and
     /// queues them again.
     pub async fn run_daemon(
@@ -384,8 +387,19 @@ impl Scheduler {
         let mut summary = DaemonSummary::default();
         let mut last_sync: Option<tokio::time::Instant> = None;
         let mut last_prune: Option<tokio::time::Instant> = None;
+        // The worker's heartbeat in the queue (`gleaner status` lists the
+        // fleet): at start, then every third of a lease.
+        let beat_every = (self.config.lease / 3).max(Duration::from_millis(100));
+        let mut next_beat = tokio::time::Instant::now();
         tracing::info!(owner = %self.owner, concurrency = self.config.concurrency, per_konnector = self.config.per_konnector, "daemon started");
         loop {
+            if tokio::time::Instant::now() >= next_beat {
+                let in_flight = u32::try_from(tasks.len()).unwrap_or(u32::MAX);
+                if let Err(e) = self.queue.worker_beat(&self.owner, in_flight).await {
+                    tracing::warn!(error = %e, "cannot record the worker's heartbeat");
+                }
+                next_beat = tokio::time::Instant::now() + beat_every;
+            }
             if last_sync.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
                 if let Err(e) = self.sync_triggers().await {
                     tracing::error!(error = %e, "cannot sync triggers");
@@ -434,7 +448,10 @@ impl Scheduler {
             }
             tokio::select! {
                 () = &mut shutdown => break,
-                () = tokio::time::sleep(self.config.poll) => {}
+                // Early when another worker (or this one) queues a job or
+                // frees a slot (PostgreSQL); after `poll` at the latest.
+                () = self.queue.wait_for_work(self.config.poll) => {}
+                () = tokio::time::sleep_until(next_beat) => {}
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     summary.finished += 1;
                     if let Err(e) = done {
@@ -464,7 +481,13 @@ impl Scheduler {
                 }
             }
         }
-        summary.requeued = self.queue.requeue_owned(&self.owner).await?;
+        let requeued = self.queue.requeue_owned(&self.owner).await;
+        // A clean stop: this worker leaves the fleet's list (a crashed one
+        // stays, its last beat ageing, until the history is pruned).
+        if let Err(e) = self.queue.worker_gone(&self.owner).await {
+            tracing::warn!(error = %e, "cannot remove the worker from the queue's list");
+        }
+        summary.requeued = requeued?;
         if !summary.requeued.is_empty() {
             tracing::warn!(jobs = ?summary.requeued, "queued again for the next start");
         }
