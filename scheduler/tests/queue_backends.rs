@@ -1,0 +1,969 @@
+//! One behaviour suite for every [`JobQueue`] backend: each behaviour is
+//! written once, as `async fn x(q: Arc<dyn JobQueue>, env: &Env)`, and
+//! [`both!`] emits a test per backend: SQLite (a store file in a temporary
+//! folder) and PostgreSQL (a throwaway database of
+//! `gleaner_testing::postgres::TestDb`; skipped in one line without a
+//! server, required under CI).
+//!
+//! Time is a [`ManualClock`] shared by every queue of a test: no test
+//! sleeps to make time pass, except the wake-up test, which measures it.
+//! "Two machines" are two queues over two pools of one database.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use gleaner_framework::ErrorCode;
+use gleaner_framework::store::SqliteStore;
+use gleaner_scheduler::Clock as _;
+use gleaner_scheduler::queue::{JobFilter, QueueDepth};
+use gleaner_scheduler::retry::AfterFailure;
+use gleaner_scheduler::{
+    Job, JobCode, JobQueue, JobState, ManualClock, Outcome, PgQueue, Queue, SchedulerError,
+    TriggerKind,
+};
+use gleaner_testing::postgres::TestDb;
+use sqlx::postgres::PgPoolOptions;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn start() -> DateTime<Utc> {
+    at("2026-11-23T12:00:00Z")
+}
+
+fn unlimited(_: &str) -> usize {
+    1000
+}
+
+fn minutes(n: i64) -> chrono::Duration {
+    chrono::Duration::minutes(n)
+}
+
+enum Backend {
+    Sqlite {
+        dir: tempfile::TempDir,
+        store: SqliteStore,
+    },
+    Postgres {
+        db: TestDb,
+        pool: sqlx::PgPool,
+    },
+}
+
+/// What a behaviour needs beside its queue: accounts, the konnectors'
+/// committed runs, the clock, and more queues on the same database.
+pub struct Env {
+    backend: Backend,
+    clock: ManualClock,
+}
+
+impl Env {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("gleaner.db"))
+            .await
+            .unwrap();
+        Self {
+            backend: Backend::Sqlite { dir, store },
+            clock: ManualClock::new(start()),
+        }
+    }
+
+    async fn postgres(label: &str) -> Option<Self> {
+        let db = TestDb::create(label).await?;
+        let pool = pg_pool(&db.url).await;
+        let mut m = sqlx::migrate!("../framework/migrations/postgres");
+        m.dangerous_set_table_name("gleaner_store_migrations");
+        m.run(&pool).await.unwrap();
+        Some(Self {
+            backend: Backend::Postgres { db, pool },
+            clock: ManualClock::new(start()),
+        })
+    }
+
+    fn is_pg(&self) -> bool {
+        matches!(self.backend, Backend::Postgres { .. })
+    }
+
+    /// The test's first queue.
+    async fn queue(&self) -> Arc<dyn JobQueue> {
+        let clock = Arc::new(self.clock.clone());
+        match &self.backend {
+            Backend::Sqlite { store, .. } => {
+                Arc::new(Queue::open(store.pool().clone(), clock).await.unwrap())
+            }
+            Backend::Postgres { pool, .. } => {
+                Arc::new(PgQueue::open(pool.clone(), clock).await.unwrap())
+            }
+        }
+    }
+
+    /// Another machine: a queue over a pool of its own on the same
+    /// database (SQLite: a second store on the same file).
+    async fn other_machine(&self) -> Arc<dyn JobQueue> {
+        let clock = Arc::new(self.clock.clone());
+        match &self.backend {
+            Backend::Sqlite { dir, .. } => {
+                let store = SqliteStore::open(&dir.path().join("gleaner.db"))
+                    .await
+                    .unwrap();
+                Arc::new(Queue::open(store.pool().clone(), clock).await.unwrap())
+            }
+            Backend::Postgres { db, .. } => {
+                let pool = pg_pool(&db.url).await;
+                Arc::new(PgQueue::open(pool, clock).await.unwrap())
+            }
+        }
+    }
+
+    /// Runs one statement of plain SQL (no parameters: both dialects).
+    async fn exec(&self, sql: &str) {
+        match &self.backend {
+            Backend::Sqlite { store, .. } => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+            }
+            Backend::Postgres { pool, .. } => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Adds an account of `konnector` to the store.
+    async fn account(&self, id: &str, konnector: &str) {
+        let now = self.clock.now().to_rfc3339();
+        match &self.backend {
+            Backend::Sqlite { .. } => {
+                self.exec(&format!(
+                    "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, created_at, folder)
+                     VALUES ('{id}', '{konnector}', '{id}', '{{}}', x'', '{now}', '{id}')"
+                ))
+                .await;
+            }
+            Backend::Postgres { .. } => {
+                self.exec(&format!(
+                    "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, created_at, folder)
+                     VALUES ('{id}', '{konnector}', '{id}', '{{}}'::jsonb, '\\x'::bytea, now(), '{id}')"
+                ))
+                .await;
+            }
+        }
+    }
+
+    /// Records that a run of `account` committed with `run_id` (what a
+    /// konnector run writes with its documents).
+    async fn committed(&self, account: &str, run_id: &str) {
+        let (state, now) = if self.is_pg() {
+            ("'{}'::jsonb", "now()".to_owned())
+        } else {
+            ("'{}'", format!("'{}'", self.clock.now().to_rfc3339()))
+        };
+        self.exec(&format!(
+            "INSERT INTO konnector_state (account_id, state, last_sync, last_run_id)
+             VALUES ('{account}', {state}, {now}, '{run_id}')
+             ON CONFLICT (account_id) DO UPDATE SET last_run_id = excluded.last_run_id"
+        ))
+        .await;
+    }
+
+    fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+}
+
+async fn pg_pool(url: &str) -> sqlx::PgPool {
+    PgPoolOptions::new()
+        .max_connections(8)
+        .connect(url)
+        .await
+        .unwrap()
+}
+
+/// Emits, for each behaviour, a test on SQLite and one on PostgreSQL.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let env = super::Env::sqlite().await;
+                    let q = env.queue().await;
+                    super::$name(q, &env).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(env) = super::Env::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    let q = env.queue().await;
+                    super::$name(q, &env).await;
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    two_machines_never_claim_a_job_twice,
+    the_konnector_limit_holds_under_concurrent_claimers,
+    one_active_job_per_account,
+    a_manual_request_joins_the_queued_job,
+    due_triggers_become_jobs_or_skips_with_reasons,
+    a_failure_queues_its_retry_as_a_new_row,
+    leases_are_renewed_and_expired_ones_recovered,
+    a_stopping_worker_requeues_its_jobs,
+    second_factor_answers_are_given_once_and_taken_once,
+    prune_deletes_old_history_only,
+    unknown_codes_read_back_as_stored,
+    waiting_for_work_ends_early_or_at_most_max,
+    workers_and_depth_are_reported,
+    triggers_follow_the_accounts,
+);
+
+fn failed(code: ErrorCode, next: AfterFailure) -> Outcome {
+    Outcome::Failed {
+        code,
+        message: format!("{code} happened"),
+        next,
+    }
+}
+
+async fn claim_one(q: &Arc<dyn JobQueue>, owner: &str) -> Option<Job> {
+    q.claim(owner, LEASE, &unlimited).await.unwrap()
+}
+
+async fn two_machines_never_claim_a_job_twice(q: Arc<dyn JobQueue>, env: &Env) {
+    let other = env.other_machine().await;
+    for i in 0..40 {
+        let id = format!("acc{i:02}");
+        let konnector = format!("k{}", i % 4);
+        env.account(&id, &konnector).await;
+        q.enqueue_manual(&id, &konnector).await.unwrap();
+    }
+    let mut claimers = Vec::new();
+    for c in 0..8 {
+        let queue = if c % 2 == 0 {
+            Arc::clone(&q)
+        } else {
+            Arc::clone(&other)
+        };
+        claimers.push(tokio::spawn(async move {
+            let owner = format!("worker-{c}");
+            let mut mine = Vec::new();
+            loop {
+                let jobs = queue
+                    .claim_batch(&owner, LEASE, &unlimited, 1 + c % 3)
+                    .await
+                    .unwrap();
+                if jobs.is_empty() {
+                    return mine;
+                }
+                assert!(jobs.iter().all(|j| j.lease_owner.as_deref() == Some(&*owner)));
+                mine.extend(jobs.into_iter().map(|j| j.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.unwrap());
+    }
+    let distinct: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 40, "every job claimed once: {all:?}");
+    assert_eq!(distinct.len(), 40, "no job claimed twice");
+    assert_eq!(q.counts().await.unwrap().get("running"), Some(&40));
+}
+
+async fn the_konnector_limit_holds_under_concurrent_claimers(q: Arc<dyn JobQueue>, env: &Env) {
+    const LIMIT: usize = 3;
+    let other = env.other_machine().await;
+    for i in 0..50 {
+        let id = format!("acc{i:02}");
+        env.account(&id, "busy").await;
+        q.enqueue_manual(&id, "busy").await.unwrap();
+    }
+    // A konnector of its own limit beside it, not held back by the first.
+    env.account("side", "quiet").await;
+    q.enqueue_manual("side", "quiet").await.unwrap();
+    let limit = |k: &str| if k == "busy" { LIMIT } else { 10 };
+    let mut done = 0;
+    let mut rounds = 0;
+    while done < 50 {
+        rounds += 1;
+        assert!(rounds < 60, "no progress");
+        let mut claimers = Vec::new();
+        for c in 0..8 {
+            let queue = if c % 2 == 0 {
+                Arc::clone(&q)
+            } else {
+                Arc::clone(&other)
+            };
+            claimers.push(tokio::spawn(async move {
+                queue
+                    .claim_batch(&format!("worker-{c}"), LEASE, &limit, 2)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut claimed = Vec::new();
+        for c in claimers {
+            claimed.extend(c.await.unwrap());
+        }
+        let running = q
+            .jobs(&JobFilter {
+                states: vec![JobState::Running],
+                limit: 1000,
+                ..JobFilter::default()
+            })
+            .await
+            .unwrap();
+        let busy = running.iter().filter(|j| j.konnector == "busy").count();
+        assert!(busy <= LIMIT, "{busy} runs of `busy` at once");
+        assert_eq!(busy, LIMIT.min(50 - done), "the free slots are filled");
+        // Every run of the round ends; the next round fills the slots.
+        for job in claimed.iter().filter(|j| j.konnector == "busy") {
+            let owner = job.lease_owner.clone().unwrap();
+            q.finish(job, &owner, &Outcome::Done(serde_json::json!({})))
+                .await
+                .unwrap();
+            done += 1;
+        }
+    }
+    let side = q.jobs(&JobFilter::default()).await.unwrap();
+    let side = side.iter().find(|j| j.account_id == "side").unwrap();
+    assert_eq!(side.state, JobState::Running, "the other konnector ran");
+}
+
+async fn one_active_job_per_account(q: Arc<dyn JobQueue>, env: &Env) {
+    env.account("a", "k").await;
+    let first = q.enqueue_manual("a", "k").await.unwrap();
+    let job = claim_one(&q, "w1").await.unwrap();
+    assert_eq!(job.id, first);
+    let second = q.enqueue_manual("a", "k").await.unwrap();
+    assert_ne!(second, first, "a new queued job beside the running one");
+    assert!(claim_one(&q, "w2").await.is_none(), "the account is held");
+    match q.start_manual("a", "k", "cli", LEASE).await {
+        Err(SchedulerError::Busy { job, state, .. }) => {
+            assert_eq!((job, state.as_str()), (first, "running"));
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    assert_eq!(
+        q.job(second).await.unwrap().unwrap().state,
+        JobState::Queued,
+        "a refused start changes nothing"
+    );
+    // Waiting for a code still holds the account.
+    q.set_awaiting(first, "sms", None, env.now() + minutes(5))
+        .await
+        .unwrap();
+    assert!(claim_one(&q, "w2").await.is_none());
+    q.finish(&job, "w1", &Outcome::Done(serde_json::json!({"n": 1})))
+        .await
+        .unwrap();
+    let next = claim_one(&q, "w2").await.unwrap();
+    assert_eq!(next.id, second);
+    // The database itself refuses a second active job of an account.
+    env.account("b", "k").await;
+    let started = q.start_manual("b", "k", "cli", LEASE).await.unwrap();
+    assert_eq!(started.state, JobState::Running);
+    assert_eq!(started.lease_owner.as_deref(), Some("cli"));
+    assert!(matches!(
+        q.start_manual("b", "k", "cli2", LEASE).await,
+        Err(SchedulerError::Busy { .. })
+    ));
+}
+
+async fn a_manual_request_joins_the_queued_job(q: Arc<dyn JobQueue>, env: &Env) {
+    env.account("a", "k").await;
+    q.add_triggers(&[("a".into(), "k".into(), env.now())])
+        .await
+        .unwrap();
+    let planned = q
+        .enqueue_due(&|_, now| Some(now + chrono::Duration::days(1)), minutes(10))
+        .await
+        .unwrap();
+    assert_eq!(planned.len(), 1);
+    let auto = q.job(planned[0]).await.unwrap().unwrap();
+    assert_eq!((auto.trigger, auto.manual), (TriggerKind::Slot, false));
+    let manual = q.enqueue_manual("a", "k").await.unwrap();
+    assert_eq!(manual, planned[0], "the queued job, not a second one");
+    let job = q.job(manual).await.unwrap().unwrap();
+    assert_eq!((job.trigger, job.manual), (TriggerKind::Manual, true));
+    assert_eq!(q.enqueue_manual("a", "k").await.unwrap(), manual);
+    assert_eq!(q.counts().await.unwrap().get("queued"), Some(&1));
+}
+
+async fn due_triggers_become_jobs_or_skips_with_reasons(q: Arc<dyn JobQueue>, env: &Env) {
+    for id in ["ok", "blocked", "busy", "paused", "late", "later"] {
+        env.account(id, "k").await;
+    }
+    let now = env.now();
+    q.add_triggers(&[
+        ("ok".into(), "k".into(), now - minutes(1)),
+        ("blocked".into(), "k".into(), now - minutes(1)),
+        ("busy".into(), "k".into(), now - minutes(1)),
+        ("paused".into(), "k".into(), now - minutes(1)),
+        ("late".into(), "k".into(), now - minutes(600)),
+        ("later".into(), "k".into(), now + minutes(60)),
+    ])
+    .await
+    .unwrap();
+    // Adding again keeps each trigger as it is.
+    q.add_triggers(&[("ok".into(), "k".into(), now + minutes(999))])
+        .await
+        .unwrap();
+    assert_eq!(
+        q.trigger("ok").await.unwrap().unwrap().next_run_at,
+        now - minutes(1)
+    );
+    // `blocked` failed with an error that needs the person.
+    let b = q.start_manual("blocked", "k", "w", LEASE).await.unwrap();
+    q.finish(
+        &b,
+        "w",
+        &failed(ErrorCode::LoginFailed, AfterFailure::BlockAccount),
+    )
+    .await
+    .unwrap();
+    let busy = q.enqueue_manual("busy", "k").await.unwrap();
+    q.set_paused("paused", true).await.unwrap();
+    assert!(matches!(
+        q.set_paused("nobody", true).await,
+        Err(SchedulerError::NotFound(_))
+    ));
+    let tomorrow = |_: &gleaner_scheduler::TriggerState, now: DateTime<Utc>| {
+        Some(now + chrono::Duration::days(1))
+    };
+    let queued = q.enqueue_due(&tomorrow, minutes(10)).await.unwrap();
+    assert_eq!(queued.len(), 2, "ok and late");
+    let jobs = q.jobs(&JobFilter::default()).await.unwrap();
+    let of = |account: &str| -> Vec<&Job> {
+        jobs.iter()
+            .filter(|j| j.account_id == account && j.id != b.id && j.id != busy)
+            .collect()
+    };
+    assert_eq!(of("ok")[0].trigger, TriggerKind::Slot);
+    assert_eq!(of("ok")[0].state, JobState::Queued);
+    assert_eq!(of("late")[0].trigger, TriggerKind::CatchUp);
+    let skipped = of("blocked")[0];
+    assert_eq!(skipped.state, JobState::Skipped);
+    assert_eq!(skipped.error_code, Some(JobCode::SkippedNeedsUser));
+    assert!(
+        skipped
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("LOGIN_FAILED")
+    );
+    let skipped = of("busy")[0];
+    assert_eq!(skipped.error_code, Some(JobCode::SkippedAlreadyActive));
+    assert!(
+        skipped
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains(&format!("job #{busy} of this account is queued"))
+    );
+    assert!(of("paused").is_empty(), "paused: no job, no skip");
+    assert!(of("later").is_empty(), "not due yet");
+    for t in q.triggers().await.unwrap() {
+        let expected = if t.account_id == "later" {
+            now + minutes(60)
+        } else {
+            now + chrono::Duration::days(1)
+        };
+        assert_eq!(t.next_run_at, expected, "{}", t.account_id);
+    }
+    // Nothing due any more: planning again queues nothing.
+    assert!(q.enqueue_due(&tomorrow, minutes(10)).await.unwrap().is_empty());
+    // A block lifts with new credentials; a cron override is kept.
+    q.credentials_changed("blocked").await.unwrap();
+    let t = q.trigger("blocked").await.unwrap().unwrap();
+    assert_eq!(t.blocked_code, None);
+    assert_eq!(t.last_error_code, Some(JobCode::Konnector(ErrorCode::LoginFailed)));
+    q.set_cron("ok", Some("0 3 * * *"), now + minutes(5))
+        .await
+        .unwrap();
+    let t = q.trigger("ok").await.unwrap().unwrap();
+    assert_eq!((t.cron.as_deref(), t.next_run_at), (Some("0 3 * * *"), now + minutes(5)));
+    assert!(matches!(
+        q.set_cron("nobody", None, now).await,
+        Err(SchedulerError::NotFound(_))
+    ));
+}
+
+async fn a_failure_queues_its_retry_as_a_new_row(q: Arc<dyn JobQueue>, env: &Env) {
+    env.account("a", "k").await;
+    q.add_triggers(&[("a".into(), "k".into(), env.now() + minutes(600))])
+        .await
+        .unwrap();
+    let first = q.enqueue_manual("a", "k").await.unwrap();
+    let job = claim_one(&q, "w").await.unwrap();
+    let retry = q
+        .finish(
+            &job,
+            "w",
+            &failed(
+                ErrorCode::VendorDown,
+                AfterFailure::Retry(Duration::from_secs(600)),
+            ),
+        )
+        .await
+        .unwrap()
+        .expect("a retry");
+    assert_ne!(retry, first);
+    let old = q.job(first).await.unwrap().unwrap();
+    assert_eq!(old.state, JobState::Errored);
+    assert_eq!(old.error_code, Some(JobCode::Konnector(ErrorCode::VendorDown)));
+    assert_eq!(old.lease_owner, None);
+    let next = q.job(retry).await.unwrap().unwrap();
+    assert_eq!(
+        (next.trigger, next.attempt, next.manual, next.state),
+        (TriggerKind::Retry, 2, true, JobState::Queued)
+    );
+    assert_eq!(next.not_before, env.now() + minutes(10));
+    let t = q.trigger("a").await.unwrap().unwrap();
+    assert_eq!(t.status, "errored");
+    assert_eq!(t.last_manual_execution, Some(env.now()));
+    assert!(claim_one(&q, "w").await.is_none(), "not before its time");
+    env.advance(minutes(10));
+    let again = claim_one(&q, "w").await.unwrap();
+    assert_eq!((again.id, again.attempt), (retry, 2));
+    // Finishing twice, or by another worker, changes nothing.
+    assert_eq!(
+        q.finish(&again, "intruder", &Outcome::Done(serde_json::json!({})))
+            .await
+            .unwrap(),
+        None
+    );
+    let report = serde_json::json!({"created": 3, "note": "ok"});
+    assert_eq!(
+        q.finish(&again, "w", &Outcome::Done(report.clone()))
+            .await
+            .unwrap(),
+        None
+    );
+    let done = q.job(retry).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Done);
+    assert_eq!(done.report, Some(report));
+    assert_eq!(done.finished_at, Some(env.now()));
+    let t = q.trigger("a").await.unwrap().unwrap();
+    assert_eq!((t.status.as_str(), t.last_error_code.clone()), ("done", None));
+    assert_eq!(t.last_success, Some(env.now()));
+    // A failure that gives up queues nothing.
+    q.enqueue_manual("a", "k").await.unwrap();
+    let job = claim_one(&q, "w").await.unwrap();
+    assert_eq!(
+        q.finish(&job, "w", &failed(ErrorCode::UnknownError, AfterFailure::GiveUp))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(q.counts().await.unwrap().get("queued"), None);
+}
+
+async fn leases_are_renewed_and_expired_ones_recovered(q: Arc<dyn JobQueue>, env: &Env) {
+    for id in ["committed", "lost", "replaced"] {
+        env.account(id, "k").await;
+        q.enqueue_manual(id, "k").await.unwrap();
+    }
+    let jobs = q
+        .claim_batch("w-gone", LEASE, &unlimited, 3)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 3);
+    let of = |a: &str| jobs.iter().find(|j| j.account_id == a).unwrap().clone();
+    env.advance(chrono::Duration::seconds(40));
+    assert!(q.heartbeat(of("lost").id, "w-gone", LEASE).await.unwrap());
+    assert!(!q.heartbeat(of("lost").id, "someone", LEASE).await.unwrap());
+    env.advance(chrono::Duration::seconds(40));
+    // 80 s after the claim: `lost` was renewed at 40 s, the others ran out.
+    let r = q.recover().await.unwrap();
+    assert_eq!(r.completed, Vec::<i64>::new());
+    let mut requeued = r.requeued.clone();
+    requeued.sort_unstable();
+    let mut expected = vec![of("committed").id, of("replaced").id];
+    expected.sort_unstable();
+    assert_eq!(requeued, expected);
+    assert_eq!(
+        q.job(of("lost").id).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+    let back = q.job(of("committed").id).await.unwrap().unwrap();
+    assert_eq!((back.state, back.recoveries, back.lease_owner), (JobState::Queued, 1, None));
+    // The recovered jobs' old worker has lost them.
+    assert!(!q.heartbeat(back.id, "w-gone", LEASE).await.unwrap());
+    assert_eq!(
+        q.finish(&of("committed"), "w-gone", &Outcome::Done(serde_json::json!({})))
+            .await
+            .unwrap(),
+        None
+    );
+    // Claimed again, the run commits, and the worker dies before finishing.
+    let again = q
+        .claim_batch("w2", LEASE, &unlimited, 3)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+    let committed = again.iter().find(|j| j.account_id == "committed").unwrap();
+    env.committed("committed", &committed.run_id).await;
+    env.committed("replaced", "an-older-run").await;
+    // A manual request queued meanwhile replaces the lost run of `replaced`.
+    let newer = q.enqueue_manual("replaced", "k").await.unwrap();
+    env.advance(chrono::Duration::seconds(200));
+    let r = q.recover().await.unwrap();
+    assert_eq!(r.completed, vec![committed.id]);
+    assert_eq!(r.requeued, vec![of("lost").id]);
+    let done = q.job(committed.id).await.unwrap().unwrap();
+    assert_eq!(done.state, JobState::Done);
+    assert!(done.report.unwrap()["note"].as_str().unwrap().contains("committed"));
+    let t = q.trigger("committed").await;
+    assert!(t.unwrap().is_none(), "no trigger: nothing to update");
+    let replaced = q.job(of("replaced").id).await.unwrap().unwrap();
+    assert_eq!(replaced.state, JobState::Errored);
+    assert_eq!(
+        replaced.error_code,
+        Some(JobCode::Konnector(ErrorCode::UnknownError))
+    );
+    assert_eq!(q.job(newer).await.unwrap().unwrap().state, JobState::Queued);
+    assert_eq!(q.recover().await.unwrap(), Default::default());
+}
+
+async fn a_stopping_worker_requeues_its_jobs(q: Arc<dyn JobQueue>, env: &Env) {
+    for id in ["a", "b", "c"] {
+        env.account(id, "k").await;
+        q.enqueue_manual(id, "k").await.unwrap();
+    }
+    let mine = q.claim_batch("me", LEASE, &unlimited, 2).await.unwrap();
+    let theirs = claim_one(&q, "them").await.unwrap();
+    q.set_awaiting(mine[1].id, "sms", Some("06…"), env.now() + minutes(5))
+        .await
+        .unwrap();
+    let mut back = q.requeue_owned("me").await.unwrap();
+    back.sort_unstable();
+    let mut expected: Vec<i64> = mine.iter().map(|j| j.id).collect();
+    expected.sort_unstable();
+    assert_eq!(back, expected);
+    for id in back {
+        let j = q.job(id).await.unwrap().unwrap();
+        assert_eq!(
+            (j.state, j.lease_owner, j.started_at, j.twofa_kind),
+            (JobState::Queued, None, None, None)
+        );
+    }
+    assert_eq!(
+        q.job(theirs.id).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+    assert!(q.requeue_owned("me").await.unwrap().is_empty());
+}
+
+async fn second_factor_answers_are_given_once_and_taken_once(q: Arc<dyn JobQueue>, env: &Env) {
+    env.account("a", "k").await;
+    q.enqueue_manual("a", "k").await.unwrap();
+    assert!(matches!(
+        q.give_answer("a", b"123").await,
+        Err(SchedulerError::NoQuestion { .. })
+    ));
+    let job = claim_one(&q, "w").await.unwrap();
+    let deadline = env.now() + minutes(5);
+    q.set_awaiting(job.id, "sms", Some("06 •• 42"), deadline)
+        .await
+        .unwrap();
+    let waiting = q.job(job.id).await.unwrap().unwrap();
+    assert_eq!(waiting.state, JobState::AwaitingUser);
+    assert_eq!(
+        (waiting.twofa_kind.as_deref(), waiting.twofa_hint.as_deref()),
+        (Some("sms"), Some("06 •• 42"))
+    );
+    assert_eq!(q.take_answer(job.id).await.unwrap(), None);
+    assert_eq!(q.give_answer("a", b"111111").await.unwrap(), job.id);
+    assert_eq!(q.give_answer("a", b"\x00\xff222").await.unwrap(), job.id);
+    assert_eq!(
+        q.take_answer(job.id).await.unwrap().as_deref(),
+        Some(&b"\x00\xff222"[..]),
+        "the last code given"
+    );
+    assert_eq!(q.take_answer(job.id).await.unwrap(), None, "taken once");
+    // The lease is renewed while it waits.
+    assert!(q.heartbeat(job.id, "w", LEASE).await.unwrap());
+    q.set_running(job.id).await.unwrap();
+    let running = q.job(job.id).await.unwrap().unwrap();
+    assert_eq!((running.state, running.twofa_kind), (JobState::Running, None));
+    // A code left when the run ends is deleted with it.
+    q.set_awaiting(job.id, "app", None, deadline).await.unwrap();
+    q.give_answer("a", b"333").await.unwrap();
+    q.finish(&job, "w", &Outcome::Done(serde_json::json!({})))
+        .await
+        .unwrap();
+    assert_eq!(q.take_answer(job.id).await.unwrap(), None);
+    // A finished job does not wait again.
+    q.set_awaiting(job.id, "sms", None, deadline).await.unwrap();
+    assert_eq!(q.job(job.id).await.unwrap().unwrap().state, JobState::Done);
+}
+
+async fn prune_deletes_old_history_only(q: Arc<dyn JobQueue>, env: &Env) {
+    for id in ["old", "recent", "waiting"] {
+        env.account(id, "k").await;
+    }
+    q.enqueue_manual("old", "k").await.unwrap();
+    let old = claim_one(&q, "w").await.unwrap();
+    q.finish(&old, "w", &Outcome::Done(serde_json::json!({})))
+        .await
+        .unwrap();
+    q.worker_beat("w-old", 0).await.unwrap();
+    env.advance(chrono::Duration::days(20));
+    q.enqueue_manual("recent", "k").await.unwrap();
+    let recent = claim_one(&q, "w").await.unwrap();
+    q.finish(&recent, "w", &Outcome::Done(serde_json::json!({})))
+        .await
+        .unwrap();
+    q.worker_beat("w-new", 0).await.unwrap();
+    let waiting = q.enqueue_manual("waiting", "k").await.unwrap();
+    env.advance(chrono::Duration::days(15));
+    assert_eq!(q.prune(chrono::Duration::days(30)).await.unwrap(), 1);
+    assert!(q.job(old.id).await.unwrap().is_none());
+    assert!(q.job(recent.id).await.unwrap().is_some());
+    assert!(q.job(waiting).await.unwrap().is_some(), "queued jobs stay");
+    let workers: Vec<String> = q
+        .workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.worker_id)
+        .collect();
+    assert_eq!(workers, vec!["w-new".to_owned()], "silent workers forgotten");
+    assert_eq!(q.prune(chrono::Duration::days(30)).await.unwrap(), 0);
+}
+
+async fn unknown_codes_read_back_as_stored(q: Arc<dyn JobQueue>, env: &Env) {
+    env.account("a", "k").await;
+    let id = q.start_manual("a", "k", "w", LEASE).await.unwrap().id;
+    q.add_triggers(&[("a".into(), "k".into(), env.now())])
+        .await
+        .unwrap();
+    env.exec(&format!(
+        "UPDATE sched_jobs SET state = 'errored', error_code = 'SOME_FUTURE.CODE', trigger = 'someday' WHERE id = {id}"
+    ))
+    .await;
+    env.exec("UPDATE sched_triggers SET blocked_code = 'ANOTHER.ONE', last_error_code = 'LOGIN_FAILED'")
+        .await;
+    let job = q.job(id).await.unwrap().unwrap();
+    assert_eq!(job.error_code, Some(JobCode::Other("SOME_FUTURE.CODE".into())));
+    assert_eq!(job.error_code.unwrap().as_str(), "SOME_FUTURE.CODE");
+    assert_eq!(job.trigger, TriggerKind::Slot, "an unknown kind reads as slot");
+    let t = q.trigger("a").await.unwrap().unwrap();
+    assert_eq!(t.blocked_code, Some(JobCode::Other("ANOTHER.ONE".into())));
+    assert_eq!(t.last_error_code, Some(JobCode::Konnector(ErrorCode::LoginFailed)));
+}
+
+async fn waiting_for_work_ends_early_or_at_most_max(q: Arc<dyn JobQueue>, env: &Env) {
+    env.account("a", "k").await;
+    env.account("b", "k").await;
+    if env.is_pg() {
+        let other = env.other_machine().await;
+        // Work queued by another machine wakes this one.
+        let waiter = {
+            let q = Arc::clone(&q);
+            tokio::spawn(async move {
+                let t = Instant::now();
+                q.wait_for_work(Duration::from_secs(30)).await;
+                t.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        other.enqueue_manual("a", "k").await.unwrap();
+        let waited = waiter.await.unwrap();
+        assert!(waited < Duration::from_secs(10), "woken after {waited:?}");
+        // A run ending (a slot frees) wakes it too.
+        let job = claim_one(&other, "w").await.unwrap();
+        let waiter = {
+            let q = Arc::clone(&q);
+            tokio::spawn(async move {
+                let t = Instant::now();
+                q.wait_for_work(Duration::from_secs(30)).await;
+                t.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        other
+            .finish(&job, "w", &Outcome::Done(serde_json::json!({})))
+            .await
+            .unwrap();
+        let waited = waiter.await.unwrap();
+        assert!(waited < Duration::from_secs(10), "woken after {waited:?}");
+    }
+    // With nothing happening, it returns after `max` at the latest.
+    let t = Instant::now();
+    q.wait_for_work(Duration::from_millis(300)).await;
+    let waited = t.elapsed();
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    if !env.is_pg() {
+        assert!(waited >= Duration::from_millis(300), "SQLite sleeps `max`");
+    }
+}
+
+async fn workers_and_depth_are_reported(q: Arc<dyn JobQueue>, env: &Env) {
+    assert!(q.workers().await.unwrap().is_empty());
+    assert!(q.depth_by_konnector().await.unwrap().is_empty());
+    let started = env.now();
+    q.worker_beat("w1", 0).await.unwrap();
+    q.worker_beat("w2", 0).await.unwrap();
+    for (id, k) in [("a", "k1"), ("b", "k1"), ("c", "k1"), ("d", "k2")] {
+        env.account(id, k).await;
+        q.enqueue_manual(id, k).await.unwrap();
+    }
+    let jobs = q.claim_batch("w1", LEASE, &|k: &str| if k == "k1" { 1 } else { 5 }, 5)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 2, "one of k1, one of k2");
+    // One of k1 fails and retries later.
+    let k1 = jobs.iter().find(|j| j.konnector == "k1").unwrap();
+    q.finish(
+        k1,
+        "w1",
+        &failed(ErrorCode::VendorDown, AfterFailure::Retry(Duration::from_secs(600))),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    env.advance(minutes(1));
+    q.worker_beat("w1", 1).await.unwrap();
+    let workers = q.workers().await.unwrap();
+    assert_eq!(workers.len(), 2);
+    let w1 = &workers[0];
+    assert_eq!(w1.worker_id, "w1");
+    assert_eq!((w1.started_at, w1.last_beat), (started, env.now()));
+    assert_eq!((w1.in_flight, w1.leased), (1, 1));
+    assert_eq!(w1.host, gleaner_framework::liveness::host());
+    assert_eq!((workers[1].leased, workers[1].last_beat), (0, started));
+    let depth = q.depth_by_konnector().await.unwrap();
+    assert_eq!(
+        depth,
+        BTreeMap::from([
+            (
+                "k1".to_owned(),
+                QueueDepth {
+                    due: 2,
+                    later: 1,
+                    active: 0
+                }
+            ),
+            (
+                "k2".to_owned(),
+                QueueDepth {
+                    due: 0,
+                    later: 0,
+                    active: 1
+                }
+            ),
+        ])
+    );
+    q.worker_gone("w2").await.unwrap();
+    q.worker_gone("never-was").await.unwrap();
+    let ids: Vec<String> = q
+        .workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.worker_id)
+        .collect();
+    assert_eq!(ids, vec!["w1".to_owned()]);
+}
+
+async fn triggers_follow_the_accounts(q: Arc<dyn JobQueue>, env: &Env) {
+    env.account("a", "k").await;
+    env.account("b", "k2").await;
+    let mut missing = q.accounts_without_trigger().await.unwrap();
+    missing.sort();
+    assert_eq!(
+        missing,
+        vec![("a".into(), "k".into()), ("b".into(), "k2".into())]
+    );
+    let first = env.now() + minutes(30);
+    let rows: Vec<(String, String, DateTime<Utc>)> = missing
+        .into_iter()
+        .map(|(a, k)| (a, k, first))
+        .collect();
+    q.add_triggers(&rows).await.unwrap();
+    assert!(q.accounts_without_trigger().await.unwrap().is_empty());
+    let t = q.trigger("b").await.unwrap().unwrap();
+    assert_eq!(
+        (t.konnector.as_str(), t.status.as_str(), t.next_run_at, t.paused),
+        ("k2", "new", first, false)
+    );
+    q.enqueue_manual("b", "k2").await.unwrap();
+    env.exec("DELETE FROM accounts WHERE id = 'b'").await;
+    assert_eq!(q.drop_orphan_triggers().await.unwrap(), 1);
+    let ids: Vec<String> = q
+        .triggers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.account_id)
+        .collect();
+    assert_eq!(ids, vec!["a".to_owned()]);
+    assert_eq!(q.counts().await.unwrap().get("queued"), None);
+    assert!(q.trigger("b").await.unwrap().is_none());
+}
+
+/// A database whose queue a newer Gleaner migrated is refused, clearly,
+/// and left as it is.
+#[tokio::test]
+async fn postgres_refuses_a_queue_written_by_a_newer_gleaner() {
+    let Some(env) = Env::postgres("newer_schema").await else {
+        return;
+    };
+    let _ = env.queue().await;
+    env.exec(
+        "INSERT INTO gleaner_queue_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from the future', TRUE, '\\x00'::bytea, 1)",
+    )
+    .await;
+    let Backend::Postgres { pool, .. } = &env.backend else {
+        unreachable!()
+    };
+    let err = PgQueue::open(pool.clone(), Arc::new(env.clock.clone()))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, SchedulerError::Schema(_)), "{err:?}");
+    assert!(text.contains("newer Gleaner") && text.contains("upgrade"), "{text}");
+    assert!(text.contains("9999"), "{text}");
+    assert!(!text.contains("postgres@"), "no credentials: {text}");
+}
+
+/// An unreachable server is an error naming the server, not a panic.
+#[tokio::test]
+async fn postgres_unreachable_is_a_clear_error() {
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy("postgres://someone:secret-pw@127.0.0.1:1/gleaner")
+        .unwrap();
+    let err = PgQueue::open(pool, Arc::new(ManualClock::new(start())))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("127.0.0.1:1/gleaner"), "{text}");
+    assert!(!text.contains("secret-pw"), "{text}");
+}
