@@ -278,7 +278,10 @@ async fn two_machines_never_claim_a_job_twice(q: Arc<dyn JobQueue>, env: &Env) {
                 if jobs.is_empty() {
                     return mine;
                 }
-                assert!(jobs.iter().all(|j| j.lease_owner.as_deref() == Some(&*owner)));
+                assert!(
+                    jobs.iter()
+                        .all(|j| j.lease_owner.as_deref() == Some(&*owner))
+                );
                 mine.extend(jobs.into_iter().map(|j| j.id));
             }
         }));
@@ -495,17 +498,28 @@ async fn due_triggers_become_jobs_or_skips_with_reasons(q: Arc<dyn JobQueue>, en
         assert_eq!(t.next_run_at, expected, "{}", t.account_id);
     }
     // Nothing due any more: planning again queues nothing.
-    assert!(q.enqueue_due(&tomorrow, minutes(10)).await.unwrap().is_empty());
+    assert!(
+        q.enqueue_due(&tomorrow, minutes(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A block lifts with new credentials; a cron override is kept.
     q.credentials_changed("blocked").await.unwrap();
     let t = q.trigger("blocked").await.unwrap().unwrap();
     assert_eq!(t.blocked_code, None);
-    assert_eq!(t.last_error_code, Some(JobCode::Konnector(ErrorCode::LoginFailed)));
+    assert_eq!(
+        t.last_error_code,
+        Some(JobCode::Konnector(ErrorCode::LoginFailed))
+    );
     q.set_cron("ok", Some("0 3 * * *"), now + minutes(5))
         .await
         .unwrap();
     let t = q.trigger("ok").await.unwrap().unwrap();
-    assert_eq!((t.cron.as_deref(), t.next_run_at), (Some("0 3 * * *"), now + minutes(5)));
+    assert_eq!(
+        (t.cron.as_deref(), t.next_run_at),
+        (Some("0 3 * * *"), now + minutes(5))
+    );
     assert!(matches!(
         q.set_cron("nobody", None, now).await,
         Err(SchedulerError::NotFound(_))
@@ -534,7 +548,10 @@ async fn a_failure_queues_its_retry_as_a_new_row(q: Arc<dyn JobQueue>, env: &Env
     assert_ne!(retry, first);
     let old = q.job(first).await.unwrap().unwrap();
     assert_eq!(old.state, JobState::Errored);
-    assert_eq!(old.error_code, Some(JobCode::Konnector(ErrorCode::VendorDown)));
+    assert_eq!(
+        old.error_code,
+        Some(JobCode::Konnector(ErrorCode::VendorDown))
+    );
     assert_eq!(old.lease_owner, None);
     let next = q.job(retry).await.unwrap().unwrap();
     assert_eq!(
@@ -568,15 +585,22 @@ async fn a_failure_queues_its_retry_as_a_new_row(q: Arc<dyn JobQueue>, env: &Env
     assert_eq!(done.report, Some(report));
     assert_eq!(done.finished_at, Some(env.now()));
     let t = q.trigger("a").await.unwrap().unwrap();
-    assert_eq!((t.status.as_str(), t.last_error_code.clone()), ("done", None));
+    assert_eq!(
+        (t.status.as_str(), t.last_error_code.clone()),
+        ("done", None)
+    );
     assert_eq!(t.last_success, Some(env.now()));
     // A failure that gives up queues nothing.
     q.enqueue_manual("a", "k").await.unwrap();
     let job = claim_one(&q, "w").await.unwrap();
     assert_eq!(
-        q.finish(&job, "w", &failed(ErrorCode::UnknownError, AfterFailure::GiveUp))
-            .await
-            .unwrap(),
+        q.finish(
+            &job,
+            "w",
+            &failed(ErrorCode::UnknownError, AfterFailure::GiveUp)
+        )
+        .await
+        .unwrap(),
         None
     );
     assert_eq!(q.counts().await.unwrap().get("queued"), None);
@@ -587,10 +611,7 @@ async fn leases_are_renewed_and_expired_ones_recovered(q: Arc<dyn JobQueue>, env
         env.account(id, "k").await;
         q.enqueue_manual(id, "k").await.unwrap();
     }
-    let jobs = q
-        .claim_batch("w-gone", LEASE, &unlimited, 3)
-        .await
-        .unwrap();
+    let jobs = q.claim_batch("w-gone", LEASE, &unlimited, 3).await.unwrap();
     assert_eq!(jobs.len(), 3);
     let of = |a: &str| jobs.iter().find(|j| j.account_id == a).unwrap().clone();
     env.advance(chrono::Duration::seconds(40));
@@ -610,20 +631,24 @@ async fn leases_are_renewed_and_expired_ones_recovered(q: Arc<dyn JobQueue>, env
         JobState::Running
     );
     let back = q.job(of("committed").id).await.unwrap().unwrap();
-    assert_eq!((back.state, back.recoveries, back.lease_owner), (JobState::Queued, 1, None));
+    assert_eq!(
+        (back.state, back.recoveries, back.lease_owner),
+        (JobState::Queued, 1, None)
+    );
     // The recovered jobs' old worker has lost them.
     assert!(!q.heartbeat(back.id, "w-gone", LEASE).await.unwrap());
     assert_eq!(
-        q.finish(&of("committed"), "w-gone", &Outcome::Done(serde_json::json!({})))
-            .await
-            .unwrap(),
+        q.finish(
+            &of("committed"),
+            "w-gone",
+            &Outcome::Done(serde_json::json!({}))
+        )
+        .await
+        .unwrap(),
         None
     );
     // Claimed again, the run commits, and the worker dies before finishing.
-    let again = q
-        .claim_batch("w2", LEASE, &unlimited, 3)
-        .await
-        .unwrap();
+    let again = q.claim_batch("w2", LEASE, &unlimited, 3).await.unwrap();
     assert_eq!(again.len(), 2);
     let committed = again.iter().find(|j| j.account_id == "committed").unwrap();
     env.committed("committed", &committed.run_id).await;
@@ -636,7 +661,12 @@ async fn leases_are_renewed_and_expired_ones_recovered(q: Arc<dyn JobQueue>, env
     assert_eq!(r.requeued, vec![of("lost").id]);
     let done = q.job(committed.id).await.unwrap().unwrap();
     assert_eq!(done.state, JobState::Done);
-    assert!(done.report.unwrap()["note"].as_str().unwrap().contains("committed"));
+    assert!(
+        done.report.unwrap()["note"]
+            .as_str()
+            .unwrap()
+            .contains("committed")
+    );
     let t = q.trigger("committed").await;
     assert!(t.unwrap().is_none(), "no trigger: nothing to update");
     let replaced = q.job(of("replaced").id).await.unwrap().unwrap();
@@ -709,7 +739,10 @@ async fn second_factor_answers_are_given_once_and_taken_once(q: Arc<dyn JobQueue
     assert!(q.heartbeat(job.id, "w", LEASE).await.unwrap());
     q.set_running(job.id).await.unwrap();
     let running = q.job(job.id).await.unwrap().unwrap();
-    assert_eq!((running.state, running.twofa_kind), (JobState::Running, None));
+    assert_eq!(
+        (running.state, running.twofa_kind),
+        (JobState::Running, None)
+    );
     // A code left when the run ends is deleted with it.
     q.set_awaiting(job.id, "app", None, deadline).await.unwrap();
     q.give_answer("a", b"333").await.unwrap();
@@ -752,7 +785,11 @@ async fn prune_deletes_old_history_only(q: Arc<dyn JobQueue>, env: &Env) {
         .into_iter()
         .map(|w| w.worker_id)
         .collect();
-    assert_eq!(workers, vec!["w-new".to_owned()], "silent workers forgotten");
+    assert_eq!(
+        workers,
+        vec!["w-new".to_owned()],
+        "silent workers forgotten"
+    );
     assert_eq!(q.prune(chrono::Duration::days(30)).await.unwrap(), 0);
 }
 
@@ -766,15 +803,27 @@ async fn unknown_codes_read_back_as_stored(q: Arc<dyn JobQueue>, env: &Env) {
         "UPDATE sched_jobs SET state = 'errored', error_code = 'SOME_FUTURE.CODE', trigger = 'someday' WHERE id = {id}"
     ))
     .await;
-    env.exec("UPDATE sched_triggers SET blocked_code = 'ANOTHER.ONE', last_error_code = 'LOGIN_FAILED'")
-        .await;
+    env.exec(
+        "UPDATE sched_triggers SET blocked_code = 'ANOTHER.ONE', last_error_code = 'LOGIN_FAILED'",
+    )
+    .await;
     let job = q.job(id).await.unwrap().unwrap();
-    assert_eq!(job.error_code, Some(JobCode::Other("SOME_FUTURE.CODE".into())));
+    assert_eq!(
+        job.error_code,
+        Some(JobCode::Other("SOME_FUTURE.CODE".into()))
+    );
     assert_eq!(job.error_code.unwrap().as_str(), "SOME_FUTURE.CODE");
-    assert_eq!(job.trigger, TriggerKind::Slot, "an unknown kind reads as slot");
+    assert_eq!(
+        job.trigger,
+        TriggerKind::Slot,
+        "an unknown kind reads as slot"
+    );
     let t = q.trigger("a").await.unwrap().unwrap();
     assert_eq!(t.blocked_code, Some(JobCode::Other("ANOTHER.ONE".into())));
-    assert_eq!(t.last_error_code, Some(JobCode::Konnector(ErrorCode::LoginFailed)));
+    assert_eq!(
+        t.last_error_code,
+        Some(JobCode::Konnector(ErrorCode::LoginFailed))
+    );
 }
 
 async fn waiting_for_work_ends_early_or_at_most_max(q: Arc<dyn JobQueue>, env: &Env) {
@@ -833,7 +882,8 @@ async fn workers_and_depth_are_reported(q: Arc<dyn JobQueue>, env: &Env) {
         env.account(id, k).await;
         q.enqueue_manual(id, k).await.unwrap();
     }
-    let jobs = q.claim_batch("w1", LEASE, &|k: &str| if k == "k1" { 1 } else { 5 }, 5)
+    let jobs = q
+        .claim_batch("w1", LEASE, &|k: &str| if k == "k1" { 1 } else { 5 }, 5)
         .await
         .unwrap();
     assert_eq!(jobs.len(), 2, "one of k1, one of k2");
@@ -842,7 +892,10 @@ async fn workers_and_depth_are_reported(q: Arc<dyn JobQueue>, env: &Env) {
     q.finish(
         k1,
         "w1",
-        &failed(ErrorCode::VendorDown, AfterFailure::Retry(Duration::from_secs(600))),
+        &failed(
+            ErrorCode::VendorDown,
+            AfterFailure::Retry(Duration::from_secs(600)),
+        ),
     )
     .await
     .unwrap()
@@ -901,15 +954,18 @@ async fn triggers_follow_the_accounts(q: Arc<dyn JobQueue>, env: &Env) {
         vec![("a".into(), "k".into()), ("b".into(), "k2".into())]
     );
     let first = env.now() + minutes(30);
-    let rows: Vec<(String, String, DateTime<Utc>)> = missing
-        .into_iter()
-        .map(|(a, k)| (a, k, first))
-        .collect();
+    let rows: Vec<(String, String, DateTime<Utc>)> =
+        missing.into_iter().map(|(a, k)| (a, k, first)).collect();
     q.add_triggers(&rows).await.unwrap();
     assert!(q.accounts_without_trigger().await.unwrap().is_empty());
     let t = q.trigger("b").await.unwrap().unwrap();
     assert_eq!(
-        (t.konnector.as_str(), t.status.as_str(), t.next_run_at, t.paused),
+        (
+            t.konnector.as_str(),
+            t.status.as_str(),
+            t.next_run_at,
+            t.paused
+        ),
         ("k2", "new", first, false)
     );
     q.enqueue_manual("b", "k2").await.unwrap();
@@ -948,7 +1004,10 @@ async fn postgres_refuses_a_queue_written_by_a_newer_gleaner() {
         .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, SchedulerError::Schema(_)), "{err:?}");
-    assert!(text.contains("newer Gleaner") && text.contains("upgrade"), "{text}");
+    assert!(
+        text.contains("newer Gleaner") && text.contains("upgrade"),
+        "{text}"
+    );
     assert!(text.contains("9999"), "{text}");
     assert!(!text.contains("postgres@"), "no credentials: {text}");
 }

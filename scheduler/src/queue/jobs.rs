@@ -335,7 +335,10 @@ impl Queue {
             .bind(ts(self.now() - retention))
             .execute(&self.pool)
             .await
-            .map_err(SchedulerError::sql_on(&self.pool, "forgetting silent workers"))?;
+            .map_err(SchedulerError::sql_on(
+                &self.pool,
+                "forgetting silent workers",
+            ))?;
         Ok(done.rows_affected())
     }
 

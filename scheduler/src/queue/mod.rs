@@ -86,7 +86,8 @@ pub use backend::JobQueue;
 pub use code::JobCode;
 pub use postgres::PgQueue;
 pub use records::{
-    Job, JobFilter, JobState, Outcome, QueueDepth, Recovered, TriggerKind, TriggerState, WorkerState,
+    Job, JobFilter, JobState, Outcome, QueueDepth, Recovered, TriggerKind, TriggerState,
+    WorkerState,
 };
 
 /// The queue in the store's SQLite file, over the store's pool: the

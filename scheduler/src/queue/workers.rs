@@ -32,7 +32,10 @@ impl Queue {
         .bind(i64::from(in_flight))
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::sql_on(&self.pool, "recording a worker's beat"))?;
+        .map_err(SchedulerError::sql_on(
+            &self.pool,
+            "recording a worker's beat",
+        ))?;
         Ok(())
     }
 

@@ -27,7 +27,10 @@ impl PgQueue {
         .bind(id)
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "marking a job awaiting_user"))?;
+        .map_err(SchedulerError::pg_on(
+            &self.pool,
+            "marking a job awaiting_user",
+        ))?;
         Ok(())
     }
 

@@ -143,7 +143,7 @@ impl PgQueue {
             // In a savepoint: an account made active meanwhile (a manual
             // run started by another machine) refuses this update through
             // the unique index; the job is skipped, the claim goes on.
-            let mut sp = (&mut *tx).begin().await.map_err(sql(WHAT))?;
+            let mut sp = (*tx).begin().await.map_err(sql(WHAT))?;
             let row = sqlx::query(concat!(
                 "UPDATE sched_jobs SET state = 'running', started_at = $1, lease_owner = $2,
                     lease_expires_at = $3

@@ -17,7 +17,9 @@ impl PgQueue {
     pub(super) async fn enqueue_manual(&self, account_id: &str, konnector: &str) -> Result<i64> {
         self.retrying("queuing a manual run", || async {
             let mut tx = self.begin("queuing a manual run").await?;
-            let id = self.enqueue_manual_in(&mut tx, account_id, konnector).await?;
+            let id = self
+                .enqueue_manual_in(&mut tx, account_id, konnector)
+                .await?;
             notify(&mut tx, konnector).await?;
             tx.commit().await.map_err(sql("queuing a manual run"))?;
             Ok(id)
@@ -92,7 +94,9 @@ impl PgQueue {
                 state,
             }));
         }
-        let id = self.enqueue_manual_in(&mut tx, account_id, konnector).await?;
+        let id = self
+            .enqueue_manual_in(&mut tx, account_id, konnector)
+            .await?;
         let now = self.now();
         // The upsert holds the row: no claimer takes it before this
         // commits. A claimer that took the account's job just before the
@@ -261,7 +265,10 @@ impl PgQueue {
             .bind(cutoff)
             .execute(&self.pool)
             .await
-            .map_err(SchedulerError::pg_on(&self.pool, "forgetting silent workers"))?;
+            .map_err(SchedulerError::pg_on(
+                &self.pool,
+                "forgetting silent workers",
+            ))?;
         Ok(done.rows_affected())
     }
 

@@ -152,7 +152,7 @@ impl PgQueue {
             // Queued again, unless the account has a queued job already
             // (the unique index refuses it, in a savepoint): then this one
             // ends errored, replaced.
-            let mut sp = (&mut *tx).begin().await.map_err(sql(WHAT))?;
+            let mut sp = (*tx).begin().await.map_err(sql(WHAT))?;
             let requeued = sqlx::query(
                 "UPDATE sched_jobs SET state = 'queued', started_at = NULL, lease_owner = NULL,
                     lease_expires_at = NULL, recoveries = recoveries + 1, twofa_kind = NULL,

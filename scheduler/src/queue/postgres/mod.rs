@@ -88,7 +88,7 @@ use super::{
     WorkerState,
 };
 use crate::clock::Clock;
-use crate::error::{Result, SchedulerError, pg_failure, PgFailure};
+use crate::error::{PgFailure, Result, SchedulerError, pg_failure};
 
 mod answers;
 mod claims;
@@ -229,10 +229,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Sends the wake-up for `konnector` in `tx` (delivered at commit).
-async fn notify(
-    tx: &mut sqlx::PgConnection,
-    konnector: &str,
-) -> std::result::Result<(), TxError> {
+async fn notify(tx: &mut sqlx::PgConnection, konnector: &str) -> std::result::Result<(), TxError> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(WAKE_CHANNEL)
         .bind(konnector)

@@ -47,9 +47,11 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<()> {
             pool,
             &e,
         )),
-        Err(e) => Err(SchedulerError::Store(gleaner_framework::KonnectorError::store(
-            format!("job queue: applying the queue's migrations on {server} failed: {e}"),
-        ))),
+        Err(e) => Err(SchedulerError::Store(
+            gleaner_framework::KonnectorError::store(format!(
+                "job queue: applying the queue's migrations on {server} failed: {e}"
+            )),
+        )),
     }
 }
 

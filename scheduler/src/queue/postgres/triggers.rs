@@ -53,7 +53,10 @@ impl PgQueue {
 
     /// Creates triggers; existing ones keep their state (`ON CONFLICT DO
     /// NOTHING`, so two machines adding one account leave one trigger).
-    pub(super) async fn add_triggers(&self, rows: &[(String, String, DateTime<Utc>)]) -> Result<()> {
+    pub(super) async fn add_triggers(
+        &self,
+        rows: &[(String, String, DateTime<Utc>)],
+    ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }

@@ -33,7 +33,10 @@ impl PgQueue {
         .bind(i32::try_from(in_flight).unwrap_or(i32::MAX))
         .execute(&self.pool)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "recording a worker's beat"))?;
+        .map_err(SchedulerError::pg_on(
+            &self.pool,
+            "recording a worker's beat",
+        ))?;
         Ok(())
     }
 
@@ -131,7 +134,10 @@ impl PgQueue {
         };
         match listener.recv().await {
             Ok(n) => {
-                tracing::debug!(konnector = n.payload(), "woken: work queued or a slot freed");
+                tracing::debug!(
+                    konnector = n.payload(),
+                    "woken: work queued or a slot freed"
+                );
                 true
             }
             Err(e) => {
