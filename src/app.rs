@@ -9,19 +9,28 @@ use anyhow::{Context, Result, bail};
 use gleaner_framework::http::RetryPolicy;
 use gleaner_framework::oauth::TokenManager;
 use gleaner_framework::session::Sessions;
-use gleaner_framework::store::{Account, AccountStore, DocStore, FileStore, SqliteStore};
+use gleaner_framework::store::{
+    Account, AccountStore, Backend, DocStore, FileStore, PgStore, SqliteStore,
+};
 use gleaner_framework::vault::{self, KdfParams, Vault, VaultLocation};
 use gleaner_framework::{RunEnv, Secret};
 use gleaner_konnectors::Registry;
-use gleaner_scheduler::{Clock, KonnectorSource, Queue, Scheduler, SchedulerConfig, SystemClock};
+use gleaner_scheduler::{
+    Clock, DatabaseConfig, JobQueue, KonnectorSource, PgQueue, Queue, Scheduler, SchedulerConfig,
+    SystemClock,
+};
 use tokio::sync::OnceCell;
 
 /// Everything a command needs.
 pub struct App {
     /// The data directory.
     pub data_dir: PathBuf,
-    /// The store.
-    pub store: SqliteStore,
+    /// The store: SQLite in the data directory, or PostgreSQL
+    /// (`--database`, `GLEANER_DATABASE`, `[database] url`).
+    pub store: Arc<dyn Backend>,
+    /// The same store by engine, for what only one engine has (the queue
+    /// on its pool).
+    engine: Engine,
     /// The files tree.
     pub files: FileStore,
     /// The credentials vault, opened on first use ([`App::vault`]): the
@@ -35,6 +44,40 @@ pub struct App {
     pub config: SchedulerConfig,
     /// The konnectors.
     pub registry: Registry,
+}
+
+/// The engine an installation runs on.
+#[derive(Clone)]
+enum Engine {
+    /// The embedded file `gleaner.db`.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database shared by a fleet of workers.
+    Postgres(PgStore),
+}
+
+/// The connection pool's size per process when `[database]` sets none.
+const DEFAULT_PG_CONNECTIONS: u32 = 8;
+
+/// Opens the store named by `--database` / `GLEANER_DATABASE` (`flag`),
+/// else `gleaner.toml`'s `[database] url`, else the SQLite file.
+async fn open_engine(data_dir: &Path, flag: Option<String>) -> Result<Engine> {
+    let config = DatabaseConfig::load(&data_dir.join("gleaner.toml"))?;
+    let url = flag.filter(|u| !u.trim().is_empty()).or(config.url);
+    match url {
+        None => Ok(Engine::Sqlite(
+            SqliteStore::open(&data_dir.join("gleaner.db")).await?,
+        )),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let max = config.max_connections.unwrap_or(DEFAULT_PG_CONNECTIONS);
+            Ok(Engine::Postgres(PgStore::open_with(&url, max).await?))
+        }
+        Some(url) => {
+            let scheme = url.split("://").next().unwrap_or_default();
+            bail!(
+                "the database `{scheme}://…` is not one Gleaner runs on: give a postgres:// URL, or none for the SQLite file in the data directory"
+            )
+        }
+    }
 }
 
 /// Adds the Cozy konnectors installed in the data directory. One that no
@@ -84,7 +127,7 @@ fn installed_konnector(
 
 impl App {
     /// Opens (creating if needed) the installation in `data_dir`.
-    pub async fn open(data_dir: Option<PathBuf>) -> Result<Self> {
+    pub async fn open(data_dir: Option<PathBuf>, database: Option<String>) -> Result<Self> {
         let data_dir = match data_dir {
             Some(d) => d,
             None => directories::ProjectDirs::from("", "", "gleaner")
@@ -106,7 +149,11 @@ impl App {
                 tracing::warn!(dir = %data_dir.display(), error = %e, "cannot make the data directory private");
             }
         }
-        let store = SqliteStore::open(&data_dir.join("gleaner.db")).await?;
+        let engine = open_engine(&data_dir, database).await?;
+        let store: Arc<dyn Backend> = match &engine {
+            Engine::Sqlite(s) => Arc::new(s.clone()),
+            Engine::Postgres(p) => Arc::new(p.clone()),
+        };
         let files = FileStore::open(&data_dir.join("files"))?;
         let mut registry = Registry::builtin()?;
         add_installed(&mut registry, &data_dir);
@@ -135,6 +182,7 @@ impl App {
         Ok(Self {
             data_dir,
             store,
+            engine,
             files,
             vault: OnceCell::new(),
             oauth: OnceCell::new(),
@@ -162,7 +210,7 @@ impl App {
                 };
                 let (vault, notes) = vault::open_for_store(
                     &VaultLocation::new(&self.data_dir),
-                    &self.store,
+                    &*self.store,
                     env_passphrase,
                     &prompt_passphrase,
                     KdfParams::LAPTOP,
@@ -200,7 +248,10 @@ impl App {
             .oauth
             .get_or_try_init(|| async {
                 let vault = self.vault().await?;
-                Ok::<_, anyhow::Error>(Arc::new(TokenManager::new(self.store.clone(), vault)?))
+                Ok::<_, anyhow::Error>(Arc::new(TokenManager::new(
+                    Arc::clone(&self.store) as Arc<dyn gleaner_framework::store::TokenStore>,
+                    vault,
+                )?))
             })
             .await?;
         Ok(Arc::clone(oauth))
@@ -208,13 +259,13 @@ impl App {
 
     /// Where runs keep login sessions, sealed by the vault.
     fn sessions(&self, vault: Arc<Vault>) -> Sessions {
-        Sessions::new(Arc::new(self.store.clone()), vault)
+        Sessions::new(Arc::clone(&self.store) as _, vault)
     }
 
     /// The run environment shared by runs.
     pub fn run_env(&self) -> RunEnv {
         RunEnv {
-            store: Arc::new(self.store.clone()) as Arc<dyn DocStore>,
+            store: Arc::clone(&self.store) as Arc<dyn DocStore>,
             files: self.files.clone(),
             retry: RetryPolicy::default(),
         }
@@ -249,7 +300,10 @@ impl App {
         secrets: Option<(Arc<Vault>, Arc<TokenManager>)>,
     ) -> Result<Arc<Scheduler>> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let queue = Queue::open(self.store.pool().clone(), clock).await?;
+        let queue: Arc<dyn JobQueue> = match &self.engine {
+            Engine::Sqlite(s) => Arc::new(Queue::open(s.pool().clone(), clock).await?),
+            Engine::Postgres(p) => Arc::new(PgQueue::open(p.pool().clone(), clock).await?),
+        };
         let registry = self.registry.clone();
         let data_dir = self.data_dir.clone();
         // A Cozy konnector installed after this process started (a running
@@ -262,9 +316,9 @@ impl App {
                 .or_else(|| installed_konnector(&data_dir, slug))
         });
         Ok(Arc::new(Scheduler {
-            queue: Arc::new(queue),
+            queue,
             env: self.run_env(),
-            accounts: Arc::new(self.store.clone()),
+            accounts: Arc::clone(&self.store) as Arc<dyn AccountStore>,
             vault: secrets.as_ref().map(|(v, _)| Arc::clone(v)),
             konnectors,
             config: self.config.clone(),
@@ -303,7 +357,12 @@ impl App {
     /// Closes the store's connections (SQLite checkpoints the WAL into the
     /// database file when the last one closes).
     pub async fn close(&self) {
-        self.store.pool().close().await;
+        self.store.close().await;
+    }
+
+    /// Whether the store is PostgreSQL (a fleet's shared database).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
     }
 
     /// The absolute path of the files tree.

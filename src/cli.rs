@@ -13,6 +13,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "GLEANER_HOME")]
     pub data_dir: Option<PathBuf>,
 
+    /// The database: `postgres://user@host/db` puts accounts, documents,
+    /// sealed secrets and the job queue on PostgreSQL, shared by every
+    /// worker that names it (files and the vault key stay in the data
+    /// directory, on storage the workers share). Default: gleaner.toml's
+    /// `[database] url`, else the SQLite file in the data directory.
+    #[arg(long, global = true, env = "GLEANER_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+
     /// More logs (-v: debug, -vv: trace) and error details.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -62,8 +70,14 @@ pub enum Command {
         #[arg(long)]
         concurrency: Option<usize>,
         /// Runs at once against one provider (default: gleaner.toml, else 4).
+        /// On PostgreSQL the limit holds across every worker of the fleet.
         #[arg(long)]
         per_konnector: Option<usize>,
+        /// This worker's name on job leases and in `gleaner status`
+        /// (default: `daemon@<host>:<pid>`). Two live workers cannot share
+        /// one: the second is refused.
+        #[arg(long, value_name = "NAME")]
+        worker_id: Option<String>,
     },
     /// Show each account's trigger and next run.
     Schedule,
@@ -132,6 +146,19 @@ pub enum Command {
         /// The file to write (default: standard output).
         #[arg(long, short)]
         out: Option<PathBuf>,
+    },
+    /// Move an installation's SQLite store (accounts, sealed secrets,
+    /// documents, konnector state, sessions, tokens, triggers) into an
+    /// empty PostgreSQL database, in one transaction, checking every
+    /// table's count on both sides. Files and the vault key stay in the
+    /// data directory.
+    Migrate {
+        /// The data directory holding gleaner.db.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The PostgreSQL database (`postgres://user@host/db`).
+        #[arg(long, value_name = "URL")]
+        to: String,
     },
     /// Show or rotate the vault that seals credentials and sessions.
     #[command(subcommand)]

@@ -853,7 +853,7 @@ pub async fn demo(app: &App) -> Result<()> {
         (links_before, links_after),
         started.elapsed().as_secs_f64(),
     );
-    println!("store: {}", app.store.path().display());
+    println!("store: {}", app.store.describe());
     println!("files: {}", app.files_root().display());
     println!("see them with `gleaner docs io.cozy.bills` or `gleaner export`");
     if !runs.errors.is_empty() {
@@ -1005,7 +1005,7 @@ pub async fn vault_rotate(app: &App, to_passphrase: bool, to_keyfile: bool) -> R
         RotationTarget::KeyFile
     };
     let loc = VaultLocation::new(&app.data_dir);
-    let (new, counts) = vault::rotate(&loc, &app.store, &current, target).await?;
+    let (new, counts) = vault::rotate(&loc, &*app.store, &current, target).await?;
     println!(
         "vault rotated: {} record(s) re-sealed ({}); key source {} at {}, key id {} (was {})",
         counts.values().sum::<u64>(),

@@ -9,6 +9,7 @@ mod commands;
 mod dev;
 mod installed;
 mod linking;
+mod migrate;
 mod prompt;
 mod scaffold;
 mod scheduling;
@@ -167,6 +168,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         })
         .await;
     }
+    // A migration opens both ends itself.
+    if let Command::Migrate { from, to } = &cli.command {
+        return migrate::migrate(from, to).await;
+    }
     if let Command::Serve {
         listen,
         no_daemon,
@@ -179,7 +184,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } else {
             None
         };
-        let app = std::sync::Arc::new(app::App::open(cli.data_dir).await?);
+        let app = std::sync::Arc::new(app::App::open(cli.data_dir, cli.database).await?);
         let result = web::serve(
             std::sync::Arc::clone(&app),
             web::ServeOptions {
@@ -193,7 +198,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         app.close().await;
         return result;
     }
-    let app = app::App::open(cli.data_dir).await?;
+    let app = app::App::open(cli.data_dir, cli.database).await?;
     let result = run_command(&app, cli.command).await;
     // Closing the store checkpoints its WAL into the database file, so a
     // finished command leaves one whole file behind.
@@ -313,8 +318,9 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
         Command::Daemon {
             concurrency,
             per_konnector,
+            worker_id,
             ..
-        } => scheduling::daemon(app, concurrency, per_konnector).await?,
+        } => scheduling::daemon(app, concurrency, per_konnector, worker_id).await?,
         Command::Schedule => scheduling::schedule(app).await?,
         Command::Jobs {
             account,
@@ -362,6 +368,9 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
                 json,
             })
             .await?
+        }
+        Command::Migrate { .. } => {
+            anyhow::bail!("`gleaner migrate` is handled before the data directory is opened")
         }
         Command::New(_) => {
             anyhow::bail!("`gleaner new` is handled before the data directory is opened")

@@ -11,7 +11,7 @@ use gleaner_framework::{ErrorCode, RunReport, UserAction};
 use gleaner_scheduler::queue::JobFilter;
 use gleaner_scheduler::retry::AfterFailure;
 use gleaner_scheduler::twofa::seal_code;
-use gleaner_scheduler::{Attended, JobCode, JobState, Outcome, TriggerState};
+use gleaner_scheduler::{Attended, JobCode, JobState, Outcome, Scheduler, TriggerState};
 
 use crate::app::App;
 use crate::terminal::{command_for, printable, progress_bar, table, with_next_step};
@@ -114,9 +114,16 @@ pub async fn daemon(
     app: &App,
     concurrency: Option<usize>,
     per_konnector: Option<usize>,
+    worker_id: Option<String>,
 ) -> Result<()> {
     let mut sched = app.scheduler("daemon").await?;
+    if let Some(id) = &worker_id {
+        check_worker_id(&sched, id).await?;
+    }
     if let Some(s) = Arc::get_mut(&mut sched) {
+        if let Some(id) = worker_id {
+            s.owner = id;
+        }
         if let Some(c) = concurrency {
             s.config.concurrency = c.max(1);
         }
@@ -151,6 +158,39 @@ pub async fn daemon(
         eprintln!(
             "stopped; {} running job(s) queued again for the next start",
             summary.requeued.len()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a worker id that is not a plain name, or that a live worker
+/// uses (its heartbeat is younger than a lease): two workers under one
+/// name would take back each other's jobs at shutdown.
+async fn check_worker_id(sched: &Scheduler, id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > 100
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c))
+    {
+        bail!(
+            "--worker-id `{id}` is refused: use 1 to 100 letters, digits and - _ . @ : (such as the host name)"
+        );
+    }
+    let now = sched.queue.now();
+    let lease = chrono::Duration::from_std(sched.config.lease).unwrap_or(chrono::Duration::MAX);
+    if let Some(w) = sched
+        .queue
+        .workers()
+        .await?
+        .into_iter()
+        .find(|w| w.worker_id == id && now - w.last_beat < lease)
+    {
+        bail!(
+            "the worker id `{id}` is in use: a worker on {} beat {} s ago; give each daemon its own --worker-id (or wait {} s after stopping the other)",
+            w.host,
+            (now - w.last_beat).num_seconds(),
+            sched.config.lease.as_secs()
         );
     }
     Ok(())
@@ -356,6 +396,48 @@ pub async fn status(app: &App) -> Result<()> {
         ]);
     }
     println!("{t}");
+    print_fleet(app, &sched).await?;
+    Ok(())
+}
+
+/// The workers that beat within the retention of the worker table, and
+/// the queue's depth per provider (under `gleaner status`).
+async fn print_fleet(app: &App, sched: &Scheduler) -> Result<()> {
+    let workers = sched.queue.workers().await?;
+    let depth = sched.queue.depth_by_konnector().await?;
+    let now = sched.queue.now();
+    let lease = chrono::Duration::from_std(sched.config.lease).unwrap_or(chrono::Duration::MAX);
+    if !workers.is_empty() {
+        let mut t = table(&["worker", "host", "since", "last heartbeat", "jobs in flight"]);
+        for w in &workers {
+            let ago = (now - w.last_beat).num_seconds().max(0);
+            let beat = if now - w.last_beat < lease {
+                format!("{ago} s ago")
+            } else {
+                format!("{ago} s ago (stopped or dead)")
+            };
+            t.add_row(vec![
+                w.worker_id.clone(),
+                w.host.clone(),
+                local(app, Some(w.started_at)),
+                beat,
+                w.leased.to_string(),
+            ]);
+        }
+        println!("\nworkers ({}):\n{t}", app.store.describe());
+    }
+    if depth.values().any(|d| d.due + d.later + d.active > 0) {
+        let mut t = table(&["konnector", "queued (due)", "queued (later)", "running"]);
+        for (k, d) in &depth {
+            t.add_row(vec![
+                k.clone(),
+                d.due.to_string(),
+                d.later.to_string(),
+                d.active.to_string(),
+            ]);
+        }
+        println!("\nqueue:\n{t}");
+    }
     Ok(())
 }
 

@@ -102,6 +102,52 @@ impl Default for SchedulerConfig {
 struct FileConfig {
     #[serde(default)]
     scheduler: Option<RawScheduler>,
+    #[serde(default)]
+    database: Option<DatabaseConfig>,
+}
+
+/// The `[database]` section of `gleaner.toml`: where an installation past
+/// one machine keeps its store and queue.
+///
+/// ```toml
+/// [database]
+/// url = "postgres://gleaner@db.internal/gleaner"
+/// max_connections = 8
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// A `postgres://` URL; `None`: the SQLite file in the data directory.
+    pub url: Option<String>,
+    /// The connection pool's size per process (default 8).
+    pub max_connections: Option<u32>,
+}
+
+impl DatabaseConfig {
+    /// Reads the `[database]` section of `path` (a `gleaner.toml`); a
+    /// missing file or section gives the default (SQLite).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(SchedulerError::Config(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let file: FileConfig = toml::from_str(&text)
+            .map_err(|e| SchedulerError::Config(format!("{}: {e}", path.display())))?;
+        let db = file.database.unwrap_or_default();
+        if db.max_connections == Some(0) {
+            return Err(SchedulerError::Config(format!(
+                "{}: database.max_connections must be at least 1",
+                path.display()
+            )));
+        }
+        Ok(db)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -34,7 +34,7 @@ pub mod scheduler;
 pub mod twofa;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::SchedulerConfig;
+pub use config::{DatabaseConfig, SchedulerConfig};
 pub use error::{Result, SchedulerError};
 pub use queue::{
     Job, JobCode, JobFilter, JobQueue, JobState, Outcome, PgQueue, Queue, QueueDepth, TriggerKind,

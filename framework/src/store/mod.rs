@@ -16,6 +16,7 @@ pub mod links;
 pub mod sealed;
 pub mod sqlite;
 pub mod sqlite_error;
+pub mod transfer;
 pub mod views;
 
 pub use files::{FileStore, StagedFile};

@@ -79,6 +79,7 @@ mod jobs;
 mod leases;
 mod postgres;
 mod records;
+pub mod transfer;
 mod triggers;
 mod workers;
 
