@@ -16,6 +16,7 @@
 pub mod backend;
 pub mod files;
 pub mod links;
+pub mod postgres;
 pub mod sealed;
 pub mod sqlite;
 mod sqlite_backend;
@@ -27,6 +28,7 @@ pub use backend::{Backend, BackendKind, SealedStore, SealedTokens, TokenLock, To
 pub use files::{FileStore, StagedFile};
 pub use links::LinkSummary;
 pub use sealed::{OnRotation, SEALED_COLUMNS, SealedColumn};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use views::Projected;
 
