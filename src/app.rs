@@ -200,7 +200,10 @@ impl App {
             .oauth
             .get_or_try_init(|| async {
                 let vault = self.vault().await?;
-                Ok::<_, anyhow::Error>(Arc::new(TokenManager::new(Arc::new(self.store.clone()), vault)?))
+                Ok::<_, anyhow::Error>(Arc::new(TokenManager::new(
+                    Arc::new(self.store.clone()),
+                    vault,
+                )?))
             })
             .await?;
         Ok(Arc::clone(oauth))

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use gleaner_framework::store::{
-    Account, Backend, BackendKind, Counts, PgStore, RunCommit, SealedSession,
-    SealedStore, SealedTokens, SqliteStore, StagedDoc, TokenStore,
+    Account, Backend, BackendKind, Counts, PgStore, RunCommit, SealedSession, SealedStore,
+    SealedTokens, SqliteStore, StagedDoc, TokenStore,
 };
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{ErrorCode, Secret};
@@ -243,7 +243,10 @@ async fn check_commit_counts_and_revs(store: Arc<dyn Backend>) {
     assert_eq!(meta["createdByApp"], "gleaner");
     assert_eq!(meta["createdAt"], json!(at(0).to_rfc3339()));
     assert_eq!(meta["updatedAt"], json!(at(60).to_rfc3339()));
-    assert_eq!(a.data["cozyMetadata"]["updatedAt"], json!(at(0).to_rfc3339()));
+    assert_eq!(
+        a.data["cozyMetadata"]["updatedAt"],
+        json!(at(0).to_rfc3339())
+    );
     // New ids: 32 hex digits, in creation order.
     let c_doc = by_amount(4);
     assert!(c_doc.id.len() == 32 && c_doc.id.chars().all(|c| c.is_ascii_hexdigit()));
@@ -272,7 +275,10 @@ async fn check_commit_counts_and_revs(store: Arc<dyn Backend>) {
         }
     );
     assert!(store.find_id("acc", BILLS, "a").await.unwrap().is_none());
-    assert_eq!(store.state("acc").await.unwrap().unwrap().state, json!(null));
+    assert_eq!(
+        store.state("acc").await.unwrap().unwrap().state,
+        json!(null)
+    );
 
     // More than one chunk of each engine, mixed with existing ones.
     let many: Vec<StagedDoc> = (0..2500).map(|i| bill(&format!("m{i:05}"), i)).collect();
@@ -306,7 +312,11 @@ async fn check_concurrent_commits_of_the_same_keys(store: Arc<dyn Backend>) {
         .commit_run(commit("acc", vec![bill("seed", 0)], json!(null), 0))
         .await
         .unwrap();
-    let docs = || (0..300).map(|i| bill(&format!("k{i}"), i)).collect::<Vec<_>>();
+    let docs = || {
+        (0..300)
+            .map(|i| bill(&format!("k{i}"), i))
+            .collect::<Vec<_>>()
+    };
     let (s1, s2) = (store.clone(), store.clone());
     let one = tokio::spawn(async move { s1.commit_run(commit("acc", docs(), json!(1), 10)).await });
     let two = tokio::spawn(async move { s2.commit_run(commit("acc", docs(), json!(2), 20)).await });
@@ -321,16 +331,26 @@ async fn check_concurrent_commits_of_the_same_keys(store: Arc<dyn Backend>) {
     assert_eq!(listed.len(), 301);
 
     // And on a first import (no lookup): the second waits and skips.
-    let fresh = || (0..200).map(|i| bill(&format!("f{i}"), i)).collect::<Vec<_>>();
+    let fresh = || {
+        (0..200)
+            .map(|i| bill(&format!("f{i}"), i))
+            .collect::<Vec<_>>()
+    };
     let (s1, s2) = (store.clone(), store.clone());
-    let one = tokio::spawn(async move { s1.commit_run(commit("new", fresh(), json!(1), 30)).await });
-    let two = tokio::spawn(async move { s2.commit_run(commit("new", fresh(), json!(2), 40)).await });
+    let one =
+        tokio::spawn(async move { s1.commit_run(commit("new", fresh(), json!(1), 30)).await });
+    let two =
+        tokio::spawn(async move { s2.commit_run(commit("new", fresh(), json!(2), 40)).await });
     let one = one.await.unwrap().unwrap();
     let two = two.await.unwrap().unwrap();
     assert_eq!(one[BILLS].created + two[BILLS].created, 200);
     assert_eq!(one[BILLS].skipped + two[BILLS].skipped, 200);
     assert_eq!(
-        store.list(BILLS, Some("new"), None, 1000).await.unwrap().len(),
+        store
+            .list(BILLS, Some("new"), None, 1000)
+            .await
+            .unwrap()
+            .len(),
         200
     );
 }
@@ -359,8 +379,16 @@ async fn check_replaces(store: Arc<dyn Backend>) {
         ))
         .await
         .unwrap();
-    let p1 = store.find_id("bank", OPERATIONS, "p1").await.unwrap().unwrap();
-    let b2 = store.find_id("bank", OPERATIONS, "b2").await.unwrap().unwrap();
+    let p1 = store
+        .find_id("bank", OPERATIONS, "p1")
+        .await
+        .unwrap()
+        .unwrap();
+    let b2 = store
+        .find_id("bank", OPERATIONS, "b2")
+        .await
+        .unwrap()
+        .unwrap();
 
     // The pending p1 booked as b1: same document, new key and content.
     let mut booked = op("b1", false, "v", "2026-01-02", -5.0);
@@ -388,13 +416,31 @@ async fn check_replaces(store: Arc<dyn Backend>) {
         store.find_id("bank", OPERATIONS, "b1").await.unwrap(),
         Some(p1.clone())
     );
-    assert!(store.find_id("bank", OPERATIONS, "p1").await.unwrap().is_none());
-    assert!(store.find_id("bank", OPERATIONS, "p2").await.unwrap().is_none());
+    assert!(
+        store
+            .find_id("bank", OPERATIONS, "p1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_id("bank", OPERATIONS, "p2")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store.find_id("bank", OPERATIONS, "b2").await.unwrap(),
         Some(b2)
     );
-    assert!(store.find_id("bank", OPERATIONS, "b9").await.unwrap().is_some());
+    assert!(
+        store
+            .find_id("bank", OPERATIONS, "b9")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let docs = store.docs_by_id(OPERATIONS, &[p1.clone()]).await.unwrap();
     assert_eq!(docs[&p1].data["isComing"], json!(false));
     assert!(docs[&p1].rev.starts_with("2-"));
@@ -471,10 +517,20 @@ async fn check_list_paging(store: Arc<dyn Backend>) {
     assert_eq!(seen, sorted, "ids in order, none twice");
     assert_eq!(store.list(BILLS, None, None, 100).await.unwrap().len(), 26);
     assert_eq!(
-        store.list(BILLS, Some("two"), None, 100).await.unwrap().len(),
+        store
+            .list(BILLS, Some("two"), None, 100)
+            .await
+            .unwrap()
+            .len(),
         1
     );
-    assert!(store.list(OPERATIONS, None, None, 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .list(OPERATIONS, None, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.list(BILLS, None, None, 0).await.unwrap().len(), 0);
 }
 
@@ -504,9 +560,15 @@ async fn check_count_by_doctype(store: Arc<dyn Backend>) {
 }
 
 async fn check_get_by_key(store: Arc<dyn Backend>) {
-    let data = json!({"vendor": "V", "amount": 12.50, "nested": {"z": [1, "two", null]}, "text": "é\"\\"});
+    let data =
+        json!({"vendor": "V", "amount": 12.50, "nested": {"z": [1, "two", null]}, "text": "é\"\\"});
     store
-        .commit_run(commit("acc", vec![doc(BILLS, "k", data.clone())], json!(null), 0))
+        .commit_run(commit(
+            "acc",
+            vec![doc(BILLS, "k", data.clone())],
+            json!(null),
+            0,
+        ))
         .await
         .unwrap();
     let got = store.get_by_key("acc", BILLS, "k").await.unwrap().unwrap();
@@ -516,9 +578,27 @@ async fn check_get_by_key(store: Arc<dyn Backend>) {
         Some(got.id),
         store.find_id("acc", BILLS, "k").await.unwrap()
     );
-    assert!(store.get_by_key("acc", BILLS, "nope").await.unwrap().is_none());
-    assert!(store.get_by_key("other", BILLS, "k").await.unwrap().is_none());
-    assert!(store.get_by_key("acc", OPERATIONS, "k").await.unwrap().is_none());
+    assert!(
+        store
+            .get_by_key("acc", BILLS, "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_by_key("other", BILLS, "k")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_by_key("acc", OPERATIONS, "k")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn check_pending_bank_operations(store: Arc<dyn Backend>) {
@@ -571,9 +651,18 @@ async fn check_accounts(store: Arc<dyn Backend>) {
     assert!(store.list_accounts().await.unwrap().is_empty());
     let first = account("id-1", "phone", 0);
     store.put_account(&first).await.unwrap();
-    store.put_account(&account("id-0", "bank", 60)).await.unwrap();
-    store.put_account(&account("id-2", "energy", 60)).await.unwrap();
-    assert_eq!(store.get_account("id-1").await.unwrap(), Some(first.clone()));
+    store
+        .put_account(&account("id-0", "bank", 60))
+        .await
+        .unwrap();
+    store
+        .put_account(&account("id-2", "energy", 60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_account("id-1").await.unwrap(),
+        Some(first.clone())
+    );
     assert!(store.get_account("nope").await.unwrap().is_none());
     let ids: Vec<String> = store
         .list_accounts()
@@ -609,9 +698,16 @@ async fn check_accounts(store: Arc<dyn Backend>) {
         )
     );
     // Labels are compared exactly.
-    store.put_account(&account("id-4", "Bank", 180)).await.unwrap();
+    store
+        .put_account(&account("id-4", "Bank", 180))
+        .await
+        .unwrap();
     // Refused before the store: a bad label, an empty folder.
-    let err = store.put_account(&account("id-5", " x", 0)).await.err().unwrap();
+    let err = store
+        .put_account(&account("id-5", " x", 0))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(err.code, ErrorCode::InvalidData);
     let mut no_folder = account("id-5", "five", 0);
     no_folder.folder.clear();
@@ -620,7 +716,13 @@ async fn check_accounts(store: Arc<dyn Backend>) {
 
     // Folders assigned to accounts that have none (none here).
     let legacy = |a: &Account| (format!("legacy/{}", a.label), format!("own/{}", a.id));
-    assert!(store.assign_missing_folders(&legacy).await.unwrap().is_empty());
+    assert!(
+        store
+            .assign_missing_folders(&legacy)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn check_remove_account(store: Arc<dyn Backend>) {
@@ -642,7 +744,9 @@ async fn check_remove_account(store: Arc<dyn Backend>) {
             )
             .await
             .unwrap();
-        let sealed = v.seal_bytes(format!("{id}/oauth").as_bytes(), b"t").unwrap();
+        let sealed = v
+            .seal_bytes(format!("{id}/oauth").as_bytes(), b"t")
+            .unwrap();
         store
             .save_tokens(
                 id,
@@ -733,7 +837,10 @@ async fn check_tokens(store: Arc<dyn Backend>) {
     .await
     .unwrap();
     drop(lock);
-    assert_eq!(store.load_tokens("acc").await.unwrap().unwrap().sealed, vec![3]);
+    assert_eq!(
+        store.load_tokens("acc").await.unwrap().unwrap().sealed,
+        vec![3]
+    );
     store.delete_tokens("acc").await.unwrap();
     assert!(store.load_tokens("acc").await.unwrap().is_none());
 
@@ -806,7 +913,10 @@ async fn check_token_locks_serialize(store: Arc<dyn Backend>) {
         .unwrap()
         .unwrap();
     assert_eq!(seen, Some(vec![1]));
-    assert_eq!(store.load_tokens("acc").await.unwrap().unwrap().sealed, vec![2]);
+    assert_eq!(
+        store.load_tokens("acc").await.unwrap().unwrap().sealed,
+        vec![2]
+    );
 }
 
 async fn check_sealed(store: Arc<dyn Backend>) {
@@ -856,7 +966,11 @@ async fn check_sealed(store: Arc<dyn Backend>) {
         .unwrap();
     let counts = store.sealed_counts().await.unwrap();
     assert_eq!(
-        (counts["accounts"], counts["sessions"], counts["oauth_tokens"]),
+        (
+            counts["accounts"],
+            counts["sessions"],
+            counts["oauth_tokens"]
+        ),
         (3, 3, 1)
     );
 
@@ -913,8 +1027,16 @@ async fn check_docs_by_id_and_project(store: Arc<dyn Backend>) {
         .commit_run(commit(
             "acc",
             vec![
-                doc(BILLS, "a", json!({"amount": 12.5, "date": "2026-01-01", "vendor": "V"})),
-                doc(BILLS, "b", json!({"amount": 3, "vendor": "W", "extra": {"x": 1}})),
+                doc(
+                    BILLS,
+                    "a",
+                    json!({"amount": 12.5, "date": "2026-01-01", "vendor": "V"}),
+                ),
+                doc(
+                    BILLS,
+                    "b",
+                    json!({"amount": 3, "vendor": "W", "extra": {"x": 1}}),
+                ),
             ],
             json!(null),
             0,
@@ -941,10 +1063,16 @@ async fn check_docs_by_id_and_project(store: Arc<dyn Backend>) {
         .unwrap();
     assert_eq!(p.iter().map(|x| x.id.clone()).collect::<Vec<_>>(), ids);
     let pa = p.iter().find(|x| x.id == a).unwrap();
-    assert_eq!(pa.values, vec![json!(12.5), json!("2026-01-01"), Value::Null]);
+    assert_eq!(
+        pa.values,
+        vec![json!(12.5), json!("2026-01-01"), Value::Null]
+    );
     let pb = p.iter().find(|x| x.id == b).unwrap();
     assert_eq!(pb.values, vec![json!(3), Value::Null, json!({"x": 1})]);
-    assert_eq!(store.project(BILLS, None, &["amount"]).await.unwrap().len(), 3);
+    assert_eq!(
+        store.project(BILLS, None, &["amount"]).await.unwrap().len(),
+        3
+    );
     let err = store
         .project(BILLS, None, &["x') OR 1=1 --"])
         .await
@@ -1026,11 +1154,18 @@ async fn check_linking(store: Arc<dyn Backend>) {
     let dates: Vec<&Value> = linked.iter().map(|d| &d.data["date"]).collect();
     assert_eq!(
         dates,
-        [&json!("2025-12-03T00:00:00Z"), &json!("2025-11-04T00:00:00Z")]
+        [
+            &json!("2025-12-03T00:00:00Z"),
+            &json!("2025-11-04T00:00:00Z")
+        ]
     );
     let dec_op = &linked[0];
     assert!(dec_op.rev.starts_with("2-"));
-    let dec_bill = store.get_by_key("phone", BILLS, "b-dec").await.unwrap().unwrap();
+    let dec_bill = store
+        .get_by_key("phone", BILLS, "b-dec")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         dec_op.data["bills"],
         json!([format!("io.cozy.bills:{}", dec_bill.id)])
@@ -1111,7 +1246,10 @@ async fn check_reopen_keeps_everything(f: &Fixture) {
     let again = f.reopen().await.unwrap();
     let again2 = f.reopen().await.unwrap();
     assert_eq!(again.list_accounts().await.unwrap().len(), 1);
-    assert_eq!(again2.state("a").await.unwrap().unwrap().state, json!({"n": 1}));
+    assert_eq!(
+        again2.state("a").await.unwrap().unwrap().state,
+        json!({"n": 1})
+    );
     let c = again
         .commit_run(commit("a", vec![bill("k", 1)], json!(null), 60))
         .await

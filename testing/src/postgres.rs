@@ -37,7 +37,8 @@ impl TestDb {
     /// panics, naming the URL tried.
     pub async fn create(label: &str) -> Option<Self> {
         let admin = server_url();
-        let conn = tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin)).await;
+        let conn =
+            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin)).await;
         let mut conn = match conn {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return skip(&admin, &e.to_string()),
@@ -45,7 +46,13 @@ impl TestDb {
         };
         let clean: String = label
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(30)
             .collect();
         let name = format!("gleaner_test_{clean}_{:08x}", rand::random::<u32>());
@@ -70,7 +77,9 @@ fn skip<T>(url: &str, why: &str) -> Option<T> {
         std::env::var_os("CI").is_none(),
         "CI needs PostgreSQL at {url} (GLEANER_TEST_POSTGRES): {why}"
     );
-    println!("skipped: PostgreSQL not reachable at {url} ({why}); set GLEANER_TEST_POSTGRES or start a server");
+    println!(
+        "skipped: PostgreSQL not reachable at {url} ({why}); set GLEANER_TEST_POSTGRES or start a server"
+    );
     None
 }
 
@@ -81,7 +90,10 @@ impl Drop for TestDb {
         let admin = self.admin.clone();
         let name = self.name.clone();
         let done = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {

@@ -27,8 +27,8 @@ pub use backend::{Backend, BackendKind, SealedStore, SealedTokens, TokenLock, To
 
 pub use files::{FileStore, StagedFile};
 pub use links::LinkSummary;
-pub use sealed::{OnRotation, SEALED_COLUMNS, SealedColumn};
 pub use postgres::PgStore;
+pub use sealed::{OnRotation, SEALED_COLUMNS, SealedColumn};
 pub use sqlite::SqliteStore;
 pub use views::Projected;
 

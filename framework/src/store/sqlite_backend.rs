@@ -161,7 +161,14 @@ impl TokenLock for SqliteTokenLock {
         tokens: &SealedTokens,
         updated_at: DateTime<Utc>,
     ) -> Result<(), KonnectorError> {
-        write_tokens(&mut self.tx, &self.path, &self.account_id, tokens, updated_at).await
+        write_tokens(
+            &mut self.tx,
+            &self.path,
+            &self.account_id,
+            tokens,
+            updated_at,
+        )
+        .await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), KonnectorError> {

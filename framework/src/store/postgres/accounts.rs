@@ -200,11 +200,12 @@ impl SessionStore for PgStore {
         account_id: &str,
     ) -> Result<Option<SealedSession>, KonnectorError> {
         let err = self.err("reading the login session");
-        let Some(row) = sqlx::query("SELECT sealed, expires_at FROM sessions WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(&err)?
+        let Some(row) =
+            sqlx::query("SELECT sealed, expires_at FROM sessions WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(&err)?
         else {
             return Ok(None);
         };

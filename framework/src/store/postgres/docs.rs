@@ -89,7 +89,8 @@ const LOOKUP_SQL: &str = "SELECT (u.i - 1) AS i, d.id, d.rev
 
 /// The new documents of a chunk: the constant columns once, then ids,
 /// keys, hashes and JSON texts as arrays.
-const INSERT_SQL: &str = "INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data,
+const INSERT_SQL: &str =
+    "INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data,
       created_at, updated_at, imported_from, source_identifier, created_version, updated_version)
     SELECT $1, r.id, $2, r.k, 1, r.h, r.d::jsonb, $3, $3, $4, $5, $6, $6
     FROM UNNEST($7::text[], $8::text[], $9::text[], $10::text[]) AS r(id, k, h, d)";
@@ -346,10 +347,7 @@ impl PgStore {
         let rev = format!("{rev}-{}", hash.get(..8).unwrap_or(&hash));
         if let Some(obj) = data.as_object_mut() {
             if with_metadata && !obj.contains_key("cozyMetadata") {
-                obj.insert(
-                    "cozyMetadata".to_owned(),
-                    cozy_metadata(row).map_err(&err)?,
-                );
+                obj.insert("cozyMetadata".to_owned(), cozy_metadata(row).map_err(&err)?);
             }
             obj.insert("_id".into(), id.clone().into());
             obj.insert("_rev".into(), rev.clone().into());
@@ -578,9 +576,7 @@ impl DocStore for PgStore {
         let state: String = row.try_get("state").map_err(&err)?;
         Ok(Some(KonnectorState {
             state: serde_json::from_str(&state).map_err(|e| {
-                KonnectorError::store(format!(
-                    "the state of account {account_id} is corrupt: {e}"
-                ))
+                KonnectorError::store(format!("the state of account {account_id} is corrupt: {e}"))
             })?,
             last_sync: row.try_get("last_sync").map_err(&err)?,
             last_run_id: row.try_get("last_run_id").map_err(&err)?,

@@ -50,7 +50,9 @@ pub fn connect_error(place: &str, e: &sqlx::Error) -> KonnectorError {
             // invalid_password, invalid_authorization_specification
             "28P01" | "28000" => "check the user and password in the URL",
             // invalid_catalog_name
-            "3D000" => "the database does not exist: create it (createdb) or fix the URL's database name",
+            "3D000" => {
+                "the database does not exist: create it (createdb) or fix the URL's database name"
+            }
             _ => "check the URL's user, password and database",
         };
         return KonnectorError::store(format!(

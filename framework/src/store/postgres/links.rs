@@ -173,7 +173,8 @@ impl PgStore {
         for field in fields {
             q.push(", (data -> ").push_bind(*field).push(")::text");
         }
-        q.push(" FROM documents WHERE doctype = ").push_bind(doctype);
+        q.push(" FROM documents WHERE doctype = ")
+            .push_bind(doctype);
         if let Some(account) = account_id {
             q.push(" AND account_id = ").push_bind(account);
         }

@@ -87,14 +87,14 @@ async fn lock_account(tx: &mut PgConnection, account_id: &str) -> Result<(), sql
 /// A URL for messages: the password, if any, removed.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) => {
+        Ok(mut u) if matches!(u.scheme(), "postgres" | "postgresql") => {
             if u.password().is_some() {
                 let _ = u.set_password(None);
             }
             u.to_string()
         }
-        // Not a URL: keep what precedes any credentials' `@` out.
-        Err(_) => match url.rsplit_once('@') {
+        // Not a PostgreSQL URL: nothing before a credentials' `@` is kept.
+        _ => match url.rsplit_once('@') {
             Some((_, host)) => format!("postgres://…@{host}"),
             None => url.to_owned(),
         },
@@ -246,10 +246,7 @@ impl Backend for PgStore {
         self.count_links().await
     }
 
-    async fn linked_operations(
-        &self,
-        limit: u32,
-    ) -> Result<Vec<super::StoredDoc>, KonnectorError> {
+    async fn linked_operations(&self, limit: u32) -> Result<Vec<super::StoredDoc>, KonnectorError> {
         self.operations_linked(limit).await
     }
 
