@@ -441,7 +441,10 @@ async fn check_replaces(store: Arc<dyn Backend>) {
             .unwrap()
             .is_some()
     );
-    let docs = store.docs_by_id(OPERATIONS, &[p1.clone()]).await.unwrap();
+    let docs = store
+        .docs_by_id(OPERATIONS, std::slice::from_ref(&p1))
+        .await
+        .unwrap();
     assert_eq!(docs[&p1].data["isComing"], json!(false));
     assert!(docs[&p1].rev.starts_with("2-"));
     assert_eq!(store.count_by_doctype().await.unwrap()[OPERATIONS], 3);
@@ -1090,7 +1093,7 @@ async fn check_docs_by_id_and_project(store: Arc<dyn Backend>) {
     assert_eq!(got[&a].account_id, "acc");
     assert!(
         store
-            .docs_by_id(OPERATIONS, &[a.clone()])
+            .docs_by_id(OPERATIONS, std::slice::from_ref(&a))
             .await
             .unwrap()
             .is_empty()

@@ -1,7 +1,7 @@
 //! The bill↔operation linking pass and the document views on PostgreSQL.
 //!
 //! The pass is SQLite's ([`crate::store::links`]): the same planning code
-//! ([`LinkInput`], [`crate::bank::linking`]) over the documents read in one
+//! (`LinkInput`, [`crate::bank::linking`]) over the documents read in one
 //! transaction, only the SQL at its edges differs. The transaction holds
 //! the linking lock exclusive, which commits take shared: a run
 //! committing meanwhile waits and is seen by the next pass, as with

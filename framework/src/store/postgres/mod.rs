@@ -17,7 +17,7 @@
 //!   *shared*;
 //! - the linking pass: its lock *exclusive*: commits wait for it and are
 //!   seen by the next pass, as on SQLite;
-//! - an OAuth refresh: the account's token lock (see [`TokenStore`]).
+//! - an OAuth refresh: the account's token lock (see [`super::TokenStore`]).
 //!
 //! Files by concern: [`docs`] (documents and konnector state),
 //! [`accounts`] (accounts and login sessions), [`sealed`] (vault records,
