@@ -43,7 +43,7 @@ pub async fn replay(app: &App, account: &Account, source: &Path) -> Result<()> {
     // OAuth: a token manager over the throwaway store holding a stand-in
     // token, so the account's real tokens are neither used nor replaced.
     let oauth = if konnector.manifest().oauth.is_some() {
-        let manager = TokenManager::new(store, vault)?;
+        let manager = TokenManager::new(Arc::new(store), vault)?;
         let stand_in = TokenSet {
             access_token: Secret::new("replay-access-token"),
             refresh_token: Some(Secret::new("replay-refresh-token")),

@@ -672,7 +672,7 @@ pub struct OpenNotes {
 ///    the new id is recorded). A store with no id yet records this key's.
 pub async fn open_for_store(
     loc: &VaultLocation,
-    store: &crate::store::SqliteStore,
+    store: &dyn crate::store::SealedStore,
     env_passphrase: Option<Secret>,
     prompt: &(dyn Fn() -> Result<Option<Secret>, KonnectorError> + Sync),
     params: KdfParams,
@@ -756,7 +756,7 @@ pub async fn open_for_store(
 /// Returns the new vault and how many records were re-sealed per table.
 pub async fn rotate(
     loc: &VaultLocation,
-    store: &crate::store::SqliteStore,
+    store: &dyn crate::store::SealedStore,
     current: &Vault,
     target: RotationTarget,
 ) -> Result<(Vault, BTreeMap<String, u64>), KonnectorError> {

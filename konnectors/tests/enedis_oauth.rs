@@ -79,7 +79,7 @@ impl Harness {
         clock: &Arc<ManualClock>,
         hook: Option<RefreshHook>,
     ) -> TokenManager {
-        let m = TokenManager::new(store.clone(), Arc::clone(vault))
+        let m = TokenManager::new(Arc::new(store.clone()), Arc::clone(vault))
             .unwrap()
             .with_clock(clock.clone() as Arc<dyn Clock>);
         match hook {

@@ -127,7 +127,8 @@ impl HarnessBuilder {
             None => Arc::new(SystemClock),
         };
         let oauth = Arc::new(
-            TokenManager::new(store.clone(), Arc::clone(&vault))?.with_clock(clock.clone()),
+            TokenManager::new(Arc::new(store.clone()), Arc::clone(&vault))?
+                .with_clock(clock.clone()),
         );
         Ok(Harness {
             dir,

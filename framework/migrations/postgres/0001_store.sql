@@ -3,27 +3,31 @@
 -- documents as jsonb, times as timestamptz, sealed records as bytea.
 -- Applied by sqlx's migrator (table gleaner_store_migrations); never edit
 -- a migration that shipped, add the next one.
+--
+-- Ids, keys and labels compare as bytes (COLLATE "C"), as SQLite's BINARY
+-- does: paging by id, key order and label uniqueness do not depend on the
+-- database's locale.
 
 CREATE TABLE accounts (
-    id TEXT PRIMARY KEY,
+    id TEXT COLLATE "C" PRIMARY KEY,
     konnector TEXT NOT NULL,
-    label TEXT NOT NULL,
+    label TEXT COLLATE "C" NOT NULL,
     -- The non-secret fields, a JSON object of strings.
     fields JSONB NOT NULL,
     -- Sealed by the vault with the account id as associated data.
     sealed_secrets BYTEA NOT NULL,
     endpoint TEXT,
     created_at TIMESTAMPTZ NOT NULL,
-    folder TEXT NOT NULL DEFAULT ''
+    folder TEXT COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX accounts_label ON accounts (label);
 CREATE UNIQUE INDEX accounts_folder ON accounts (folder) WHERE folder <> '';
 
 CREATE TABLE documents (
-    doctype TEXT NOT NULL,
-    id TEXT NOT NULL,
-    account_id TEXT NOT NULL,
-    dedup_key TEXT NOT NULL,
+    doctype TEXT COLLATE "C" NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    account_id TEXT COLLATE "C" NOT NULL,
+    dedup_key TEXT COLLATE "C" NOT NULL,
     rev BIGINT NOT NULL,
     content_hash TEXT NOT NULL,
     -- The document as staged: no _id, _rev or cozyMetadata (rebuilt at

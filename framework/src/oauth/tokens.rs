@@ -1,7 +1,7 @@
 //! Each account's OAuth tokens: sealed at rest, refreshed once, never lost.
 //!
 //! Tokens live in the `oauth_tokens(account_id, sealed, expires_at,
-//! updated_at)` table of the [`SqliteStore`], sealed by the [`Vault`] under
+//! updated_at)` table of a [`TokenStore`] (SQLite or PostgreSQL), sealed by the [`Vault`] under
 //! the associated data `"{account_id}/oauth"` (so a blob moved to another
 //! account, or mistaken for the account's credentials, does not open).
 //!
@@ -9,8 +9,11 @@
 //! than [`REFRESH_MARGIN`] is left, and otherwise refreshes it:
 //!
 //! 1. an async mutex per account serializes refreshes inside the process;
-//! 2. a `BEGIN IMMEDIATE` transaction takes the store's write lock, so a
-//!    second process waits too, and the row is read again under it: if
+//! 2. [`TokenStore::lock_tokens`] takes the store's lock on the account's
+//!    tokens (SQLite: a `BEGIN IMMEDIATE` transaction, the file's write
+//!    lock; PostgreSQL: a transaction holding an advisory lock keyed on the
+//!    account), so a second process waits too, and the row is read again
+//!    under it: if
 //!    someone else refreshed meanwhile, their token is used and no request
 //!    is sent;
 //! 3. the refresh request goes out (at most [`super::client::TOKEN_TIMEOUT`]);
@@ -26,16 +29,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use oauth2::{RefreshToken, Scope};
-use sqlx::{Row, SqliteConnection};
 
 use super::{Clock, OAuthConfig, SystemClock, TokenSet, client};
 use crate::error::{ErrorCode, KonnectorError, Result};
 use crate::http::Transport;
 use crate::manifest::OAuthGrant;
 use crate::secret::Secret;
-use crate::store::SqliteStore;
+use crate::store::{SealedTokens, TokenStore};
 use crate::vault::Vault;
 
 /// An access token with less than this left is refreshed before use.
@@ -59,7 +60,7 @@ pub type RefreshHook =
 /// Hands out access tokens for accounts, refreshing them as needed. Share
 /// one per process (it holds the per-account locks).
 pub struct TokenManager {
-    store: SqliteStore,
+    store: Arc<dyn TokenStore>,
     vault: Arc<Vault>,
     clock: Arc<dyn Clock>,
     transport: Arc<dyn Transport>,
@@ -73,7 +74,7 @@ fn aad(account_id: &str) -> String {
 
 impl TokenManager {
     /// A manager over `store`'s `oauth_tokens` table, sealing with `vault`.
-    pub fn new(store: SqliteStore, vault: Arc<Vault>) -> Result<Self> {
+    pub fn new(store: Arc<dyn TokenStore>, vault: Arc<Vault>) -> Result<Self> {
         Ok(Self {
             store,
             vault,
@@ -113,47 +114,27 @@ impl TokenManager {
         Arc::clone(locks.entry(account_id.to_owned()).or_default())
     }
 
-    fn err(&self, what: &'static str) -> impl Fn(sqlx::Error) -> KonnectorError + '_ {
-        move |e| {
-            KonnectorError::store(format!(
-                "{what} failed in {}: {e}",
-                self.store.path().display()
-            ))
-        }
-    }
-
     /// Stores an account's tokens (after a consent), replacing any.
     pub async fn save(&self, account_id: &str, tokens: &TokenSet) -> Result<()> {
         let lock = self.lock_for(account_id);
         let _guard = lock.lock().await;
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
+        let sealed = self.seal(account_id, tokens)?;
+        self.store
+            .save_tokens(account_id, &sealed, self.clock.now())
             .await
-            .map_err(self.err("saving OAuth tokens"))?;
-        self.write(&mut conn, account_id, tokens).await
     }
 
     /// An account's stored tokens, opened.
     pub async fn load(&self, account_id: &str) -> Result<Option<TokenSet>> {
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(self.err("reading OAuth tokens"))?;
-        self.read(&mut conn, account_id).await
+        match self.store.load_tokens(account_id).await? {
+            Some(row) => self.open(account_id, &row).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Forgets an account's tokens.
     pub async fn remove(&self, account_id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM oauth_tokens WHERE account_id = ?")
-            .bind(account_id)
-            .execute(self.store.pool())
-            .await
-            .map_err(self.err("removing OAuth tokens"))?;
-        Ok(())
+        self.store.delete_tokens(account_id).await
     }
 
     /// A valid access token for the account, refreshed first when less than
@@ -221,13 +202,11 @@ impl TokenManager {
         {
             return Ok(t.access_token);
         }
-        let mut tx = self
-            .store
-            .pool()
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.err("locking OAuth tokens"))?;
-        let current = self.read(&mut tx, account_id).await?;
+        let mut tx = self.store.lock_tokens(account_id).await?;
+        let current = match tx.current().await? {
+            Some(row) => Some(self.open(account_id, &row)?),
+            None => None,
+        };
         if let Some(t) = &current
             && self.usable(t, rejected)
         {
@@ -260,10 +239,9 @@ impl TokenManager {
             }
         };
         self.stage(RefreshStage::Answered).await;
-        self.write(&mut tx, account_id, &fresh).await?;
-        tx.commit()
-            .await
-            .map_err(self.err("saving refreshed OAuth tokens"))?;
+        let sealed = self.seal(account_id, &fresh)?;
+        tx.write(&sealed, self.clock.now()).await?;
+        tx.commit().await?;
         self.stage(RefreshStage::Saved).await;
         Ok(fresh.access_token)
     }
@@ -305,74 +283,31 @@ impl TokenManager {
         Ok(response.into_token_set(self.clock.now()))
     }
 
-    async fn read(
-        &self,
-        conn: &mut SqliteConnection,
-        account_id: &str,
-    ) -> Result<Option<TokenSet>> {
-        let Some(row) =
-            sqlx::query("SELECT sealed, expires_at FROM oauth_tokens WHERE account_id = ?")
-                .bind(account_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(self.err("reading OAuth tokens"))?
-        else {
-            return Ok(None);
-        };
-        let sealed: Vec<u8> = row
-            .try_get("sealed")
-            .map_err(self.err("reading OAuth tokens"))?;
-        let expires: Option<String> = row
-            .try_get("expires_at")
-            .map_err(self.err("reading OAuth tokens"))?;
-        let mut opened = self.vault.open(&aad(account_id), &sealed)?;
+    /// Opens a stored row.
+    fn open(&self, account_id: &str, row: &SealedTokens) -> Result<TokenSet> {
+        let mut opened = self.vault.open(&aad(account_id), &row.sealed)?;
         let access_token = opened.remove("access_token").ok_or_else(|| {
             KonnectorError::store(format!(
                 "the OAuth tokens of account {account_id} have no access token"
             ))
         })?;
-        let expires_at = expires
-            .map(|s| {
-                DateTime::parse_from_rfc3339(&s)
-                    .map(|d| d.with_timezone(&Utc))
-                    .map_err(|e| {
-                        KonnectorError::store(format!(
-                            "the OAuth expiry of account {account_id} is corrupt: {e}"
-                        ))
-                    })
-            })
-            .transpose()?;
-        Ok(Some(TokenSet {
+        Ok(TokenSet {
             access_token,
             refresh_token: opened.remove("refresh_token"),
-            expires_at,
-        }))
+            expires_at: row.expires_at,
+        })
     }
 
-    async fn write(
-        &self,
-        conn: &mut SqliteConnection,
-        account_id: &str,
-        tokens: &TokenSet,
-    ) -> Result<()> {
+    /// Seals tokens into a row.
+    fn seal(&self, account_id: &str, tokens: &TokenSet) -> Result<SealedTokens> {
         let mut plain = BTreeMap::new();
         plain.insert("access_token".to_owned(), tokens.access_token.clone());
         if let Some(r) = &tokens.refresh_token {
             plain.insert("refresh_token".to_owned(), r.clone());
         }
-        let sealed = self.vault.seal(&aad(account_id), &plain)?;
-        sqlx::query(
-            "INSERT INTO oauth_tokens (account_id, sealed, expires_at, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (account_id) DO UPDATE SET sealed = excluded.sealed,
-               expires_at = excluded.expires_at, updated_at = excluded.updated_at",
-        )
-        .bind(account_id)
-        .bind(sealed)
-        .bind(tokens.expires_at.map(|t| t.to_rfc3339()))
-        .bind(self.clock.now().to_rfc3339())
-        .execute(&mut *conn)
-        .await
-        .map_err(self.err("saving OAuth tokens"))?;
-        Ok(())
+        Ok(SealedTokens {
+            sealed: self.vault.seal(&aad(account_id), &plain)?,
+            expires_at: tokens.expires_at,
+        })
     }
 }

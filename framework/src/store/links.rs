@@ -80,74 +80,33 @@ impl SqliteStore {
             .await
             .map_err(&err)?;
         let started = std::time::Instant::now();
-        let mut summary = LinkSummary::default();
-        let mut bills = Vec::new();
-        let mut operations = Vec::new();
+        let mut input = LinkInput::default();
         {
             let mut rows = sqlx::query("SELECT id, data FROM documents WHERE doctype = ?")
                 .bind(BILLS)
                 .fetch(&mut *tx);
             while let Some(row) = rows.try_next().await.map_err(&err)? {
                 let id: String = row.try_get("id").map_err(&err)?;
-                let text: String = row.try_get("data").map_err(&err)?;
-                let read = serde_json::from_str::<Value>(&text).ok().and_then(|doc| {
-                    Some(StoredBill {
-                        facts: bill_facts(&id, &doc)?,
-                        linked: bill_operations(&doc),
-                    })
-                });
-                match read {
-                    Some(b) => bills.push(b),
-                    None => summary.unreadable += 1,
-                }
+                let text: &str = row.try_get("data").map_err(&err)?;
+                input.add_bill(&id, text);
             }
         }
-        // Only the operations that can match a bill (an amount within a
-        // cent of one) or that hold links now become facts: each document
-        // is read into a probe of the few fields the matcher needs (serde
-        // skips the rest without building it), so a store of 100,000
-        // operations costs one light parse each.
-        let cents: HashSet<i64> =
-            linking::candidate_cents(&bills.iter().map(|b| b.facts.clone()).collect::<Vec<_>>())
-                .into_iter()
-                .collect();
+        input.bills_read();
         {
             let mut rows = sqlx::query("SELECT id, data FROM documents WHERE doctype = ?")
                 .bind(OPERATIONS)
                 .fetch(&mut *tx);
             while let Some(row) = rows.try_next().await.map_err(&err)? {
                 let text: &str = row.try_get("data").map_err(&err)?;
-                let Ok(probe) = serde_json::from_str::<OperationProbe>(text) else {
-                    summary.unreadable += 1;
-                    continue;
-                };
-                let wanted = probe.bills.is_some()
-                    || probe
-                        .amount
-                        .as_ref()
-                        .and_then(linking::cents_of)
-                        .is_some_and(|c| cents.contains(&c));
-                if !wanted {
-                    continue;
-                }
-                let id: String = row.try_get("id").map_err(&err)?;
-                let doc = probe.into_value();
-                match operation_facts(&id, &doc) {
-                    Some(facts) => operations.push(StoredOperation {
-                        facts,
-                        linked: operation_bills(&doc),
-                    }),
-                    None => summary.unreadable += 1,
+                if let Some(probe) = input.probe_operation(text) {
+                    let id: String = row.try_get("id").map_err(&err)?;
+                    input.add_operation(&id, probe);
                 }
             }
         }
-        summary.bills = bills.len() as u64;
-        summary.operations = operations.len() as u64;
         let read_ms = started.elapsed().as_millis();
-        let plan = linking::plan(&bills, &operations, &Rule::scored());
+        let (mut summary, plan) = input.plan();
         let match_ms = started.elapsed().as_millis() - read_ms;
-        drop(bills);
-        drop(operations);
         summary.links = plan.links;
         let stamp = now.to_rfc3339();
         for (id, bill_ids) in &plan.operations {
@@ -288,11 +247,93 @@ impl SqliteStore {
     }
 }
 
+/// What a linking pass reads, whatever the engine: bills and bank
+/// operations are fed in as `(id, JSON text)` and [`LinkInput::plan`]
+/// computes the links.
+#[derive(Default)]
+pub(super) struct LinkInput {
+    summary: LinkSummary,
+    bills: Vec<StoredBill>,
+    operations: Vec<StoredOperation>,
+    cents: HashSet<i64>,
+}
+
+impl LinkInput {
+    /// Reads a stored bill (counted unreadable when it lacks what the
+    /// matcher needs).
+    pub(super) fn add_bill(&mut self, id: &str, text: &str) {
+        let read = serde_json::from_str::<Value>(text).ok().and_then(|doc| {
+            Some(StoredBill {
+                facts: bill_facts(id, &doc)?,
+                linked: bill_operations(&doc),
+            })
+        });
+        match read {
+            Some(b) => self.bills.push(b),
+            None => self.summary.unreadable += 1,
+        }
+    }
+
+    /// Called once every bill is read: only the operations that can match
+    /// a bill (an amount within a cent of one) or that hold links become
+    /// facts.
+    pub(super) fn bills_read(&mut self) {
+        self.cents = linking::candidate_cents(
+            &self
+                .bills
+                .iter()
+                .map(|b| b.facts.clone())
+                .collect::<Vec<_>>(),
+        )
+        .into_iter()
+        .collect();
+    }
+
+    /// The probe of a stored operation the pass wants (each document is
+    /// read into a probe of the few fields the matcher needs: serde skips
+    /// the rest without building it), `None` for the others.
+    pub(super) fn probe_operation(&mut self, text: &str) -> Option<OperationProbe> {
+        let Ok(probe) = serde_json::from_str::<OperationProbe>(text) else {
+            self.summary.unreadable += 1;
+            return None;
+        };
+        let wanted = probe.bills.is_some()
+            || probe
+                .amount
+                .as_ref()
+                .and_then(linking::cents_of)
+                .is_some_and(|c| self.cents.contains(&c));
+        wanted.then_some(probe)
+    }
+
+    /// Adds a wanted operation ([`LinkInput::probe_operation`]).
+    pub(super) fn add_operation(&mut self, id: &str, probe: OperationProbe) {
+        let doc = probe.into_value();
+        match operation_facts(id, &doc) {
+            Some(facts) => self.operations.push(StoredOperation {
+                facts,
+                linked: operation_bills(&doc),
+            }),
+            None => self.summary.unreadable += 1,
+        }
+    }
+
+    /// The links to write, and the summary so far (bills, operations,
+    /// unreadable; the caller counts what it changes).
+    pub(super) fn plan(self) -> (LinkSummary, linking::LinkPlan) {
+        let mut summary = self.summary;
+        summary.bills = self.bills.len() as u64;
+        summary.operations = self.operations.len() as u64;
+        let plan = linking::plan(&self.bills, &self.operations, &Rule::scored());
+        (summary, plan)
+    }
+}
+
 /// The fields of a stored operation the pass reads; the others are skipped
 /// unparsed.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct OperationProbe {
+pub(super) struct OperationProbe {
     label: Option<Value>,
     original_bank_label: Option<Value>,
     date: Option<Value>,
@@ -324,6 +365,22 @@ impl OperationProbe {
     }
 }
 
+/// A stored document (JSON text) after `edit`, its `cozyMetadata.updatedAt`
+/// (rows that keep one in their JSON) set to `stamp`; `None` when the edit
+/// changes nothing or the text is not JSON.
+pub(super) fn edited(text: &str, stamp: &str, edit: impl FnOnce(&mut Value)) -> Option<Value> {
+    let mut doc = serde_json::from_str::<Value>(text).ok()?;
+    let before = doc.clone();
+    edit(&mut doc);
+    if doc == before {
+        return None;
+    }
+    if let Some(meta) = doc.get_mut("cozyMetadata").and_then(Value::as_object_mut) {
+        meta.insert("updatedAt".to_owned(), Value::String(stamp.to_owned()));
+    }
+    Some(doc)
+}
+
 /// Applies `edit` to a stored document and writes it back with the next
 /// revision and `updatedAt`, its content hash unchanged (see the module).
 /// Returns whether the document changed.
@@ -343,17 +400,9 @@ async fn rewrite(
     else {
         return Ok(false);
     };
-    let Ok(mut doc) = serde_json::from_str::<Value>(&text) else {
+    let Some(doc) = edited(&text, stamp, edit) else {
         return Ok(false);
     };
-    let before = doc.clone();
-    edit(&mut doc);
-    if doc == before {
-        return Ok(false);
-    }
-    if let Some(meta) = doc.get_mut("cozyMetadata").and_then(Value::as_object_mut) {
-        meta.insert("updatedAt".to_owned(), Value::String(stamp.to_owned()));
-    }
     sqlx::query(
         "UPDATE documents SET data = ?, rev = rev + 1, updated_at = ? WHERE doctype = ? AND id = ?",
     )

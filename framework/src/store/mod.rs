@@ -1,8 +1,10 @@
 //! Where documents, accounts and konnector state live.
 //!
-//! Two traits: [`DocStore`] (documents and per-account konnector state) and
-//! [`AccountStore`] (configured accounts, secrets sealed). The embedded
-//! implementation of both is [`SqliteStore`]; files go to the
+//! Traits: [`DocStore`] (documents and per-account konnector state),
+//! [`AccountStore`] (configured accounts, secrets sealed), [`SessionStore`],
+//! and in [`backend`] [`SealedStore`], [`TokenStore`] and [`Backend`] (all
+//! of them). Two implementations with the same behaviour: the embedded
+//! [`SqliteStore`] and [`PgStore`] on PostgreSQL. Files go to the
 //! [`FileStore`], a directory tree per account.
 //!
 //! The central call is [`DocStore::commit_run`]: every document a run
@@ -11,16 +13,22 @@
 //! account's konnector state**. A crash leaves the old state or the new one,
 //! never half of one.
 
+pub mod backend;
 pub mod files;
 pub mod links;
+pub mod postgres;
 pub mod sealed;
 pub mod sqlite;
+mod sqlite_backend;
 pub mod sqlite_error;
 pub mod transfer;
 pub mod views;
 
+pub use backend::{Backend, BackendKind, SealedStore, SealedTokens, TokenLock, TokenStore};
+
 pub use files::{FileStore, StagedFile};
 pub use links::LinkSummary;
+pub use postgres::PgStore;
 pub use sealed::{OnRotation, SEALED_COLUMNS, SealedColumn};
 pub use sqlite::SqliteStore;
 pub use views::Projected;

@@ -18,12 +18,7 @@ pub struct Projected {
     pub values: Vec<Value>,
 }
 
-/// Whether `field` is a plain top-level key (the only kind a view picks).
-fn plain_key(field: &str) -> bool {
-    !field.is_empty()
-        && field.len() <= 64
-        && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+use super::backend::plain_key;
 
 impl SqliteStore {
     /// The top-level `fields` of every document of `doctype` (of one
