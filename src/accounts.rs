@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use chrono::Utc;
 use gleaner_framework::endpoint::check_endpoint;
 use gleaner_framework::oauth::TokenSet;
-use gleaner_framework::store::{Account, AccountStore, DocStore, LinkSummary};
+use gleaner_framework::store::{Account, LinkSummary};
 use gleaner_framework::{Manifest, Secret};
 
 use crate::app::App;

@@ -360,11 +360,6 @@ impl App {
         self.store.close().await;
     }
 
-    /// Whether the store is PostgreSQL (a fleet's shared database).
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.engine, Engine::Postgres(_))
-    }
-
     /// The absolute path of the files tree.
     #[cfg_attr(not(feature = "sandboxes"), allow(dead_code))]
     pub fn files_root(&self) -> &Path {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use gleaner_framework::doctypes::AccountDoc;
 use gleaner_framework::doctypes::accounts::AccountAuth;
 use gleaner_framework::manifest::FieldSpec;
-use gleaner_framework::store::{Account, AccountStore, DocStore};
+use gleaner_framework::store::Account;
 use gleaner_framework::{RunReport, Secret};
 
 use crate::accounts;

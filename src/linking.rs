@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use chrono::Utc;
 use gleaner_framework::bank::linking::{BILLS, OPERATIONS, operation_bills};
-use gleaner_framework::store::{DocStore, LinkSummary, StoredDoc};
+use gleaner_framework::store::{LinkSummary, StoredDoc};
 
 use crate::app::App;
 use crate::terminal::printable;

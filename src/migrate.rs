@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use gleaner_framework::store::{PgStore, SqliteStore, transfer};
+use gleaner_framework::store::{Backend as _, PgStore, SqliteStore, transfer};
 use gleaner_scheduler::{Queue, SystemClock};
 
 /// Runs the migration and prints what moved.
@@ -27,16 +27,21 @@ pub async fn migrate(from: &Path, to: &str) -> Result<()> {
         .await
         .context("preparing the queue's tables on PostgreSQL")?;
     drop(queue);
-    let mut tx = target
-        .pool()
-        .begin()
-        .await
-        .with_context(|| format!("migrate: cannot begin a transaction on {}", target.describe()))?;
+    let mut tx = target.pool().begin().await.with_context(|| {
+        format!(
+            "migrate: cannot begin a transaction on {}",
+            target.describe()
+        )
+    })?;
     let counts = transfer::copy_store(source.pool(), &mut tx).await?;
-    let triggers = gleaner_scheduler::queue::transfer::copy_triggers(source.pool(), &mut tx).await?;
-    tx.commit()
-        .await
-        .with_context(|| format!("migrate: the final commit on {} failed; nothing was moved", target.describe()))?;
+    let triggers =
+        gleaner_scheduler::queue::transfer::copy_triggers(source.pool(), &mut tx).await?;
+    tx.commit().await.with_context(|| {
+        format!(
+            "migrate: the final commit on {} failed; nothing was moved",
+            target.describe()
+        )
+    })?;
     println!(
         "moved {} to {} (one transaction; counts checked on both sides):",
         db.display(),

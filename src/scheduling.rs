@@ -408,7 +408,13 @@ async fn print_fleet(app: &App, sched: &Scheduler) -> Result<()> {
     let now = sched.queue.now();
     let lease = chrono::Duration::from_std(sched.config.lease).unwrap_or(chrono::Duration::MAX);
     if !workers.is_empty() {
-        let mut t = table(&["worker", "host", "since", "last heartbeat", "jobs in flight"]);
+        let mut t = table(&[
+            "worker",
+            "host",
+            "since",
+            "last heartbeat",
+            "jobs in flight",
+        ]);
         for w in &workers {
             let ago = (now - w.last_beat).num_seconds().max(0);
             let beat = if now - w.last_beat < lease {

@@ -42,7 +42,10 @@ fn ok(home: &Path, db: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A daemon whose log goes to `<home>/<worker>.log` (a pipe nobody reads
+/// would fill and block it).
 fn daemon(home: &Path, db: &str, worker: &str) -> Child {
+    let log = std::fs::File::create(home.join(format!("{worker}.log"))).unwrap();
     Command::new(env!("CARGO_BIN_EXE_gleaner"))
         .args(["daemon", "--log-format", "json", "--worker-id", worker])
         .env("GLEANER_HOME", home)
@@ -50,7 +53,7 @@ fn daemon(home: &Path, db: &str, worker: &str) -> Child {
         .env_remove("GLEANER_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(log)
         .spawn()
         .unwrap()
 }
@@ -66,15 +69,23 @@ fn count_state(jobs: &[serde_json::Value], state: &str) -> usize {
     jobs.iter().filter(|j| j["state"] == state).count()
 }
 
-async fn wait_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+async fn wait_until(what: &str, secs: u64, check: impl FnMut() -> bool) {
+    assert!(
+        wait_for(what, secs, check).await,
+        "timed out waiting until {what}"
+    );
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     while std::time::Instant::now() < deadline {
         if check() {
-            return;
+            return true;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    panic!("timed out waiting until {what}");
+    eprintln!("timed out waiting until {what}");
+    false
 }
 
 /// Adds the accounts and queues one manual run each, eight CLI processes
@@ -154,17 +165,28 @@ async fn two_daemons_share_a_queue_and_one_takes_over_the_others_jobs_after_sigk
     let killed_at = chrono::Utc::now();
     let _ = doomed.wait_with_output();
 
-    wait_until("every job ended", 240, || {
+    let mut last = String::new();
+    let ended = wait_for("every job ended", 240, || {
         let j = jobs(home.path(), &url);
+        let mut states = std::collections::BTreeMap::<String, usize>::new();
+        for job in &j {
+            *states.entry(job["state"].to_string()).or_default() += 1;
+        }
+        last = format!("{states:?}; {} PDFs served", sandbox.pdf_downloads());
         count_state(&j, "done") + count_state(&j, "errored") == ACCOUNTS
     })
     .await;
+    assert!(ended, "not every job ended in time: {last}");
     let status = ok(home.path(), &url, &["status"]);
     signal(&survivor, "-TERM");
     let out = survivor.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = std::fs::read_to_string(home.path().join("worker-b.log")).unwrap();
     assert!(out.status.success(), "{log}");
-    assert!(!log.contains(PASSWORD), "{log}");
+    assert!(log.contains("\"daemon stopped\""), "{log}");
+    for worker in ["worker-a", "worker-b"] {
+        let log = std::fs::read_to_string(home.path().join(format!("{worker}.log"))).unwrap();
+        assert!(!log.contains(PASSWORD), "{worker}: {log}");
+    }
 
     let all = jobs(home.path(), &url);
     assert_eq!(all.len(), ACCOUNTS, "one job per account, none doubled");

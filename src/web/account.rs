@@ -28,7 +28,7 @@ use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use gleaner_framework::Progress;
-use gleaner_framework::store::{Account, AccountStore, DocStore};
+use gleaner_framework::store::Account;
 use gleaner_scheduler::twofa::seal_code;
 use gleaner_scheduler::{Job, JobCode, JobFilter, JobState, TriggerKind, TriggerState};
 

@@ -18,7 +18,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use gleaner_framework::store::{AccountStore, DocStore, StoredDoc};
+use gleaner_framework::store::StoredDoc;
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -128,7 +128,11 @@ enum Values {
 pub type TransferCounts = BTreeMap<String, u64>;
 
 fn source_err(table: &str) -> impl Fn(sqlx::Error) -> KonnectorError + '_ {
-    move |e| KonnectorError::store(format!("migrate: reading {table} from the SQLite store: {e}"))
+    move |e| {
+        KonnectorError::store(format!(
+            "migrate: reading {table} from the SQLite store: {e}"
+        ))
+    }
 }
 
 fn target_err(table: &str) -> impl Fn(sqlx::Error) -> KonnectorError + '_ {
@@ -210,6 +214,11 @@ async fn copy_table(
                     row.try_get::<Option<Vec<u8>>, _>(*name)
                         .map_err(source_err(table.name))?,
                 ),
+                (Values::Text(v), Kind::Time) => v.push(
+                    row.try_get::<Option<String>, _>(*name)
+                        .map_err(source_err(table.name))?
+                        .map(|t| to_microseconds(&t)),
+                ),
                 (Values::Text(v), _) => v.push(
                     row.try_get::<Option<String>, _>(*name)
                         .map_err(source_err(table.name))?,
@@ -226,6 +235,20 @@ async fn copy_table(
         insert(to, table, batch).await?;
     }
     Ok(())
+}
+
+/// A stored time cut to the microsecond, as PostgreSQL keeps it and as
+/// sqlx writes a time there (it truncates; PostgreSQL's own parsing of a
+/// longer fraction would round, so a migrated time could differ by one
+/// microsecond from the same time written by a run). Text that is not a
+/// time is left for PostgreSQL to refuse, naming the table.
+pub fn to_microseconds(text: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => t
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        Err(_) => text.to_owned(),
+    }
 }
 
 fn new_batch(table: &Table) -> Vec<Values> {
@@ -308,7 +331,10 @@ async fn counts_sqlite(from: &SqlitePool) -> Result<TransferCounts, KonnectorErr
     {
         let doctype: String = row.try_get("doctype").map_err(source_err("documents"))?;
         let n: i64 = row.try_get("n").map_err(source_err("documents"))?;
-        out.insert(format!("documents/{doctype}"), u64::try_from(n).unwrap_or(0));
+        out.insert(
+            format!("documents/{doctype}"),
+            u64::try_from(n).unwrap_or(0),
+        );
     }
     Ok(out)
 }
@@ -332,7 +358,10 @@ async fn counts_postgres(to: &mut PgConnection) -> Result<TransferCounts, Konnec
     {
         let doctype: String = row.try_get("doctype").map_err(target_err("documents"))?;
         let n: i64 = row.try_get("n").map_err(target_err("documents"))?;
-        out.insert(format!("documents/{doctype}"), u64::try_from(n).unwrap_or(0));
+        out.insert(
+            format!("documents/{doctype}"),
+            u64::try_from(n).unwrap_or(0),
+        );
     }
     Ok(out)
 }

@@ -44,7 +44,11 @@ const TIME_COLUMNS: &[&str] = &[
 const BATCH: usize = 500;
 
 fn err(what: &'static str) -> impl Fn(sqlx::Error) -> SchedulerError {
-    move |e| SchedulerError::Store(gleaner_framework::KonnectorError::store(format!("migrate: {what}: {e}")))
+    move |e| {
+        SchedulerError::Store(gleaner_framework::KonnectorError::store(format!(
+            "migrate: {what}: {e}"
+        )))
+    }
 }
 
 /// Copies every trigger of the SQLite queue on `from` into `to` (the
@@ -65,10 +69,14 @@ pub async fn copy_triggers(from: &SqlitePool, to: &mut PgConnection) -> Result<u
         .map_err(err("reading the SQLite triggers"))?
     {
         for (i, name) in TEXT_COLUMNS.iter().enumerate() {
-            columns[i].push(
-                row.try_get::<Option<String>, _>(*name)
-                    .map_err(err("reading a SQLite trigger"))?,
-            );
+            let value = row
+                .try_get::<Option<String>, _>(*name)
+                .map_err(err("reading a SQLite trigger"))?;
+            columns[i].push(if TIME_COLUMNS.contains(name) {
+                value.map(|t| gleaner_framework::store::transfer::to_microseconds(&t))
+            } else {
+                value
+            });
         }
         paused.push(
             row.try_get::<i64, _>("paused")
@@ -76,7 +84,12 @@ pub async fn copy_triggers(from: &SqlitePool, to: &mut PgConnection) -> Result<u
                 != 0,
         );
         if paused.len() == BATCH {
-            copied += insert(to, std::mem::take(&mut columns), std::mem::take(&mut paused)).await?;
+            copied += insert(
+                to,
+                std::mem::take(&mut columns),
+                std::mem::take(&mut paused),
+            )
+            .await?;
             columns = vec![Vec::new(); TEXT_COLUMNS.len()];
         }
     }
@@ -92,9 +105,11 @@ pub async fn copy_triggers(from: &SqlitePool, to: &mut PgConnection) -> Result<u
         .await
         .map_err(err("counting the PostgreSQL triggers"))?;
     if source != target {
-        return Err(SchedulerError::Store(gleaner_framework::KonnectorError::store(format!(
-            "migrate: {source} trigger(s) in SQLite but {target} in PostgreSQL after the copy; nothing was committed"
-        ))));
+        return Err(SchedulerError::Store(
+            gleaner_framework::KonnectorError::store(format!(
+                "migrate: {source} trigger(s) in SQLite but {target} in PostgreSQL after the copy; nothing was committed"
+            )),
+        ));
     }
     Ok(copied)
 }
