@@ -106,6 +106,19 @@ struct FileConfig {
     database: Option<DatabaseConfig>,
 }
 
+/// A `gleaner.toml` that exists but cannot be read, named with the reason
+/// (a permission problem says so in words).
+fn unreadable(path: &Path, e: &std::io::Error) -> SchedulerError {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        SchedulerError::Config(format!(
+            "no permission to read {}: {e}; run Gleaner as the user who owns the data directory",
+            path.display()
+        ))
+    } else {
+        SchedulerError::Config(format!("cannot read {}: {e}", path.display()))
+    }
+}
+
 /// The `[database]` section of `gleaner.toml`: where an installation past
 /// one machine keeps its store and queue.
 ///
@@ -130,12 +143,7 @@ impl DatabaseConfig {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => {
-                return Err(SchedulerError::Config(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )));
-            }
+            Err(e) => return Err(unreadable(path, &e)),
         };
         let file: FileConfig = toml::from_str(&text)
             .map_err(|e| SchedulerError::Config(format!("{}: {e}", path.display())))?;
@@ -177,12 +185,7 @@ impl SchedulerConfig {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => {
-                return Err(SchedulerError::Config(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )));
-            }
+            Err(e) => return Err(unreadable(path, &e)),
         };
         Self::parse(&text).map_err(|e| SchedulerError::Config(format!("{}: {e}", path.display())))
     }
