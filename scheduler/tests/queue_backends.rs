@@ -227,6 +227,7 @@ both!(
     two_machines_never_claim_a_job_twice,
     the_konnector_limit_holds_under_concurrent_claimers,
     one_active_job_per_account,
+    a_batch_fills_each_konnectors_room_oldest_first,
     a_manual_request_joins_the_queued_job,
     due_triggers_become_jobs_or_skips_with_reasons,
     a_failure_queues_its_retry_as_a_new_row,
@@ -394,6 +395,60 @@ async fn one_active_job_per_account(q: Arc<dyn JobQueue>, env: &Env) {
         q.start_manual("b", "k", "cli2", LEASE).await,
         Err(SchedulerError::Busy { .. })
     ));
+}
+
+/// One batch over several konnectors: each gets as many jobs as its limit
+/// leaves room for, the batch stops at `max`, and the jobs come oldest
+/// first, as the candidates were read.
+async fn a_batch_fills_each_konnectors_room_oldest_first(q: Arc<dyn JobQueue>, env: &Env) {
+    // Queued in this order: a1 b1 c1 a2 b2 c2 a3 b3 a4 b4 c3.
+    let order = [
+        ("a1", "ka"),
+        ("b1", "kb"),
+        ("c1", "kc"),
+        ("a2", "ka"),
+        ("b2", "kb"),
+        ("c2", "kc"),
+        ("a3", "ka"),
+        ("b3", "kb"),
+        ("a4", "ka"),
+        ("b4", "kb"),
+        ("c3", "kc"),
+    ];
+    for (id, konnector) in order {
+        env.account(id, konnector).await;
+        q.enqueue_manual(id, konnector).await.unwrap();
+        env.advance(chrono::Duration::seconds(1));
+    }
+    let limit = |k: &str| match k {
+        "ka" => 2,
+        "kb" => 1,
+        _ => 10,
+    };
+    let accounts =
+        |jobs: &[Job]| -> Vec<String> { jobs.iter().map(|j| j.account_id.clone()).collect() };
+    // `ka` has one run already.
+    let first = q.claim_batch("w", LEASE, &limit, 1).await.unwrap();
+    assert_eq!(accounts(&first), ["a1"]);
+    let batch = q.claim_batch("w", LEASE, &limit, 4).await.unwrap();
+    assert_eq!(
+        accounts(&batch),
+        ["b1", "c1", "a2", "c2"],
+        "ka's one free slot, kb's one, kc's first two: four at most"
+    );
+    for job in &batch {
+        assert_eq!(job.state, JobState::Running);
+        assert_eq!(job.lease_owner.as_deref(), Some("w"));
+        assert_eq!(job.started_at, Some(env.now()));
+    }
+    let rest = q.claim_batch("w", LEASE, &limit, 10).await.unwrap();
+    assert_eq!(accounts(&rest), ["c3"], "ka and kb are full");
+    assert!(
+        q.claim_batch("w", LEASE, &limit, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn a_manual_request_joins_the_queued_job(q: Arc<dyn JobQueue>, env: &Env) {
@@ -1010,6 +1065,86 @@ async fn postgres_refuses_a_queue_written_by_a_newer_gleaner() {
     );
     assert!(text.contains("9999"), "{text}");
     assert!(!text.contains("postgres@"), "no credentials: {text}");
+}
+
+/// A claim meets an account made active while its statement runs (another
+/// machine's manual run, committed meanwhile): the unique index refuses
+/// that job, and the claim skips it and takes the others instead of
+/// failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_claim_skips_an_account_made_active_meanwhile() {
+    let Some(env) = Env::postgres("made_active_meanwhile").await else {
+        return;
+    };
+    let q = env.queue().await;
+    for id in ["a", "b", "c"] {
+        env.account(id, "k").await;
+        q.enqueue_manual(id, "k").await.unwrap();
+    }
+    let Backend::Postgres { pool, .. } = &env.backend else {
+        unreachable!()
+    };
+    // Another machine makes `b` active, and has not committed yet.
+    let mut other = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state, run_id,
+            queued_at, not_before, started_at, lease_owner, lease_expires_at)
+         VALUES ('b', 'k', 'manual', TRUE, 1, 'running', 'other-run', now(), now(), now(),
+            'other', now() + interval '1 minute')",
+    )
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let claimer = {
+        let q = Arc::clone(&q);
+        tokio::spawn(async move { q.claim_batch("w", LEASE, &unlimited, 3).await })
+    };
+    // The claim does not see `b` active: its update of b's job waits on
+    // the unique index for the other transaction.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claim never waited for the other transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    other.commit().await.unwrap();
+    let claimed = claimer.await.unwrap().unwrap();
+    let accounts: Vec<&str> = claimed.iter().map(|j| j.account_id.as_str()).collect();
+    assert_eq!(accounts, ["a", "c"], "b's job skipped, the others claimed");
+    assert!(
+        claimed
+            .iter()
+            .all(|j| j.state == JobState::Running && j.lease_owner.as_deref() == Some("w"))
+    );
+    let queued = q
+        .jobs(&JobFilter {
+            states: vec![JobState::Queued],
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    let queued: Vec<&str> = queued.iter().map(|j| j.account_id.as_str()).collect();
+    assert_eq!(queued, ["b"], "b's job stays queued");
+    let running = q
+        .jobs(&JobFilter {
+            states: vec![JobState::Running],
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(running.len(), 3, "a, c and the other machine's b");
 }
 
 /// An unreachable server is an error naming the server, not a panic.

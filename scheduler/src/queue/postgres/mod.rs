@@ -20,19 +20,22 @@
 //!   the unique partial indexes `sched_jobs_one_active` and
 //!   `sched_jobs_one_queued`, as in SQLite. Inserts that could meet a
 //!   queued job use `ON CONFLICT ... DO NOTHING` / `DO UPDATE` on the
-//!   partial index, so a race is an answer, not an error; a claim that
-//!   meets an account made active meanwhile skips that job (its update runs
-//!   in a savepoint).
+//!   partial index, so a race is an answer, not an error. A claim skips
+//!   the accounts it sees active; one made active by a transaction that
+//!   commits while the claim's statement runs makes that statement fail
+//!   on the index, and the claim is made again at once job by job, each
+//!   update in a savepoint, skipping that job (`claims.rs`).
 //! - **the per-konnector limit, fleet-wide**: row locks cannot protect a
 //!   *count* (two claimers each see the other's new runs as still queued),
 //!   and `SERIALIZABLE` would turn every busy night into retried claims.
 //!   So a claim first reads (without lock) which konnectors the first
-//!   runnable jobs belong to, then takes, inside its transaction, the
-//!   transaction-scoped advisory lock `pg_advisory_xact_lock(GLNR,
-//!   hashtext(konnector))` of each of them (in slug order, so two claimers
-//!   never deadlock), counts that konnector's `running`/`awaiting_user`
-//!   jobs (a fresh snapshot: every earlier holder of the lock has
-//!   committed) and claims only up to `limit_for(konnector)`. The lock is
+//!   runnable jobs belong to, taking in the same statement, inside its
+//!   transaction, the transaction-scoped advisory lock
+//!   `pg_advisory_xact_lock(GLNR, hashtext(konnector))` of each of them
+//!   (in slug order, so two claimers never deadlock); its next statement
+//!   counts each konnector's `running`/`awaiting_user` jobs (a fresh
+//!   snapshot: every earlier holder of the lock has committed) and claims
+//!   only up to `limit_for(konnector)`. The lock is
 //!   released at commit, when the new runs are visible to the next
 //!   claimer. Only claims take it: finishing, recovering or requeuing a
 //!   run can only lower the count, and a manual run started at once
@@ -40,8 +43,9 @@
 //!   collision between two slugs only makes their claims wait for each
 //!   other.
 //! - **a job is claimed once**: the candidates, of the konnectors locked
-//!   above, are read `FOR UPDATE SKIP LOCKED` and updated only while still
-//!   `queued`. Since claimers of one konnector take turns on its lock, the
+//!   above, are locked `FOR UPDATE SKIP LOCKED` and updated only while
+//!   still `queued` (one statement for the whole batch: a claim is five
+//!   round trips, whatever the number of jobs and konnectors). Since claimers of one konnector take turns on its lock, the
 //!   rows a claim locks and leaves are not hidden from another claimer
 //!   (which waits for the lock, then sees them): concurrent claimers fill
 //!   every free slot, as SQLite's serialized claims do.
