@@ -42,9 +42,32 @@ fn ok(home: &Path, db: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// A daemon process, killed on drop: a failing assertion never leaves it
+/// running.
+struct Daemon(Option<Child>);
+
+impl Daemon {
+    fn child(&self) -> &Child {
+        self.0.as_ref().unwrap()
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        self.0.take().unwrap().wait().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A daemon whose log goes to `<home>/<worker>.log` (a pipe nobody reads
 /// would fill and block it).
-fn daemon(home: &Path, db: &str, worker: &str) -> Child {
+fn daemon(home: &Path, db: &str, worker: &str) -> Daemon {
     let log = std::fs::File::create(home.join(format!("{worker}.log"))).unwrap();
     Command::new(env!("CARGO_BIN_EXE_gleaner"))
         .args(["daemon", "--log-format", "json", "--worker-id", worker])
@@ -55,6 +78,7 @@ fn daemon(home: &Path, db: &str, worker: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(|c| Daemon(Some(c)))
         .unwrap()
 }
 
@@ -161,9 +185,9 @@ async fn two_daemons_share_a_queue_and_one_takes_over_the_others_jobs_after_sigk
             && sandbox.pdf_downloads() >= 40
     })
     .await;
-    kill_hard(&doomed);
+    kill_hard(doomed.child());
     let killed_at = chrono::Utc::now();
-    let _ = doomed.wait_with_output();
+    let _ = doomed.wait();
 
     let mut last = String::new();
     let ended = wait_for("every job ended", 240, || {
@@ -178,10 +202,10 @@ async fn two_daemons_share_a_queue_and_one_takes_over_the_others_jobs_after_sigk
     .await;
     assert!(ended, "not every job ended in time: {last}");
     let status = ok(home.path(), &url, &["status"]);
-    signal(&survivor, "-TERM");
-    let out = survivor.wait_with_output().unwrap();
+    signal(survivor.child(), "-TERM");
+    let stopped = survivor.wait();
     let log = std::fs::read_to_string(home.path().join("worker-b.log")).unwrap();
-    assert!(out.status.success(), "{log}");
+    assert!(stopped.success(), "{log}");
     assert!(log.contains("\"daemon stopped\""), "{log}");
     for worker in ["worker-a", "worker-b"] {
         let log = std::fs::read_to_string(home.path().join(format!("{worker}.log"))).unwrap();
