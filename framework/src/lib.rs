@@ -43,6 +43,7 @@ pub mod scrape;
 pub mod secret;
 pub mod session;
 pub mod store;
+pub mod tenant;
 pub mod twofa;
 pub mod vault;
 
@@ -58,6 +59,7 @@ pub use manifest::Manifest;
 pub use next_step::UserAction;
 pub use runner::{RunEnv, RunOptions, RunReport, run_konnector};
 pub use secret::Secret;
+pub use tenant::TenantId;
 pub use twofa::{TwoFactorChannel, TwoFactorKind, TwoFactorRequest};
 
 /// Re-exported so konnectors need no direct dependency for trait impls.

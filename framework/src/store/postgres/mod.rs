@@ -29,6 +29,7 @@ pub mod docs;
 pub mod error;
 pub mod links;
 pub mod sealed;
+pub mod tenant;
 
 use std::str::FromStr;
 use std::sync::Arc;
