@@ -1,48 +1,6 @@
-//! Amounts and decimals as pages show them (`framework::filters`).
-//!
-//! Properties: no panic; an amount that parses, written back plainly
-//! (`-1234.5 EUR`) and the French way (`-1234,5 €`), parses to the same
-//! value and currency; a number read by `parse_decimal_fr` or
-//! `parse_decimal_en` reads the same once written back; a currency that
-//! parses is an active code that parses to itself.
+//! The `amount` target: its properties are checked by
+//! `gleaner_fuzz_checks::check_amount` (fuzz-checks/src/amount.rs), which the
+//! workspace's tests also run on the stored corpus and regressions.
 #![no_main]
 
-use gleaner_framework::filters::{
-    Currency, parse_amount, parse_currency, parse_decimal_en, parse_decimal_fr,
-};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let Ok(s) = std::str::from_utf8(data) else {
-        return;
-    };
-    if let Ok(a) = parse_amount(s) {
-        let plain = match a.currency {
-            Some(c) => format!("{} {}", a.value, c.code()),
-            None => a.value.to_string(),
-        };
-        let again = parse_amount(&plain).unwrap_or_else(|e| panic!("{s:?} -> {plain:?}: {e}"));
-        assert_eq!(again, a, "{s:?} -> {plain:?}");
-        let french = format!("{} €", a.value.to_string().replace('.', ","));
-        let again = parse_amount(&french).unwrap_or_else(|e| panic!("{s:?} -> {french:?}: {e}"));
-        assert_eq!(again.value, a.value, "{s:?} -> {french:?}");
-    }
-    for (name, parsed) in [("fr", parse_decimal_fr(s)), ("en", parse_decimal_en(s))] {
-        if let Ok(d) = parsed {
-            let text = d.to_string();
-            let en =
-                parse_decimal_en(&text).unwrap_or_else(|e| panic!("{name} {s:?} -> {text:?}: {e}"));
-            assert_eq!(en, d, "{name} {s:?} -> {text:?}");
-            let fr_text = text.replace('.', ",");
-            let fr = parse_decimal_fr(&fr_text)
-                .unwrap_or_else(|e| panic!("{name} {s:?} -> {fr_text:?}: {e}"));
-            assert_eq!(fr, d, "{name} {s:?} -> {fr_text:?}");
-        }
-    }
-    if let Ok(c) = parse_currency(s) {
-        assert_eq!(c.code().parse::<Currency>().ok(), Some(c), "{s:?}");
-    }
-    if let Ok(c) = s.parse::<Currency>() {
-        assert_eq!(parse_currency(c.code()).ok(), Some(c), "{s:?}");
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gleaner_fuzz_checks::check_amount(data));

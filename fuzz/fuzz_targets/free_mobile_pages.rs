@@ -1,42 +1,6 @@
-//! Free Mobile's page parsers (`konnectors::telco::free_mobile::pages`).
-//!
-//! The input is the HTML body of a customer-area response. Properties: no
-//! panic; a verification page reads the same through `classify` and
-//! `parse_verification`; a home page that parses has invoices for the first
-//! day of a month, with absolute PDF URLs, and texts that are clean (as
-//! `clean_text` leaves them).
+//! The `free_mobile_pages` target: its properties are checked by
+//! `gleaner_fuzz_checks::check_free_mobile_pages` (fuzz-checks/src/free_mobile_pages.rs), which the
+//! workspace's tests also run on the stored corpus and regressions.
 #![no_main]
 
-use chrono::Datelike;
-use gleaner_framework::filters::clean_text;
-use gleaner_framework::scrape::HtmlPage;
-use gleaner_konnectors::telco::free_mobile::pages::{
-    PageKind, classify, parse_home, parse_verification,
-};
-use libfuzzer_sys::fuzz_target;
-
-const URL: &str = "https://mobile.free.fr/account/v2";
-
-fuzz_target!(|data: &[u8]| {
-    let body = String::from_utf8_lossy(data);
-    let page = HtmlPage::parse(URL, &body);
-    let kind = classify(&page);
-    if let Ok(PageKind::Verification(v)) = &kind {
-        assert_eq!(parse_verification(&page).ok().as_ref(), Some(v));
-    }
-    let _ = parse_verification(&page);
-    if let Ok(home) = parse_home(&page) {
-        for invoice in &home.invoices {
-            assert_eq!(invoice.month.day(), 1, "{invoice:?}");
-            url::Url::parse(&invoice.pdf_url)
-                .unwrap_or_else(|e| panic!("{invoice:?}: the PDF URL is not absolute: {e}"));
-        }
-        // Texts read off the page are clean: one space between words, none
-        // at the ends.
-        let texts = [&home.account_id, &home.holder, &home.current_phone];
-        let lines = home.lines.iter().flat_map(|l| [&l.phone, &l.holder]);
-        for t in texts.into_iter().chain(lines) {
-            assert_eq!(&clean_text(t), t);
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gleaner_fuzz_checks::check_free_mobile_pages(data));
