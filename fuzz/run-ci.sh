@@ -8,9 +8,14 @@
 # Only the stable toolchain is needed: RUSTC_BOOTSTRAP=1 lets cargo fuzz pass
 # -Zsanitizer=address to the stable compiler (see docs/fuzzing.md). Set
 # FUZZ_SANITIZER=none to build without AddressSanitizer, and FUZZ_DEV=1 to
-# build without optimisations (CI's smoke runs: the optimised build of the
-# whole dependency tree was a third of CI's time, and a 10 s run needs no
-# speed; long runs keep the optimised build).
+# build without optimisations (short smoke runs: the optimised build of the
+# whole dependency tree takes minutes more, and a 10 s run needs no speed;
+# long runs keep the optimised build).
+#
+# CI no longer calls this script (its sanitized build cost about 8 of CI's
+# minutes): `cargo test --workspace` replays the stored corpus and
+# regressions through the same checks (fuzz-checks/tests/corpus.rs). Run it
+# by hand, e.g. FUZZ_SECONDS=10 FUZZ_DEV=1 fuzz/run-ci.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
 
