@@ -58,6 +58,8 @@ use zeroize::Zeroizing;
 use crate::error::{ErrorSource, KonnectorError, SourceKind};
 use crate::secret::Secret;
 
+pub mod envelope;
+
 const MAGIC_V1: &[u8; 4] = b"GLV1";
 const MAGIC_V2: &[u8; 4] = b"GLV2";
 const NONCE_LEN: usize = 24;
@@ -83,6 +85,9 @@ pub enum KeySource {
     KeyFile,
     /// Derived from a passphrase with Argon2id.
     Passphrase,
+    /// A tenant's data key, sealed by the installation's key
+    /// ([`envelope::TenantKeys`]).
+    TenantKey,
 }
 
 impl std::fmt::Display for KeySource {
@@ -90,6 +95,7 @@ impl std::fmt::Display for KeySource {
         f.write_str(match self {
             Self::KeyFile => "key file",
             Self::Passphrase => "passphrase",
+            Self::TenantKey => "tenant data key",
         })
     }
 }
@@ -760,11 +766,35 @@ pub async fn rotate(
     current: &Vault,
     target: RotationTarget,
 ) -> Result<(Vault, BTreeMap<String, u64>), KonnectorError> {
+    rotate_with_tenants(loc, store, current, target, None).await
+}
+
+/// [`rotate`], and with `tenants` the tenants' data keys re-sealed by the
+/// new key too (envelope encryption: their records stay as they are). The
+/// re-sealed data keys are staged before the store's transaction, so that
+/// nothing can fail between that commit and the keys' move into place but
+/// a rename, which the next open finishes. Returns the count of re-sealed
+/// data keys under `tenant data keys`.
+pub async fn rotate_with_tenants(
+    loc: &VaultLocation,
+    store: &dyn crate::store::SealedStore,
+    current: &Vault,
+    target: RotationTarget,
+    tenants: Option<&envelope::TenantKeys>,
+) -> Result<(Vault, BTreeMap<String, u64>), KonnectorError> {
     let pending = loc.prepare_rotation(target)?;
-    // On error the pending rotation is dropped: its `.new` file goes, the
-    // transaction rolled back, the old key stays.
-    let counts = store.reseal_all(current, pending.vault()).await?;
+    let staged = match tenants {
+        Some(keys) => Some(keys.stage_rewrap(current, pending.vault())?),
+        None => None,
+    };
+    // On error the pending rotation is dropped: its `.new` file goes (and
+    // the staged data keys), the transaction rolled back, the old key stays.
+    let mut counts = store.reseal_all(current, pending.vault()).await?;
     let vault = pending.commit()?;
+    if let Some(staged) = staged {
+        counts.insert("tenant data keys".into(), staged.len() as u64);
+        staged.commit()?;
+    }
     Ok((vault, counts))
 }
 
