@@ -105,6 +105,8 @@ impl Harness {
             oauth: None,
             sessions: None,
             progress: None,
+            tenant: gleaner_framework::tenant::TenantId::default_tenant(),
+            tenants: None,
         })
     }
 
