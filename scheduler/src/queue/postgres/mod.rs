@@ -88,6 +88,7 @@
 //!   counted; only the candidates are the tenant's), and the workers'
 //!   list (the fleet's machines, no tenant's data). The queue's depth and
 //!   recovery are the tenant's own in tenant mode.
+//!
 //! [`remove_tenant_rows`] deletes a tenant's rows (in the caller's
 //! transaction, beside the store's removal).
 //!
