@@ -1324,17 +1324,48 @@ async fn postgres_a_tenant_queue_sees_and_changes_only_its_own() {
     assert_eq!(fleet.counts().await.unwrap().get("queued"), Some(&3));
     assert_eq!(alice_q.depth_by_konnector().await.unwrap()["k"].due, 2);
     // A manual request for another tenant's account is refused.
-    assert!(alice_q.enqueue_manual("b1", "k").await.is_err());
+    assert!(matches!(
+        alice_q.enqueue_manual("b1", "k").await,
+        Err(SchedulerError::NotFound(_))
+    ));
+    assert!(matches!(
+        alice_q.enqueue_manual("b2", "k").await,
+        Err(SchedulerError::NotFound(_))
+    ));
+    assert!(
+        fleet
+            .jobs(&JobFilter {
+                account_id: Some("b2".into()),
+                ..JobFilter::default()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         fleet.job(b1.id).await.unwrap().unwrap().trigger,
         TriggerKind::Manual
     );
+    // Her own manual request joins her queued job; a new account's makes
+    // a job of hers.
+    assert_eq!(alice_q.enqueue_manual("a1", "k").await.unwrap(), a1.id);
+    let a3 = alice_q.enqueue_manual("a3", "k").await.unwrap();
+    assert_eq!(
+        fleet.job(a3).await.unwrap().unwrap().tenant,
+        tenant("alice")
+    );
+    sqlx::query("DELETE FROM sched_jobs WHERE id = $1")
+        .bind(a3)
+        .execute(env.pg())
+        .await
+        .unwrap();
     // Claims: only alice's jobs, though bob's is older.
     let claimed = alice_q
         .claim_batch("wa", LEASE, &unlimited, 10)
         .await
         .unwrap();
-    let claimed_ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
+    let mut claimed_ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
+    claimed_ids.sort_unstable();
     assert_eq!(claimed_ids, [a1.id, a2.id]);
     assert!(claimed.iter().all(|j| j.tenant == tenant("alice")));
     assert!(

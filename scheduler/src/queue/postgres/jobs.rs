@@ -31,8 +31,9 @@ impl PgQueue {
     /// job: one statement, atomic against every other machine (the
     /// conflict target is the one-queued-per-account index). The new job
     /// takes the queue's tenant (tenant mode) or the account's trigger's
-    /// (fleet mode; the default tenant for an account without one); a
-    /// queued job of another tenant is not touched: `NotFound`.
+    /// (fleet mode; the default tenant for an account without one). In
+    /// tenant mode an account that is not the tenant's, or a queued job of
+    /// another tenant, is `NotFound` and nothing is written.
     async fn enqueue_manual_in(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -42,10 +43,12 @@ impl PgQueue {
         sqlx::query_scalar(
             "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state, run_id,
                 queued_at, not_before, tenant_id)
-             VALUES ($1, $2, 'manual', TRUE, 1, 'queued', $3, $4, $4,
-                     COALESCE($5::text,
-                              (SELECT t.tenant_id FROM sched_triggers t WHERE t.account_id = $1),
-                              'default'))
+             SELECT $1, $2, 'manual', TRUE, 1, 'queued', $3, $4, $4,
+                    COALESCE($5::text,
+                             (SELECT t.tenant_id FROM sched_triggers t WHERE t.account_id = $1),
+                             'default')
+             WHERE $5::text IS NULL
+                OR EXISTS (SELECT 1 FROM accounts a WHERE a.id = $1 AND a.tenant_id = $5)
              ON CONFLICT (account_id) WHERE state = 'queued'
              DO UPDATE SET manual = TRUE, trigger = 'manual', not_before = EXCLUDED.not_before
              WHERE sched_jobs.tenant_id = EXCLUDED.tenant_id
@@ -61,7 +64,7 @@ impl PgQueue {
         .map_err(sql("queuing a manual run"))?
         .ok_or_else(|| {
             TxError::Fail(SchedulerError::NotFound(format!(
-                "account {account_id} has a queued job of another tenant"
+                "account {account_id} is not one of this tenant's"
             )))
         })
     }
