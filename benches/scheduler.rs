@@ -260,6 +260,8 @@ fn phase_runs() -> Result<()> {
             oauth: None,
             sessions: None,
             progress: None,
+            tenant: gleaner_framework::tenant::TenantId::default_tenant(),
+            tenants: None,
         });
         let rss_before = status_kib("VmRSS");
         let t = Instant::now();

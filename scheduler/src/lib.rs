@@ -40,7 +40,10 @@ pub use queue::{
     Job, JobCode, JobFilter, JobQueue, JobState, Outcome, PgQueue, Queue, QueueDepth, TriggerKind,
     TriggerState, WorkerState,
 };
-pub use scheduler::{Attended, DaemonSummary, Executed, JobProgressFn, KonnectorSource, Scheduler};
+pub use scheduler::{
+    Attended, DaemonSummary, Executed, JobProgressFn, KonnectorSource, Scheduler, TenantScope,
+    TenantScopes,
+};
 
 /// The default per-job time limit, in seconds, when a manifest sets none
 /// (the manifest's `timeout_secs` defaults to it).

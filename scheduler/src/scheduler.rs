@@ -5,6 +5,12 @@
 //! and a one-off `gleaner run` both execute jobs through
 //! [`Scheduler::execute`], so a manual run from a terminal is recorded,
 //! leased and retried like a nightly one.
+//!
+//! **Tenants**: the scheduler's own fields (`env`, `accounts`, `vault`,
+//! `oauth`, `sessions`) are one tenant's, [`Scheduler::tenant`]. A job of
+//! another tenant (a fleet daemon claims every tenant's jobs) runs with
+//! that tenant's store, files and vault, which [`Scheduler::tenants`]
+//! resolves ([`TenantScopes`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +21,7 @@ use chrono::{DateTime, Utc};
 use gleaner_framework::oauth::TokenManager;
 use gleaner_framework::session::Sessions;
 use gleaner_framework::store::{Account, AccountStore};
+use gleaner_framework::tenant::TenantId;
 use gleaner_framework::vault::Vault;
 use gleaner_framework::{
     ErrorCode, Konnector, KonnectorError, ProgressFn, RunEnv, RunOptions, RunReport,
@@ -46,6 +53,33 @@ where
     fn konnector(&self, slug: &str) -> Option<Arc<dyn Konnector>> {
         self(slug)
     }
+}
+
+/// What a run needs from one tenant's data: its store, files, vault.
+pub struct TenantScope {
+    /// What runs of this tenant share (its files' folders among them).
+    pub env: RunEnv,
+    /// The tenant's accounts.
+    pub accounts: Arc<dyn AccountStore>,
+    /// The vault that opens the tenant's credentials and seals its
+    /// second-factor codes.
+    pub vault: Arc<Vault>,
+    /// The tenant's OAuth tokens, for konnectors that use OAuth.
+    pub oauth: Option<Arc<TokenManager>>,
+    /// Where the tenant's runs keep login sessions (`None`: sessions off).
+    pub sessions: Option<Sessions>,
+}
+
+/// Resolves a tenant's [`TenantScope`] (the binary opens the tenant's
+/// store view, folders and vault; it may cache them).
+#[async_trait::async_trait]
+pub trait TenantScopes: Send + Sync {
+    /// The scope of `tenant`; an error (an unknown tenant, a vault that
+    /// cannot open) fails the run that needed it.
+    async fn scope(
+        &self,
+        tenant: &TenantId,
+    ) -> std::result::Result<Arc<TenantScope>, KonnectorError>;
 }
 
 /// How a job ended, for the caller.
@@ -112,6 +146,12 @@ pub struct Scheduler {
     /// The progress hook of jobs run without an attended progress callback
     /// (the daemon's); `None`: their progress goes nowhere.
     pub progress: Option<JobProgressFn>,
+    /// The tenant that `env`, `accounts`, `vault`, `oauth` and `sessions`
+    /// belong to (the default tenant on SQLite): its jobs run with them.
+    pub tenant: TenantId,
+    /// Resolves the scope of other tenants' jobs (a fleet daemon's);
+    /// `None`: a job of another tenant fails with a store error naming it.
+    pub tenants: Option<Arc<dyn TenantScopes>>,
 }
 
 impl Scheduler {
@@ -212,6 +252,7 @@ impl Scheduler {
         let span = tracing::info_span!(
             "job",
             job = job.id,
+            tenant = %job.tenant,
             account = %job.account_id,
             konnector = %job.konnector,
             attempt = job.attempt,
@@ -261,13 +302,38 @@ impl Scheduler {
         .await
     }
 
+    /// The scope of another tenant's job: `None` for a job of
+    /// [`Scheduler::tenant`] (the scheduler's own fields serve it).
+    async fn scope_of(
+        &self,
+        job: &Job,
+    ) -> std::result::Result<Option<Arc<TenantScope>>, KonnectorError> {
+        if job.tenant == self.tenant {
+            return Ok(None);
+        }
+        let tenants = self.tenants.as_ref().ok_or_else(|| {
+            KonnectorError::store(format!(
+                "job #{} belongs to tenant {}, but this scheduler serves only tenant {} and cannot open another tenant's store",
+                job.id, job.tenant, self.tenant
+            ))
+        })?;
+        tenants.scope(&job.tenant).await.map(Some)
+    }
+
     async fn run_job(
         &self,
         job: &Job,
         attended: Option<Attended>,
     ) -> std::result::Result<RunReport, KonnectorError> {
-        let account = self
-            .accounts
+        // Everything of the job's tenant comes from one scope: its
+        // accounts, its vault (which also seals the codes `gleaner 2fa`
+        // gives), its tokens, sessions and files.
+        let scope = self.scope_of(job).await?;
+        let (accounts, env, oauth, sessions) = match &scope {
+            Some(s) => (&s.accounts, &s.env, &s.oauth, &s.sessions),
+            None => (&self.accounts, &self.env, &self.oauth, &self.sessions),
+        };
+        let account = accounts
             .get_account(&job.account_id)
             .await?
             .ok_or_else(|| {
@@ -282,9 +348,14 @@ impl Scheduler {
                 format!("no konnector `{}` in this build", job.konnector),
             )
         })?;
-        let vault = self.vault.as_ref().ok_or_else(|| {
-            KonnectorError::vault("this scheduler was opened without the vault; it cannot run jobs")
-        })?;
+        let vault = match &scope {
+            Some(s) => &s.vault,
+            None => self.vault.as_ref().ok_or_else(|| {
+                KonnectorError::vault(
+                    "this scheduler was opened without the vault; it cannot run jobs",
+                )
+            })?,
+        };
         // A vault that cannot open the credentials (a wrong or missing key,
         // a damaged record) is `UNKNOWN_ERROR.VAULT_FAILED` with the vault
         // as its source: never `LOGIN_FAILED.NEEDS_SECRET`, and the retry
@@ -331,8 +402,8 @@ impl Scheduler {
             progress,
             two_factor,
             run_id: Some(job.run_id.clone()),
-            oauth: self.oauth.clone(),
-            sessions: self.sessions.clone(),
+            oauth: oauth.clone(),
+            sessions: sessions.clone(),
             cassette: attended.cassette,
             ..RunOptions::default()
         };
@@ -359,7 +430,7 @@ impl Scheduler {
             })
         };
         let result = tokio::select! {
-            r = run_konnector(konnector.as_ref(), &account, secrets, &self.env, options) => r,
+            r = run_konnector(konnector.as_ref(), &account, secrets, env, options) => r,
             () = lost.notified() => Err(KonnectorError::new(
                 ErrorCode::UnknownError,
                 "the job's lease was lost (the worker stalled longer than its lease); the run was stopped and nothing saved",

@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use gleaner_framework::ErrorCode;
 use gleaner_framework::store::SqliteStore;
+use gleaner_framework::store::postgres::tenant::begin_scoped;
+use gleaner_framework::tenant::TenantId;
 use gleaner_scheduler::Clock as _;
-use gleaner_scheduler::queue::{JobFilter, QueueDepth};
+use gleaner_scheduler::queue::{JobFilter, QueueDepth, RemovedRows, remove_tenant_rows};
 use gleaner_scheduler::retry::AfterFailure;
 use gleaner_scheduler::{
     Job, JobCode, JobQueue, JobState, ManualClock, Outcome, PgQueue, Queue, SchedulerError,
@@ -82,6 +84,7 @@ impl Env {
         let mut m = sqlx::migrate!("../framework/migrations/postgres");
         m.dangerous_set_table_name("gleaner_store_migrations");
         m.run(&pool).await.unwrap();
+        sqlx::raw_sql(STORE_TENANTS).execute(&pool).await.unwrap();
         Some(Self {
             backend: Backend::Postgres { db, pool },
             clock: ManualClock::new(start()),
@@ -186,6 +189,29 @@ impl Env {
         self.clock.now()
     }
 }
+
+/// What the queue reads of the store's tenants, made sure of whichever
+/// store migrations this build has: `accounts.tenant_id` and
+/// `konnector_state.tenant_id` (the store's migration adds them; added
+/// here when missing), given a default in this test database so the
+/// helpers above write default-tenant rows, and the tenant role's grants on
+/// them (recovery and planning read them inside a tenant's scope).
+const STORE_TENANTS: &str = r#"
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gleaner_tenant') THEN
+        CREATE ROLE gleaner_tenant NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
+END
+$$;
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS tenant_id TEXT COLLATE "C" NOT NULL DEFAULT 'default';
+ALTER TABLE accounts ALTER COLUMN tenant_id SET DEFAULT 'default';
+ALTER TABLE konnector_state ADD COLUMN IF NOT EXISTS tenant_id TEXT COLLATE "C" NOT NULL DEFAULT 'default';
+ALTER TABLE konnector_state ALTER COLUMN tenant_id SET DEFAULT 'default';
+GRANT SELECT, INSERT, UPDATE, DELETE ON accounts, konnector_state TO gleaner_tenant;
+"#;
 
 async fn pg_pool(url: &str) -> sqlx::PgPool {
     PgPoolOptions::new()
@@ -1088,9 +1114,9 @@ async fn postgres_a_claim_skips_an_account_made_active_meanwhile() {
     let mut other = pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state, run_id,
-            queued_at, not_before, started_at, lease_owner, lease_expires_at)
+            queued_at, not_before, started_at, lease_owner, lease_expires_at, tenant_id)
          VALUES ('b', 'k', 'manual', TRUE, 1, 'running', 'other-run', now(), now(), now(),
-            'other', now() + interval '1 minute')",
+            'other', now() + interval '1 minute', 'default')",
     )
     .execute(&mut *other)
     .await
@@ -1160,4 +1186,457 @@ async fn postgres_unreachable_is_a_clear_error() {
     let text = err.to_string();
     assert!(text.contains("127.0.0.1:1/gleaner"), "{text}");
     assert!(!text.contains("secret-pw"), "{text}");
+}
+
+// ---- tenants (PostgreSQL only) -------------------------------------------
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap()
+}
+
+impl Env {
+    /// The test's queue as the concrete PostgreSQL one, in fleet mode.
+    async fn pg_queue(&self) -> PgQueue {
+        let Backend::Postgres { pool, .. } = &self.backend else {
+            unreachable!("PostgreSQL only")
+        };
+        PgQueue::open(pool.clone(), Arc::new(self.clock.clone()))
+            .await
+            .unwrap()
+    }
+
+    fn pg(&self) -> &sqlx::PgPool {
+        let Backend::Postgres { pool, .. } = &self.backend else {
+            unreachable!("PostgreSQL only")
+        };
+        pool
+    }
+
+    /// Adds an account of `konnector` belonging to `tenant` (PostgreSQL).
+    async fn account_of(&self, tenant: &str, id: &str, konnector: &str) {
+        self.exec(&format!(
+            "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, created_at, folder, tenant_id)
+             VALUES ('{id}', '{konnector}', '{id}', '{{}}'::jsonb, '\\x'::bytea, now(), '{id}', '{tenant}')"
+        ))
+        .await;
+    }
+}
+
+/// Accounts `a1`, `a2` of alice and `b1` of bob (konnector `k`), their
+/// triggers made by the fleet (each takes its account's tenant), and a
+/// manual job each, bob's queued first.
+async fn two_tenants(env: &Env, fleet: &PgQueue) -> (Job, Job, Job) {
+    env.account_of("bob", "b1", "k").await;
+    env.account_of("alice", "a1", "k").await;
+    env.account_of("alice", "a2", "k").await;
+    let new = fleet.accounts_without_trigger().await.unwrap();
+    assert_eq!(new.len(), 3);
+    let rows: Vec<_> = new
+        .into_iter()
+        .map(|(a, k)| (a, k, env.now() + minutes(600)))
+        .collect();
+    fleet.add_triggers(&rows).await.unwrap();
+    let mut ids = Vec::new();
+    for account in ["b1", "a1", "a2"] {
+        ids.push(fleet.enqueue_manual(account, "k").await.unwrap());
+        env.advance(minutes(1));
+    }
+    let mut jobs = Vec::new();
+    for id in ids {
+        jobs.push(fleet.job(id).await.unwrap().unwrap());
+    }
+    let [b1, a1, a2]: [Job; 3] = jobs.try_into().unwrap();
+    (b1, a1, a2)
+}
+
+/// A queue for one tenant lists, changes, claims and answers only that
+/// tenant's triggers and jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_tenant_queue_sees_and_changes_only_its_own() {
+    let Some(env) = Env::postgres("tenant_queue_own_rows").await else {
+        return;
+    };
+    let fleet = env.pg_queue().await;
+    let (b1, a1, a2) = two_tenants(&env, &fleet).await;
+    assert_eq!(b1.tenant, tenant("bob"), "a job takes its trigger's tenant");
+    assert_eq!(a1.tenant, tenant("alice"));
+    let triggers = fleet.triggers().await.unwrap();
+    let tenants: Vec<(&str, &str)> = triggers
+        .iter()
+        .map(|t| (t.account_id.as_str(), t.tenant.as_str()))
+        .collect();
+    assert_eq!(
+        tenants,
+        [("a1", "alice"), ("a2", "alice"), ("b1", "bob")],
+        "a trigger takes its account's tenant"
+    );
+
+    let alice = fleet.for_tenant(tenant("alice"));
+    assert_eq!(alice.tenant(), Some(&tenant("alice")));
+    let alice_q: Arc<dyn JobQueue> = Arc::new(alice.clone());
+    // Triggers.
+    let mine: Vec<String> = alice_q
+        .triggers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.account_id)
+        .collect();
+    assert_eq!(mine, ["a1", "a2"]);
+    assert!(alice_q.trigger("b1").await.unwrap().is_none());
+    assert!(matches!(
+        alice_q.set_paused("b1", true).await,
+        Err(SchedulerError::NotFound(_))
+    ));
+    assert!(matches!(
+        alice_q.set_cron("b1", Some("0 3 * * *"), env.now()).await,
+        Err(SchedulerError::NotFound(_))
+    ));
+    alice_q.set_paused("a1", true).await.unwrap();
+    assert!(fleet.trigger("a1").await.unwrap().unwrap().paused);
+    assert!(!fleet.trigger("b1").await.unwrap().unwrap().paused);
+    alice_q.set_paused("a1", false).await.unwrap();
+    // New accounts: each tenant finds its own.
+    env.account_of("alice", "a3", "k").await;
+    env.account_of("bob", "b2", "k").await;
+    let new = alice_q.accounts_without_trigger().await.unwrap();
+    assert_eq!(new, [("a3".to_owned(), "k".to_owned())]);
+    alice_q
+        .add_triggers(&[("a3".into(), "k".into(), env.now() + minutes(600))])
+        .await
+        .unwrap();
+    assert_eq!(
+        fleet.trigger("a3").await.unwrap().unwrap().tenant,
+        tenant("alice")
+    );
+    // Jobs.
+    let listed: Vec<i64> = alice_q
+        .jobs(&JobFilter::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed, [a2.id, a1.id]);
+    assert!(alice_q.job(b1.id).await.unwrap().is_none());
+    assert_eq!(alice_q.job(a1.id).await.unwrap().unwrap().id, a1.id);
+    assert_eq!(alice_q.counts().await.unwrap().get("queued"), Some(&2));
+    assert_eq!(fleet.counts().await.unwrap().get("queued"), Some(&3));
+    assert_eq!(alice_q.depth_by_konnector().await.unwrap()["k"].due, 2);
+    // A manual request for another tenant's account is refused.
+    assert!(matches!(
+        alice_q.enqueue_manual("b1", "k").await,
+        Err(SchedulerError::NotFound(_))
+    ));
+    assert!(matches!(
+        alice_q.enqueue_manual("b2", "k").await,
+        Err(SchedulerError::NotFound(_))
+    ));
+    assert!(
+        fleet
+            .jobs(&JobFilter {
+                account_id: Some("b2".into()),
+                ..JobFilter::default()
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        fleet.job(b1.id).await.unwrap().unwrap().trigger,
+        TriggerKind::Manual
+    );
+    // Her own manual request joins her queued job; a new account's makes
+    // a job of hers.
+    assert_eq!(alice_q.enqueue_manual("a1", "k").await.unwrap(), a1.id);
+    let a3 = alice_q.enqueue_manual("a3", "k").await.unwrap();
+    assert_eq!(
+        fleet.job(a3).await.unwrap().unwrap().tenant,
+        tenant("alice")
+    );
+    sqlx::query("DELETE FROM sched_jobs WHERE id = $1")
+        .bind(a3)
+        .execute(env.pg())
+        .await
+        .unwrap();
+    // Claims: only alice's jobs, though bob's is older.
+    let claimed = alice_q
+        .claim_batch("wa", LEASE, &unlimited, 10)
+        .await
+        .unwrap();
+    let mut claimed_ids: Vec<i64> = claimed.iter().map(|j| j.id).collect();
+    claimed_ids.sort_unstable();
+    assert_eq!(claimed_ids, [a1.id, a2.id]);
+    assert!(claimed.iter().all(|j| j.tenant == tenant("alice")));
+    assert!(
+        alice_q
+            .claim_batch("wa", LEASE, &unlimited, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Second factor: bob's job waits too; alice can answer only hers.
+    let b_run = fleet
+        .claim_batch("wb", LEASE, &unlimited, 10)
+        .await
+        .unwrap();
+    assert_eq!(b_run.len(), 1);
+    assert_eq!(b_run[0].tenant, tenant("bob"));
+    let deadline = env.now() + minutes(10);
+    alice_q
+        .set_awaiting(a1.id, "code", None, deadline)
+        .await
+        .unwrap();
+    // Alice's queue cannot mark bob's job.
+    alice_q
+        .set_awaiting(b1.id, "code", None, deadline)
+        .await
+        .unwrap();
+    assert_eq!(
+        fleet.job(b1.id).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+    fleet
+        .set_awaiting(b1.id, "code", None, deadline)
+        .await
+        .unwrap();
+    assert!(matches!(
+        alice_q.give_answer("b1", b"sealed-b").await,
+        Err(SchedulerError::NoQuestion { .. })
+    ));
+    assert_eq!(alice_q.give_answer("a1", b"sealed-a").await.unwrap(), a1.id);
+    assert_eq!(fleet.give_answer("b1", b"sealed-b").await.unwrap(), b1.id);
+    let answer_tenant: String =
+        sqlx::query_scalar("SELECT tenant_id FROM sched_twofa_answers WHERE job_id = $1")
+            .bind(b1.id)
+            .fetch_one(env.pg())
+            .await
+            .unwrap();
+    assert_eq!(answer_tenant, "bob", "an answer takes its job's tenant");
+    assert_eq!(alice_q.take_answer(b1.id).await.unwrap(), None);
+    assert_eq!(
+        fleet.take_answer(b1.id).await.unwrap().unwrap(),
+        b"sealed-b"
+    );
+    assert_eq!(
+        alice_q.take_answer(a1.id).await.unwrap().unwrap(),
+        b"sealed-a"
+    );
+    // Finishing a job in tenant mode updates its trigger, queues its retry
+    // in its tenant.
+    alice_q.set_running(a1.id).await.unwrap();
+    let a1_now = alice_q.job(a1.id).await.unwrap().unwrap();
+    let retry = alice_q
+        .finish(
+            &a1_now,
+            "wa",
+            &failed(
+                ErrorCode::VendorDown,
+                AfterFailure::Retry(Duration::from_secs(60)),
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        fleet.job(retry).await.unwrap().unwrap().tenant,
+        tenant("alice")
+    );
+    assert_eq!(
+        fleet.trigger("a1").await.unwrap().unwrap().status,
+        "errored"
+    );
+    // Heartbeats, requeuing and recovery stay in the tenant.
+    assert!(!alice_q.heartbeat(b1.id, "wb", LEASE).await.unwrap());
+    assert!(fleet.heartbeat(b1.id, "wb", LEASE).await.unwrap());
+    assert!(alice_q.requeue_owned("wb").await.unwrap().is_empty());
+    env.advance(minutes(120));
+    let recovered = alice_q.recover().await.unwrap();
+    assert_eq!(recovered.requeued, [a2.id], "only alice's stale job");
+    assert_eq!(
+        fleet.job(b1.id).await.unwrap().unwrap().state,
+        JobState::AwaitingUser
+    );
+}
+
+/// The fleet claims every tenant's jobs, each with its tenant; a tenant's
+/// claim counts every tenant's runs against a konnector's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_the_fleet_claims_every_tenant_and_limits_count_them_all() {
+    let Some(env) = Env::postgres("tenant_fleet_claims").await else {
+        return;
+    };
+    let fleet = env.pg_queue().await;
+    // Konnector `kx`: one job of each tenant, both claimed by the fleet.
+    env.account_of("alice", "xa", "kx").await;
+    env.account_of("bob", "xb", "kx").await;
+    let rows: Vec<_> = fleet
+        .accounts_without_trigger()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(a, k)| (a, k, env.now() + minutes(600)))
+        .collect();
+    fleet.add_triggers(&rows).await.unwrap();
+    fleet.enqueue_manual("xa", "kx").await.unwrap();
+    fleet.enqueue_manual("xb", "kx").await.unwrap();
+    let both = fleet
+        .claim_batch("w0", LEASE, &unlimited, 10)
+        .await
+        .unwrap();
+    let mut got: Vec<(String, String)> = both
+        .iter()
+        .map(|j| (j.account_id.clone(), j.tenant.to_string()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("xa".to_owned(), "alice".to_owned()),
+            ("xb".to_owned(), "bob".to_owned())
+        ]
+    );
+    // Konnector `k`, limit 2: bob's run counts when alice claims.
+    let (b1, a1, _a2) = two_tenants(&env, &fleet).await;
+    let limit_two = |k: &str| if k == "k" { 2 } else { 1000 };
+    let first = fleet.claim_batch("w1", LEASE, &limit_two, 1).await.unwrap();
+    assert_eq!(first.iter().map(|j| j.id).collect::<Vec<_>>(), [b1.id]);
+    let alice = fleet.for_tenant(tenant("alice"));
+    let mine = alice
+        .claim_batch("w2", LEASE, &limit_two, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [a1.id],
+        "one slot left: bob's run is counted"
+    );
+    assert!(
+        alice
+            .claim_batch("w2", LEASE, &limit_two, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Row-level security is the second wall: inside a tenant's scope, even
+/// SQL without a tenant filter sees and writes only that tenant's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_row_level_security_is_the_second_wall() {
+    let Some(env) = Env::postgres("tenant_rls_wall").await else {
+        return;
+    };
+    let fleet = env.pg_queue().await;
+    let (b1, a1, _a2) = two_tenants(&env, &fleet).await;
+    let mut tx = begin_scoped(env.pg(), &tenant("alice")).await.unwrap();
+    let who: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(who, "gleaner_tenant");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM sched_jobs")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 2, "alice's two jobs only");
+    let triggers: Vec<String> =
+        sqlx::query_scalar("SELECT account_id FROM sched_triggers ORDER BY account_id")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(triggers, ["a1", "a2"]);
+    let hidden = sqlx::query("UPDATE sched_jobs SET attempt = 9 WHERE id = $1")
+        .bind(b1.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(hidden.rows_affected(), 0, "bob's job is out of reach");
+    // Alice's own insert works (the identity's sequence is granted).
+    sqlx::query(
+        "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state, run_id,
+            queued_at, not_before, finished_at, tenant_id)
+         VALUES ('a1', 'k', 'slot', FALSE, 1, 'skipped', 'job-rls', now(), now(), now(), 'alice')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // A row of bob's, written from alice's scope, is refused.
+    let mut tx = begin_scoped(env.pg(), &tenant("alice")).await.unwrap();
+    let err = sqlx::query(
+        "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state, run_id,
+            queued_at, not_before, finished_at, tenant_id)
+         VALUES ('b1', 'k', 'slot', FALSE, 1, 'skipped', 'job-rls-b', now(), now(), now(), 'bob')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    drop(tx);
+    let mut tx = begin_scoped(env.pg(), &tenant("alice")).await.unwrap();
+    let err = sqlx::query(
+        "INSERT INTO sched_twofa_answers (job_id, sealed, given_at, tenant_id)
+         VALUES ($1, '\\x00'::bytea, now(), 'bob')",
+    )
+    .bind(b1.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    drop(tx);
+    // The fleet's connection sees everyone (RLS enabled, not forced).
+    assert_eq!(fleet.counts().await.unwrap().values().sum::<u64>(), 4);
+    assert_eq!(
+        fleet.job(a1.id).await.unwrap().unwrap().tenant,
+        tenant("alice")
+    );
+}
+
+/// Removing a tenant deletes its triggers, jobs and answers, nobody
+/// else's; the default tenant is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_removing_a_tenant_removes_its_rows_only() {
+    let Some(env) = Env::postgres("tenant_remove_rows").await else {
+        return;
+    };
+    let fleet = env.pg_queue().await;
+    let (b1, a1, _a2) = two_tenants(&env, &fleet).await;
+    let claimed = fleet.claim_batch("w", LEASE, &unlimited, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let deadline = env.now() + minutes(10);
+    for id in [a1.id, b1.id] {
+        fleet
+            .set_awaiting(id, "code", None, deadline)
+            .await
+            .unwrap();
+    }
+    fleet.give_answer("a1", b"a").await.unwrap();
+    fleet.give_answer("b1", b"b").await.unwrap();
+    let mut tx = env.pg().begin().await.unwrap();
+    let removed = remove_tenant_rows(&mut tx, &tenant("bob")).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        removed,
+        RemovedRows {
+            triggers: 1,
+            jobs: 1,
+            answers: 1
+        }
+    );
+    let left: Vec<String> = fleet
+        .triggers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.account_id)
+        .collect();
+    assert_eq!(left, ["a1", "a2"]);
+    assert!(fleet.job(b1.id).await.unwrap().is_none());
+    assert_eq!(fleet.take_answer(a1.id).await.unwrap().unwrap(), b"a");
+    let mut conn = env.pg().acquire().await.unwrap();
+    let err = remove_tenant_rows(&mut conn, &TenantId::default_tenant())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SchedulerError::Config(_)), "{err:?}");
 }

@@ -105,6 +105,8 @@ impl Harness {
             oauth: None,
             sessions: None,
             progress: None,
+            tenant: gleaner_framework::tenant::TenantId::default_tenant(),
+            tenants: None,
         })
     }
 
@@ -1330,4 +1332,76 @@ async fn the_progress_hook_sees_a_daemon_jobs_progress() {
     assert!(h.sched.execute(job, Some(attended)).await.result.is_ok());
     assert!(attended_saw.load(std::sync::atomic::Ordering::SeqCst) > 0);
     assert_eq!(seen.lock().unwrap().len(), before);
+}
+
+/// Resolves every tenant to one scope, recording which tenants were asked.
+struct OneScope {
+    scope: Arc<gleaner_scheduler::TenantScope>,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl gleaner_scheduler::TenantScopes for OneScope {
+    async fn scope(
+        &self,
+        tenant: &gleaner_framework::tenant::TenantId,
+    ) -> Result<Arc<gleaner_scheduler::TenantScope>, KonnectorError> {
+        self.asked.lock().unwrap().push(tenant.to_string());
+        Ok(Arc::clone(&self.scope))
+    }
+}
+
+#[tokio::test]
+async fn a_job_of_another_tenant_without_a_resolver_fails_naming_it() {
+    let mut h = Harness::start(config()).await;
+    Arc::get_mut(&mut h.sched).unwrap().tenant =
+        gleaner_framework::tenant::TenantId::parse("alice").unwrap();
+    h.add("acc-t", "free-mobile", PASSWORD).await;
+    assert_eq!(h.to_next_slot("acc-t").await.len(), 1);
+    let ran = h.run_due().await;
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0].job.tenant.as_str(), "default");
+    let err = ran[0].result.as_ref().unwrap_err();
+    assert!(
+        err.message.contains("tenant default") && err.message.contains("tenant alice"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_of_another_tenant_runs_with_that_tenants_scope() {
+    let mut h = Harness::start(config()).await;
+    // The scheduler's own fields are alice's (an empty store, no vault):
+    // the default tenant's job can only run with the resolved scope.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let empty = SqliteStore::open(&elsewhere.path().join("gleaner.db"))
+        .await
+        .unwrap();
+    let scopes = Arc::new(OneScope {
+        scope: Arc::new(gleaner_scheduler::TenantScope {
+            env: RunEnv {
+                store: Arc::new(h.store.clone()),
+                files: FileStore::open(&h.dir.path().join("files")).unwrap(),
+                retry: fast_retry(),
+            },
+            accounts: Arc::new(h.store.clone()),
+            vault: Arc::clone(&h.vault),
+            oauth: None,
+            sessions: None,
+        }),
+        asked: std::sync::Mutex::default(),
+    });
+    {
+        let s = Arc::get_mut(&mut h.sched).unwrap();
+        s.tenant = gleaner_framework::tenant::TenantId::parse("alice").unwrap();
+        s.accounts = Arc::new(empty);
+        s.vault = None;
+        s.tenants = Some(Arc::clone(&scopes) as Arc<dyn gleaner_scheduler::TenantScopes>);
+    }
+    h.add("acc-s", "free-mobile", PASSWORD).await;
+    assert_eq!(h.to_next_slot("acc-s").await.len(), 1);
+    let ran = h.run_due().await;
+    assert_eq!(ran.len(), 1);
+    assert!(ran[0].result.is_ok(), "{:?}", ran[0].result.as_ref().err());
+    assert_eq!(*scopes.asked.lock().unwrap(), ["default"]);
 }

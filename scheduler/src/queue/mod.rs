@@ -85,7 +85,7 @@ mod workers;
 
 pub use backend::JobQueue;
 pub use code::JobCode;
-pub use postgres::PgQueue;
+pub use postgres::{PgQueue, RemovedRows, remove_tenant_rows};
 pub use records::{
     Job, JobFilter, JobState, Outcome, QueueDepth, Recovered, TriggerKind, TriggerState,
     WorkerState,

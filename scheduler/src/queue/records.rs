@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use gleaner_framework::ErrorCode;
+use gleaner_framework::tenant::TenantId;
 use serde::{Deserialize, Serialize};
 
 use super::JobCode;
@@ -98,6 +99,10 @@ impl TriggerKind {
 pub struct Job {
     /// Its number.
     pub id: i64,
+    /// The tenant whose account it runs (SQLite: always the default
+    /// tenant). The scheduler runs it with that tenant's store and vault.
+    #[serde(with = "tenant_name")]
+    pub tenant: TenantId,
     /// The account.
     pub account_id: String,
     /// The konnector slug.
@@ -139,6 +144,10 @@ pub struct Job {
 /// An account's trigger and its current state (Cozy's `current_state`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggerState {
+    /// The tenant of the account (SQLite: always the default tenant); the
+    /// jobs planned from this trigger belong to it.
+    #[serde(with = "tenant_name")]
+    pub tenant: TenantId,
     /// The account.
     pub account_id: String,
     /// The konnector slug.
@@ -240,4 +249,21 @@ pub struct QueueDepth {
     pub later: u64,
     /// `running` and `awaiting_user` jobs.
     pub active: u64,
+}
+
+/// A [`TenantId`] as its name in JSON (a name read back is checked again).
+mod tenant_name {
+    use gleaner_framework::tenant::TenantId;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    /// Writes the tenant's name.
+    pub fn serialize<S: Serializer>(t: &TenantId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t.as_str())
+    }
+
+    /// Reads a tenant's name, refusing an invalid one.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TenantId, D::Error> {
+        let name = String::deserialize(d)?;
+        TenantId::parse(&name).map_err(serde::de::Error::custom)
+    }
 }

@@ -2,6 +2,7 @@
 //! into the records of [`super::records`].
 
 use chrono::{DateTime, Utc};
+use gleaner_framework::tenant::TenantId;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -86,6 +87,22 @@ macro_rules! job_columns {
     };
 }
 
+/// The columns a [`TriggerState`] is read from on PostgreSQL: the SQLite
+/// ones and the tenant.
+macro_rules! pg_trigger_columns {
+    () => {
+        concat!(trigger_columns!(), ", tenant_id")
+    };
+}
+
+/// The columns a [`Job`] is read from on PostgreSQL: the SQLite ones and
+/// the tenant.
+macro_rules! pg_job_columns {
+    () => {
+        concat!(job_columns!(), ", tenant_id")
+    };
+}
+
 /// Adds the columns that tables created by older versions lack (SQLite's
 /// `ALTER TABLE ... ADD COLUMN`, idempotent), inside the opening
 /// transaction.
@@ -134,6 +151,7 @@ impl Job {
         let text = |col: &str| row.try_get::<Option<String>, _>(col).ok().flatten();
         Ok(Self {
             id: int("id")?,
+            tenant: TenantId::default_tenant(),
             account_id: get("account_id")?,
             konnector: get("konnector")?,
             trigger: TriggerKind::parse(&get("trigger")?),
@@ -165,6 +183,7 @@ impl TriggerState {
         };
         let text = |col: &str| row.try_get::<Option<String>, _>(col).ok().flatten();
         Ok(Self {
+            tenant: TenantId::default_tenant(),
             account_id: get("account_id")?,
             konnector: get("konnector")?,
             cron: text("cron"),

@@ -6,6 +6,10 @@
 //! success and failure. Job history is not moved: a finished job is a
 //! record of the old machine, and the triggers keep each account's last
 //! results.
+//!
+//! The triggers land in the default tenant
+//! ([`gleaner_framework::tenant::TenantId::DEFAULT`]), as the store's rows
+//! do.
 
 use futures_util::TryStreamExt as _;
 use sqlx::postgres::PgConnection;
@@ -139,9 +143,12 @@ async fn insert(
         .chain(std::iter::once("u.paused".to_owned()))
         .collect();
     let names = format!("{}, paused", TEXT_COLUMNS.join(", "));
+    // A SQLite installation has one tenant, the default one: its triggers
+    // land there (the column has no default: every insert names it).
     let sql = format!(
-        "INSERT INTO sched_triggers ({names}) SELECT {} FROM UNNEST({}) AS u({names})",
+        "INSERT INTO sched_triggers ({names}, tenant_id) SELECT {}, '{}' FROM UNNEST({}) AS u({names})",
         casts.join(", "),
+        gleaner_framework::tenant::TenantId::DEFAULT,
         arrays.join(", ")
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

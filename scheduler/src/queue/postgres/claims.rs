@@ -23,6 +23,15 @@
 //! savepoint, so that the job of an account made active meanwhile is
 //! skipped and the claim goes on. That path costs three round trips more
 //! per job, only after such a race.
+//!
+//! **Tenants**: a claim is never confined to a tenant by row-level
+//! security, even in tenant mode: a konnector's limit protects its
+//! provider from the whole fleet, so the running jobs it counts are every
+//! tenant's (a scoped transaction would only see its own and let the
+//! fleet exceed the limit). In tenant mode the claim runs in the
+//! connecting user's transaction and filters `tenant_id` on the
+//! **candidates** only: it takes that tenant's jobs, counted against
+//! everyone's runs.
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
@@ -53,7 +62,10 @@ enum Mode {
 const WHAT: &str = "claiming jobs";
 
 impl PgQueue {
-    /// Claims up to `max` runnable jobs for `owner` in one transaction.
+    /// Claims up to `max` runnable jobs for `owner` in one transaction:
+    /// any tenant's in fleet mode, only the queue's tenant's in tenant mode
+    /// (each konnector's limit still counts every tenant's runs: see the
+    /// module documentation).
     pub(super) async fn claim_batch(
         &self,
         owner: &str,
@@ -95,7 +107,9 @@ impl PgQueue {
     ) -> std::result::Result<Vec<Job>, TxError> {
         let now = self.now();
         let lease_end = now + to_chrono(lease);
-        let mut tx = self.begin(WHAT).await?;
+        // Unscoped even in tenant mode: the counts below are the fleet's.
+        let mut tx = self.begin_fleet(WHAT).await?;
+        let tenant = self.tenant_name();
         // Konnectors already at their limit (read without lock: only to
         // lock no konnector in vain; the count that decides is taken again
         // under the konnector's lock).
@@ -128,6 +142,7 @@ impl PgQueue {
                 SELECT q.konnector FROM sched_jobs q
                 WHERE q.state = 'queued' AND q.not_before <= $1
                   AND q.konnector <> ALL($2)
+                  AND ($5::text IS NULL OR q.tenant_id = $5)
                   AND NOT EXISTS (SELECT 1 FROM sched_jobs r WHERE r.account_id = q.account_id
                                   AND r.state IN ('running', 'awaiting_user'))
                 ORDER BY q.manual DESC, q.not_before, q.id LIMIT $3) s) k
@@ -137,6 +152,7 @@ impl PgQueue {
         .bind(&full)
         .bind(want)
         .bind(KONNECTOR_LOCK_CLASS)
+        .bind(tenant)
         .fetch_all(&mut *tx)
         .await
         .map_err(sql(WHAT))?;
@@ -146,6 +162,7 @@ impl PgQueue {
         let slugs: Vec<String> = slugs.into_iter().map(|(k,)| k).collect();
         let claim = Claim {
             owner,
+            tenant,
             now,
             lease_end,
             want,
@@ -170,6 +187,8 @@ impl PgQueue {
 /// One claim's parameters, once its konnectors are locked.
 struct Claim<'a> {
     owner: &'a str,
+    /// Only this tenant's candidates (tenant mode); `None`: every tenant's.
+    tenant: Option<&'a str>,
     now: DateTime<Utc>,
     lease_end: DateTime<Utc>,
     /// How many candidates are read.
@@ -208,6 +227,7 @@ impl Claim<'_> {
                 SELECT q.id, q.konnector, q.manual, q.not_before FROM sched_jobs q
                 WHERE q.state = 'queued' AND q.not_before <= $1
                   AND q.konnector IN (SELECT konnector FROM room WHERE free > 0)
+                  AND ($8::text IS NULL OR q.tenant_id = $8)
                   AND NOT EXISTS (SELECT 1 FROM sched_jobs r WHERE r.account_id = q.account_id
                                   AND r.state IN ('running', 'awaiting_user'))
                 ORDER BY q.manual DESC, q.not_before, q.id
@@ -228,7 +248,7 @@ impl Claim<'_> {
                 lease_expires_at = $7
              FROM picked WHERE sched_jobs.id = picked.pick AND sched_jobs.state = 'queued'
              RETURNING ",
-            job_columns!()
+            pg_job_columns!()
         ))
         .bind(self.now)
         .bind(slugs)
@@ -237,6 +257,7 @@ impl Claim<'_> {
         .bind(i64::try_from(self.max).unwrap_or(i64::MAX))
         .bind(self.owner)
         .bind(self.lease_end)
+        .bind(self.tenant)
         .fetch_all(&mut *tx)
         .await
         .map_err(sql(WHAT))?;
@@ -283,6 +304,7 @@ impl Claim<'_> {
             "SELECT q.id, q.konnector FROM sched_jobs q
              WHERE q.state = 'queued' AND q.not_before <= $1
                AND q.konnector = ANY($2)
+               AND ($4::text IS NULL OR q.tenant_id = $4)
                AND NOT EXISTS (SELECT 1 FROM sched_jobs r WHERE r.account_id = q.account_id
                                AND r.state IN ('running', 'awaiting_user'))
              ORDER BY q.manual DESC, q.not_before, q.id
@@ -291,6 +313,7 @@ impl Claim<'_> {
         .bind(self.now)
         .bind(&open)
         .bind(self.want)
+        .bind(self.tenant)
         .fetch_all(&mut *tx)
         .await
         .map_err(sql(WHAT))?;
@@ -310,7 +333,7 @@ impl Claim<'_> {
                 "UPDATE sched_jobs SET state = 'running', started_at = $1, lease_owner = $2,
                     lease_expires_at = $3
                  WHERE id = $4 AND state = 'queued' RETURNING ",
-                job_columns!()
+                pg_job_columns!()
             ))
             .bind(self.now)
             .bind(self.owner)

@@ -29,7 +29,11 @@ impl PgQueue {
 
     /// The account's queued job made manual and due now, or a new manual
     /// job: one statement, atomic against every other machine (the
-    /// conflict target is the one-queued-per-account index).
+    /// conflict target is the one-queued-per-account index). The new job
+    /// takes the queue's tenant (tenant mode) or the account's trigger's
+    /// (fleet mode; the default tenant for an account without one). In
+    /// tenant mode an account that is not the tenant's, or a queued job of
+    /// another tenant, is `NotFound` and nothing is written.
     async fn enqueue_manual_in(
         &self,
         tx: &mut sqlx::PgConnection,
@@ -38,19 +42,31 @@ impl PgQueue {
     ) -> std::result::Result<i64, TxError> {
         sqlx::query_scalar(
             "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state, run_id,
-                queued_at, not_before)
-             VALUES ($1, $2, 'manual', TRUE, 1, 'queued', $3, $4, $4)
+                queued_at, not_before, tenant_id)
+             SELECT $1, $2, 'manual', TRUE, 1, 'queued', $3, $4, $4,
+                    COALESCE($5::text,
+                             (SELECT t.tenant_id FROM sched_triggers t WHERE t.account_id = $1),
+                             'default')
+             WHERE $5::text IS NULL
+                OR EXISTS (SELECT 1 FROM accounts a WHERE a.id = $1 AND a.tenant_id = $5)
              ON CONFLICT (account_id) WHERE state = 'queued'
              DO UPDATE SET manual = TRUE, trigger = 'manual', not_before = EXCLUDED.not_before
+             WHERE sched_jobs.tenant_id = EXCLUDED.tenant_id
              RETURNING id",
         )
         .bind(account_id)
         .bind(konnector)
         .bind(format!("job-{}", crate::new_run_suffix()))
         .bind(self.now())
-        .fetch_one(&mut *tx)
+        .bind(self.tenant_name())
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(sql("queuing a manual run"))
+        .map_err(sql("queuing a manual run"))?
+        .ok_or_else(|| {
+            TxError::Fail(SchedulerError::NotFound(format!(
+                "account {account_id} is not one of this tenant's"
+            )))
+        })
     }
 
     /// Starts a manual run at once for `owner`, or refuses with
@@ -106,7 +122,7 @@ impl PgQueue {
             "UPDATE sched_jobs SET state = 'running', started_at = $1, lease_owner = $2,
                 lease_expires_at = $3
              WHERE id = $4 AND state = 'queued' RETURNING ",
-            job_columns!()
+            pg_job_columns!()
         ))
         .bind(now)
         .bind(owner)
@@ -129,8 +145,8 @@ impl PgQueue {
         Ok(job)
     }
 
-    /// Records how a job ended, its trigger's state and the retry, in one
-    /// transaction, while `owner` holds the job.
+    /// Records how a job ended, its trigger's state and the retry (of the
+    /// job's tenant), in one transaction, while `owner` holds the job.
     pub(super) async fn finish(
         &self,
         job: &Job,
@@ -159,7 +175,8 @@ impl PgQueue {
             "UPDATE sched_jobs SET state = $1, finished_at = $2, error_code = $3, error_message = $4,
                 report = $5, lease_owner = NULL, lease_expires_at = NULL, twofa_kind = NULL,
                 twofa_hint = NULL, twofa_deadline = NULL
-             WHERE id = $6 AND lease_owner = $7 AND state IN ('running', 'awaiting_user')",
+             WHERE id = $6 AND lease_owner = $7 AND state IN ('running', 'awaiting_user')
+               AND ($8::text IS NULL OR tenant_id = $8)",
         )
         .bind(state)
         .bind(now)
@@ -168,6 +185,7 @@ impl PgQueue {
         .bind(report)
         .bind(job.id)
         .bind(owner)
+        .bind(self.tenant_name())
         .execute(&mut *tx)
         .await
         .map_err(sql("finishing a job"))?;
@@ -192,11 +210,12 @@ impl PgQueue {
                         last_manual_execution = COALESCE($2, last_manual_execution),
                         last_error_code = NULL, last_error_message = NULL, blocked_code = NULL,
                         updated_at = $1
-                     WHERE account_id = $3",
+                     WHERE account_id = $3 AND tenant_id = $4",
                 )
                 .bind(now)
                 .bind(manual_at)
                 .bind(&job.account_id)
+                .bind(job.tenant.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(sql("updating a trigger"))?;
@@ -213,7 +232,7 @@ impl PgQueue {
                         last_manual_execution = COALESCE($2, last_manual_execution),
                         last_error_code = $3, last_error_message = $4,
                         blocked_code = COALESCE($5, blocked_code), updated_at = $1
-                     WHERE account_id = $6",
+                     WHERE account_id = $6 AND tenant_id = $7",
                 )
                 .bind(now)
                 .bind(manual_at)
@@ -221,14 +240,15 @@ impl PgQueue {
                 .bind(message)
                 .bind(blocked)
                 .bind(&job.account_id)
+                .bind(job.tenant.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(sql("updating a trigger"))?;
                 if let crate::retry::AfterFailure::Retry(delay) = next {
                     retry_id = sqlx::query_scalar(
                         "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state,
-                            run_id, queued_at, not_before)
-                         VALUES ($1, $2, 'retry', $3, $4, 'queued', $5, $6, $7)
+                            run_id, queued_at, not_before, tenant_id)
+                         VALUES ($1, $2, 'retry', $3, $4, 'queued', $5, $6, $7, $8)
                          ON CONFLICT (account_id) WHERE state = 'queued' DO NOTHING RETURNING id",
                     )
                     .bind(&job.account_id)
@@ -238,6 +258,7 @@ impl PgQueue {
                     .bind(format!("job-{}", crate::new_run_suffix()))
                     .bind(now)
                     .bind(now + to_chrono(*delay))
+                    .bind(job.tenant.as_str())
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(sql("queuing a retry"))?;
@@ -250,17 +271,28 @@ impl PgQueue {
         Ok(retry_id)
     }
 
-    /// Deletes finished jobs older than `retention`, and forgets workers
-    /// silent for as long. Returns how many jobs.
+    /// Deletes finished jobs older than `retention` (of the tenant, in
+    /// tenant mode), and, in fleet mode, forgets workers silent for as
+    /// long (the fleet's list is no tenant's). Returns how many jobs.
     pub(super) async fn prune(&self, retention: Duration) -> Result<u64> {
+        const WHAT: &str = "pruning history";
         let cutoff = self.now() - retention;
+        let mut conn = self.conn(WHAT).await?;
         let done = sqlx::query(
-            "DELETE FROM sched_jobs WHERE state IN ('done', 'errored', 'skipped') AND finished_at < $1",
+            "DELETE FROM sched_jobs WHERE state IN ('done', 'errored', 'skipped') AND finished_at < $1
+             AND ($2::text IS NULL OR tenant_id = $2)",
         )
         .bind(cutoff)
-        .execute(&self.pool)
+        .bind(self.tenant_name())
+        .execute(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "pruning history"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        if self.tenant.is_some() {
+            return Ok(done.rows_affected());
+        }
         sqlx::query("DELETE FROM sched_workers WHERE last_beat < $1")
             .bind(cutoff)
             .execute(&self.pool)
@@ -272,27 +304,37 @@ impl PgQueue {
         Ok(done.rows_affected())
     }
 
-    /// One job.
+    /// One job (`None` for another tenant's, in tenant mode).
     pub(super) async fn job(&self, id: i64) -> Result<Option<Job>> {
+        const WHAT: &str = "reading a job";
+        let mut conn = self.conn(WHAT).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
-            job_columns!(),
-            " FROM sched_jobs WHERE id = $1"
+            pg_job_columns!(),
+            " FROM sched_jobs WHERE id = $1 AND ($2::text IS NULL OR tenant_id = $2)"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .bind(self.tenant_name())
+        .fetch_optional(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "reading a job"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         row.as_ref().map(Job::from_pg).transpose()
     }
 
-    /// Jobs, newest first.
+    /// Jobs (of the tenant, in tenant mode), newest first.
     pub(super) async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        const WHAT: &str = "listing jobs";
         let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(concat!(
             "SELECT ",
-            job_columns!(),
+            pg_job_columns!(),
             " FROM sched_jobs WHERE 1 = 1"
         ));
+        if let Some(t) = self.tenant_name() {
+            q.push(" AND tenant_id = ").push_bind(t.to_owned());
+        }
         if let Some(a) = &filter.account_id {
             q.push(" AND account_id = ").push_bind(a.clone());
         }
@@ -305,21 +347,33 @@ impl PgQueue {
         }
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(if filter.limit == 0 { 50 } else { filter.limit }));
+        let mut conn = self.conn(WHAT).await?;
         let rows = q
             .build()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await
-            .map_err(SchedulerError::pg_on(&self.pool, "listing jobs"))?;
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         rows.iter().map(Job::from_pg).collect()
     }
 
-    /// How many jobs are in each state.
+    /// How many jobs (of the tenant, in tenant mode) are in each state.
     pub(super) async fn counts(&self) -> Result<HashMap<String, u64>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM sched_jobs GROUP BY state")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(SchedulerError::pg_on(&self.pool, "counting jobs"))?;
+        const WHAT: &str = "counting jobs";
+        let mut conn = self.conn(WHAT).await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT state, COUNT(*) FROM sched_jobs
+             WHERE ($1::text IS NULL OR tenant_id = $1) GROUP BY state",
+        )
+        .bind(self.tenant_name())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         Ok(rows
             .into_iter()
             .map(|(s, n)| (s, u64::try_from(n).unwrap_or(0)))

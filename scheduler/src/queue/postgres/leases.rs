@@ -2,6 +2,11 @@
 //! runs, and the recovery of dead workers' jobs (done if their run
 //! committed, queued again if not), each stale job taken back by one
 //! machine (re-read `FOR UPDATE SKIP LOCKED` and checked again).
+//!
+//! In tenant mode each of these touches only the tenant's jobs, in a
+//! transaction confined to it: recovery there takes back the tenant's own
+//! stale jobs (what `gleaner run --tenant` needs before it starts one);
+//! the daemons' fleet-mode recovery takes back everyone's.
 
 use std::collections::BTreeSet;
 use std::time::Duration as StdDuration;
@@ -34,20 +39,27 @@ fn stale(owner: Option<&str>, expires: Option<DateTime<Utc>>, now: DateTime<Utc>
 impl PgQueue {
     /// Renews a job's lease while `owner` holds it.
     pub(super) async fn heartbeat(&self, id: i64, owner: &str, lease: StdDuration) -> Result<bool> {
+        const WHAT: &str = "renewing a lease";
+        let mut conn = self.conn(WHAT).await?;
         let done = sqlx::query(
             "UPDATE sched_jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3
-             AND state IN ('running', 'awaiting_user')",
+             AND state IN ('running', 'awaiting_user') AND ($4::text IS NULL OR tenant_id = $4)",
         )
         .bind(self.now() + to_chrono(lease))
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .bind(self.tenant_name())
+        .execute(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "renewing a lease"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Puts `owner`'s active jobs back in the queue (a stopping daemon).
+    /// Puts `owner`'s active jobs (of the tenant, in tenant mode) back in
+    /// the queue (a stopping daemon).
     pub(super) async fn requeue_owned(&self, owner: &str) -> Result<Vec<i64>> {
         self.retrying("requeuing jobs", || async {
             let mut tx = self.begin("requeuing jobs").await?;
@@ -55,9 +67,11 @@ impl PgQueue {
                 "UPDATE sched_jobs SET state = 'queued', started_at = NULL, lease_owner = NULL,
                     lease_expires_at = NULL, twofa_kind = NULL, twofa_hint = NULL, twofa_deadline = NULL
                  WHERE lease_owner = $1 AND state IN ('running', 'awaiting_user')
+                   AND ($2::text IS NULL OR tenant_id = $2)
                  RETURNING id, konnector",
             )
             .bind(owner)
+            .bind(self.tenant_name())
             .fetch_all(&mut *tx)
             .await
             .map_err(sql("requeuing jobs"))?;
@@ -71,8 +85,8 @@ impl PgQueue {
         .await
     }
 
-    /// Takes back the jobs of dead workers: done if their run committed,
-    /// queued again otherwise.
+    /// Takes back the jobs of dead workers (of the tenant, in tenant
+    /// mode): done if their run committed, queued again otherwise.
     pub(super) async fn recover(&self) -> Result<Recovered> {
         let out = self
             .retrying("recovering jobs", || self.recover_once())
@@ -89,8 +103,10 @@ impl PgQueue {
         let mut tx = self.begin(WHAT).await?;
         let active: Vec<ActiveLease> = sqlx::query_as(
             "SELECT id, account_id, konnector, run_id, lease_owner, lease_expires_at FROM sched_jobs
-             WHERE state IN ('running', 'awaiting_user') ORDER BY id",
+             WHERE state IN ('running', 'awaiting_user') AND ($1::text IS NULL OR tenant_id = $1)
+             ORDER BY id",
         )
+        .bind(self.tenant_name())
         .fetch_all(&mut *tx)
         .await
         .map_err(sql(WHAT))?;

@@ -68,6 +68,30 @@
 //! Notifications that arrive between two waits are kept by the listener and
 //! end the next wait at once; a lost connection falls back on the poll.
 //!
+//! **Tenants**: every trigger, job and second-factor answer carries a
+//! `tenant_id` (migration `0002_tenants.sql`). A queue works in one of two
+//! modes:
+//! - **fleet** ([`PgQueue::open`]): the daemons' queue. It sees every
+//!   tenant's rows, claims jobs of all of them, and writes each row's
+//!   tenant from where it comes from: a trigger takes its account's
+//!   tenant (`accounts.tenant_id`, the store's), a job its trigger's, an
+//!   answer its job's. Its transactions are the connecting user's own
+//!   (row-level security is enabled, not forced: they pass).
+//! - **tenant** ([`PgQueue::for_tenant`]): the queue of commands run for
+//!   one tenant (`--tenant`, or the default tenant). Every operation runs
+//!   inside the store's `begin_scoped` (role `gleaner_tenant`, setting
+//!   `gleaner.tenant`) **and** names `tenant_id` in its SQL: the code is
+//!   the first wall, row-level security the second. Exceptions, which must
+//!   stay fleet-wide, run unscoped but still filter the tenant where they
+//!   touch its rows: a claim (a konnector's limit protects the provider
+//!   from the whole fleet, so the running jobs of every tenant are
+//!   counted; only the candidates are the tenant's), and the workers'
+//!   list (the fleet's machines, no tenant's data). The queue's depth and
+//!   recovery are the tenant's own in tenant mode.
+//!
+//! [`remove_tenant_rows`] deletes a tenant's rows (in the caller's
+//! transaction, beside the store's removal).
+//!
 //! The files, by concern:
 //! - `schema.rs`: the migration and reading rows into records;
 //! - `triggers.rs`: triggers and planning;
@@ -75,7 +99,8 @@
 //! - `claims.rs`: claims, with the locks above;
 //! - `leases.rs`: heartbeats, requeuing, recovery;
 //! - `answers.rs`: the second factor;
-//! - `workers.rs`: the workers' registry, the queue's depth, and wake-ups.
+//! - `workers.rs`: the workers' registry, the queue's depth, and wake-ups;
+//! - `tenants.rs`: the two modes' connections, and removing a tenant.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -84,6 +109,8 @@ use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use gleaner_framework::store::postgres::tenant::begin_scoped;
+use gleaner_framework::tenant::TenantId;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
@@ -99,8 +126,11 @@ mod claims;
 mod jobs;
 mod leases;
 mod schema;
+mod tenants;
 mod triggers;
 mod workers;
+
+pub use tenants::{RemovedRows, remove_tenant_rows};
 
 /// The channel every queuing or ending transaction notifies, with the
 /// konnector's slug as payload.
@@ -119,18 +149,23 @@ pub struct PgQueue {
     clock: Arc<dyn Clock>,
     /// The wake-up listener, opened at the first [`JobQueue::wait_for_work`].
     listener: Arc<tokio::sync::Mutex<Option<PgListener>>>,
+    /// `None`: fleet mode (every tenant); `Some`: tenant mode, confined to
+    /// that tenant (see the module documentation).
+    tenant: Option<TenantId>,
 }
 
 impl std::fmt::Debug for PgQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgQueue")
             .field("server", &crate::error::pg_server(&self.pool))
+            .field("tenant", &self.tenant)
             .finish_non_exhaustive()
     }
 }
 
 impl PgQueue {
-    /// Opens the queue in the database of `pool`, applying the queue's
+    /// Opens the queue in the database of `pool` in **fleet mode** (every
+    /// tenant's jobs: the daemon's queue), applying the queue's
     /// migrations (`gleaner_queue_migrations`). The store's tables
     /// (`accounts`, `konnector_state`) must exist: planning and recovery
     /// read them. Refuses, with [`SchedulerError::Schema`] and without
@@ -142,7 +177,26 @@ impl PgQueue {
             pool,
             clock,
             listener: Arc::new(tokio::sync::Mutex::new(None)),
+            tenant: None,
         })
+    }
+
+    /// The same queue (pool, clock, wake-up listener) in **tenant mode**:
+    /// it sees and changes only `tenant`'s triggers, jobs and answers, in
+    /// transactions row-level security confines to that tenant (see the
+    /// module documentation). Cheap: nothing is opened.
+    pub fn for_tenant(&self, tenant: TenantId) -> PgQueue {
+        PgQueue {
+            pool: self.pool.clone(),
+            clock: Arc::clone(&self.clock),
+            listener: Arc::clone(&self.listener),
+            tenant: Some(tenant),
+        }
+    }
+
+    /// The tenant this queue is confined to; `None` in fleet mode.
+    pub fn tenant(&self) -> Option<&TenantId> {
+        self.tenant.as_ref()
     }
 
     /// The clock the queue reads.
@@ -155,8 +209,22 @@ impl PgQueue {
         &self.pool
     }
 
-    /// A transaction (`READ COMMITTED`).
+    /// A transaction (`READ COMMITTED`) of this queue's scope: in tenant
+    /// mode, confined to the tenant by row-level security.
     async fn begin(
+        &self,
+        what: &'static str,
+    ) -> std::result::Result<sqlx::Transaction<'_, sqlx::Postgres>, TxError> {
+        match &self.tenant {
+            Some(t) => begin_scoped(&self.pool, t).await.map_err(sql(what)),
+            None => self.pool.begin().await.map_err(sql(what)),
+        }
+    }
+
+    /// A transaction (`READ COMMITTED`) of the connecting user, unscoped
+    /// even in tenant mode: for what must stay fleet-wide (a claim's
+    /// counts), whose statements filter the tenant themselves.
+    async fn begin_fleet(
         &self,
         what: &'static str,
     ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, TxError> {

@@ -4,6 +4,7 @@
 //! [`super::super::records`].
 
 use chrono::{DateTime, Utc};
+use gleaner_framework::tenant::TenantId;
 use sqlx::PgPool;
 use sqlx::Row;
 use sqlx::migrate::{MigrateError, Migrator};
@@ -68,8 +69,21 @@ where
     row.try_get::<Option<T>, _>(col).ok().flatten()
 }
 
+/// The `tenant_id` of a row: a name that is not a tenant's (written by
+/// hand) is a schema error, not a panic.
+fn tenant(row: &PgRow) -> Result<TenantId> {
+    let name: String = row
+        .try_get("tenant_id")
+        .map_err(crate::error::SchedulerError::sql("reading a row's tenant"))?;
+    TenantId::parse(&name).map_err(|e| {
+        SchedulerError::Schema(format!(
+            "the job queue holds a row of an invalid tenant: {e}"
+        ))
+    })
+}
+
 impl Job {
-    /// A job from a PostgreSQL row of `job_columns!()`.
+    /// A job from a PostgreSQL row of `pg_job_columns!()`.
     pub(super) fn from_pg(row: &PgRow) -> Result<Self> {
         let err = |e| crate::error::SchedulerError::sql("reading a job")(e);
         let get = |col: &str| -> Result<String> { row.try_get::<String, _>(col).map_err(err) };
@@ -79,6 +93,7 @@ impl Job {
         };
         Ok(Self {
             id: row.try_get::<i64, _>("id").map_err(err)?,
+            tenant: tenant(row)?,
             account_id: get("account_id")?,
             konnector: get("konnector")?,
             trigger: TriggerKind::parse(&get("trigger")?),
@@ -102,11 +117,12 @@ impl Job {
 }
 
 impl TriggerState {
-    /// A trigger from a PostgreSQL row of `trigger_columns!()`.
+    /// A trigger from a PostgreSQL row of `pg_trigger_columns!()`.
     pub(super) fn from_pg(row: &PgRow) -> Result<Self> {
         let err = |e| crate::error::SchedulerError::sql("reading a trigger")(e);
         let get = |col: &str| -> Result<String> { row.try_get::<String, _>(col).map_err(err) };
         Ok(Self {
+            tenant: tenant(row)?,
             account_id: get("account_id")?,
             konnector: get("konnector")?,
             cron: opt(row, "cron"),

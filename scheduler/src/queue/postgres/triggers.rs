@@ -12,47 +12,73 @@ use super::{PgQueue, TxError, notify, sql};
 use crate::error::{Result, SchedulerError};
 
 impl PgQueue {
-    /// Every trigger, by account id.
+    /// Every trigger (of the tenant, in tenant mode), by account id.
     pub(super) async fn triggers(&self) -> Result<Vec<TriggerState>> {
+        const WHAT: &str = "listing triggers";
+        let mut conn = self.conn(WHAT).await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
-            trigger_columns!(),
-            " FROM sched_triggers ORDER BY account_id"
+            pg_trigger_columns!(),
+            " FROM sched_triggers WHERE ($1::text IS NULL OR tenant_id = $1) ORDER BY account_id"
         ))
-        .fetch_all(&self.pool)
+        .bind(self.tenant_name())
+        .fetch_all(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "listing triggers"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         rows.iter().map(TriggerState::from_pg).collect()
     }
 
-    /// One account's trigger.
+    /// One account's trigger (`None` for another tenant's, in tenant
+    /// mode).
     pub(super) async fn trigger(&self, account_id: &str) -> Result<Option<TriggerState>> {
+        const WHAT: &str = "reading a trigger";
+        let mut conn = self.conn(WHAT).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
-            trigger_columns!(),
-            " FROM sched_triggers WHERE account_id = $1"
+            pg_trigger_columns!(),
+            " FROM sched_triggers WHERE account_id = $1 AND ($2::text IS NULL OR tenant_id = $2)"
         ))
         .bind(account_id)
-        .fetch_optional(&self.pool)
+        .bind(self.tenant_name())
+        .fetch_optional(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "reading a trigger"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         row.as_ref().map(TriggerState::from_pg).transpose()
     }
 
-    /// Accounts of the store without a trigger, in one indexed query.
+    /// Accounts of the store (of the tenant, in tenant mode) without a
+    /// trigger, in one indexed query. Reads the store's
+    /// `accounts.tenant_id`.
     pub(super) async fn accounts_without_trigger(&self) -> Result<Vec<(String, String)>> {
-        sqlx::query_as(
+        const WHAT: &str = "finding new accounts";
+        let mut conn = self.conn(WHAT).await?;
+        let rows = sqlx::query_as(
             "SELECT a.id, a.konnector FROM accounts a
-             WHERE NOT EXISTS (SELECT 1 FROM sched_triggers t WHERE t.account_id = a.id)
+             WHERE ($1::text IS NULL OR a.tenant_id = $1)
+               AND NOT EXISTS (SELECT 1 FROM sched_triggers t WHERE t.account_id = a.id)
              ORDER BY a.id",
         )
-        .fetch_all(&self.pool)
+        .bind(self.tenant_name())
+        .fetch_all(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "finding new accounts"))
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        Ok(rows)
     }
 
     /// Creates triggers; existing ones keep their state (`ON CONFLICT DO
     /// NOTHING`, so two machines adding one account leave one trigger).
+    /// Each takes its tenant: the queue's in tenant mode; in fleet mode its
+    /// account's (`accounts.tenant_id`), or the default tenant for an
+    /// account the store does not hold.
     pub(super) async fn add_triggers(
         &self,
         rows: &[(String, String, DateTime<Utc>)],
@@ -64,38 +90,53 @@ impl PgQueue {
         let accounts: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
         let konnectors: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
         let firsts: Vec<DateTime<Utc>> = rows.iter().map(|r| r.2).collect();
+        const WHAT: &str = "adding triggers";
+        let mut conn = self.conn(WHAT).await?;
         // One statement: unnest the three columns (one round trip for
         // 100,000 new accounts).
         sqlx::query(
-            "INSERT INTO sched_triggers (account_id, konnector, next_run_at, updated_at)
-             SELECT a, k, f, $4 FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(a, k, f)
+            "INSERT INTO sched_triggers (account_id, konnector, next_run_at, updated_at, tenant_id)
+             SELECT r.a, r.k, r.f, $4,
+                    COALESCE($5::text,
+                             (SELECT acc.tenant_id FROM accounts acc WHERE acc.id = r.a),
+                             'default')
+             FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(a, k, f)
              ON CONFLICT (account_id) DO NOTHING",
         )
         .bind(&accounts)
         .bind(&konnectors)
         .bind(&firsts)
         .bind(now)
-        .execute(&self.pool)
+        .bind(self.tenant_name())
+        .execute(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "adding triggers"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         Ok(())
     }
 
-    /// Deletes the triggers and queued jobs of removed accounts.
+    /// Deletes the triggers and queued jobs of removed accounts (of the
+    /// tenant, in tenant mode).
     pub(super) async fn drop_orphan_triggers(&self) -> Result<u64> {
         self.retrying("removing triggers", || async {
             let mut tx = self.begin("removing triggers").await?;
             sqlx::query(
                 "DELETE FROM sched_jobs WHERE state = 'queued'
+                 AND ($1::text IS NULL OR tenant_id = $1)
                  AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = sched_jobs.account_id)",
             )
+            .bind(self.tenant_name())
             .execute(&mut *tx)
             .await
             .map_err(sql("removing queued jobs of removed accounts"))?;
             let gone = sqlx::query(
                 "DELETE FROM sched_triggers
-                 WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = sched_triggers.account_id)",
+                 WHERE ($1::text IS NULL OR tenant_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = sched_triggers.account_id)",
             )
+            .bind(self.tenant_name())
             .execute(&mut *tx)
             .await
             .map_err(sql("removing triggers"))?
@@ -113,16 +154,23 @@ impl PgQueue {
         cron: Option<&str>,
         next_run_at: DateTime<Utc>,
     ) -> Result<()> {
+        const WHAT: &str = "setting a cron override";
+        let mut conn = self.conn(WHAT).await?;
         let done = sqlx::query(
-            "UPDATE sched_triggers SET cron = $1, next_run_at = $2, updated_at = $3 WHERE account_id = $4",
+            "UPDATE sched_triggers SET cron = $1, next_run_at = $2, updated_at = $3
+             WHERE account_id = $4 AND ($5::text IS NULL OR tenant_id = $5)",
         )
         .bind(cron)
         .bind(next_run_at)
         .bind(self.now())
         .bind(account_id)
-        .execute(&self.pool)
+        .bind(self.tenant_name())
+        .execute(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "setting a cron override"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         if done.rows_affected() == 0 {
             return Err(SchedulerError::NotFound(format!(
                 "account {account_id} has no trigger yet"
@@ -133,15 +181,22 @@ impl PgQueue {
 
     /// Pauses or resumes an account's automatic runs.
     pub(super) async fn set_paused(&self, account_id: &str, paused: bool) -> Result<()> {
+        const WHAT: &str = "pausing a trigger";
+        let mut conn = self.conn(WHAT).await?;
         let done = sqlx::query(
-            "UPDATE sched_triggers SET paused = $1, updated_at = $2 WHERE account_id = $3",
+            "UPDATE sched_triggers SET paused = $1, updated_at = $2
+             WHERE account_id = $3 AND ($4::text IS NULL OR tenant_id = $4)",
         )
         .bind(paused)
         .bind(self.now())
         .bind(account_id)
-        .execute(&self.pool)
+        .bind(self.tenant_name())
+        .execute(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "pausing a trigger"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         if done.rows_affected() == 0 {
             return Err(SchedulerError::NotFound(format!(
                 "account {account_id} has no trigger yet"
@@ -152,19 +207,27 @@ impl PgQueue {
 
     /// Lifts an account's block after its credentials changed.
     pub(super) async fn credentials_changed(&self, account_id: &str) -> Result<()> {
+        const WHAT: &str = "lifting a block";
+        let mut conn = self.conn(WHAT).await?;
         sqlx::query(
-            "UPDATE sched_triggers SET blocked_code = NULL, updated_at = $1 WHERE account_id = $2",
+            "UPDATE sched_triggers SET blocked_code = NULL, updated_at = $1
+             WHERE account_id = $2 AND ($3::text IS NULL OR tenant_id = $3)",
         )
         .bind(self.now())
         .bind(account_id)
-        .execute(&self.pool)
+        .bind(self.tenant_name())
+        .execute(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "lifting a block"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         Ok(())
     }
 
-    /// Plans due triggers into jobs or skips, as the SQLite queue does,
-    /// once across the fleet.
+    /// Plans due triggers (of the tenant, in tenant mode) into jobs or
+    /// skips, as the SQLite queue does, once across the fleet. Each job
+    /// takes its trigger's tenant.
     pub(super) async fn enqueue_due(
         &self,
         next: &NextRun<'_>,
@@ -187,11 +250,12 @@ impl PgQueue {
         // by one machine; once moved on, it no longer matches.
         let due = sqlx::query(concat!(
             "SELECT ",
-            trigger_columns!(),
-            " FROM sched_triggers WHERE next_run_at <= $1 ORDER BY next_run_at, account_id
-             LIMIT 5000 FOR UPDATE SKIP LOCKED"
+            pg_trigger_columns!(),
+            " FROM sched_triggers WHERE next_run_at <= $1 AND ($2::text IS NULL OR tenant_id = $2)
+             ORDER BY next_run_at, account_id LIMIT 5000 FOR UPDATE SKIP LOCKED"
         ))
         .bind(now)
+        .bind(self.tenant_name())
         .fetch_all(&mut *tx)
         .await
         .map_err(sql("finding due triggers"))?;
@@ -225,8 +289,8 @@ impl PgQueue {
                     // the skip it would have been.
                     let id: Option<i64> = sqlx::query_scalar(
                         "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state, run_id,
-                            queued_at, not_before)
-                         VALUES ($1, $2, $3, FALSE, 1, 'queued', $4, $5, $5)
+                            queued_at, not_before, tenant_id)
+                         VALUES ($1, $2, $3, FALSE, 1, 'queued', $4, $5, $5, $6)
                          ON CONFLICT (account_id) WHERE state = 'queued' DO NOTHING RETURNING id",
                     )
                     .bind(&t.account_id)
@@ -234,6 +298,7 @@ impl PgQueue {
                     .bind(kind.as_str())
                     .bind(&run_id)
                     .bind(now)
+                    .bind(t.tenant.as_str())
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(sql("queuing a job"))?;
@@ -249,8 +314,8 @@ impl PgQueue {
                     tracing::info!(account = %t.account_id, %code, "automatic run skipped");
                     sqlx::query(
                         "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state, run_id,
-                            queued_at, not_before, finished_at, error_code, error_message)
-                         VALUES ($1, $2, $3, FALSE, 1, 'skipped', $4, $5, $5, $5, $6, $7)",
+                            queued_at, not_before, finished_at, error_code, error_message, tenant_id)
+                         VALUES ($1, $2, $3, FALSE, 1, 'skipped', $4, $5, $5, $5, $6, $7, $8)",
                     )
                     .bind(&t.account_id)
                     .bind(&t.konnector)
@@ -259,6 +324,7 @@ impl PgQueue {
                     .bind(now)
                     .bind(code.as_str())
                     .bind(&message)
+                    .bind(t.tenant.as_str())
                     .execute(&mut *tx)
                     .await
                     .map_err(sql("recording a skip"))?;

@@ -50,7 +50,9 @@ impl PgQueue {
         Ok(())
     }
 
-    /// The known workers with the jobs leased to each.
+    /// The known workers with the jobs leased to each: the fleet's, in
+    /// both modes (machines, no tenant's data; the lease counts are every
+    /// tenant's).
     pub(super) async fn workers(&self) -> Result<Vec<WorkerState>> {
         let rows: Vec<WorkerRow> = sqlx::query_as(
             "SELECT w.worker_id, w.host, w.started_at, w.last_beat, w.in_flight,
@@ -76,20 +78,28 @@ impl PgQueue {
             .collect())
     }
 
-    /// Queued and active jobs per konnector.
+    /// Queued and active jobs per konnector (of the tenant, in tenant
+    /// mode).
     pub(super) async fn depth_by_konnector(&self) -> Result<BTreeMap<String, QueueDepth>> {
+        const WHAT: &str = "counting queued jobs";
+        let mut conn = self.conn(WHAT).await?;
         let rows: Vec<DepthRow> = sqlx::query_as(
             "SELECT konnector,
                 COUNT(*) FILTER (WHERE state = 'queued' AND not_before <= $1),
                 COUNT(*) FILTER (WHERE state = 'queued' AND not_before > $1),
                 COUNT(*) FILTER (WHERE state IN ('running', 'awaiting_user'))
              FROM sched_jobs WHERE state IN ('queued', 'running', 'awaiting_user')
+               AND ($2::text IS NULL OR tenant_id = $2)
              GROUP BY konnector",
         )
         .bind(self.now())
-        .fetch_all(&self.pool)
+        .bind(self.tenant_name())
+        .fetch_all(&mut *conn)
         .await
-        .map_err(SchedulerError::pg_on(&self.pool, "counting queued jobs"))?;
+        .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
+        conn.done()
+            .await
+            .map_err(SchedulerError::pg_on(&self.pool, WHAT))?;
         Ok(rows
             .into_iter()
             .map(|(konnector, due, later, active)| {
