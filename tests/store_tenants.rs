@@ -212,10 +212,11 @@ async fn tenants_see_only_their_own_rows() {
     a.delete_session("acc-b").await.unwrap();
     assert_eq!(b.load_tokens("acc-b").await.unwrap().unwrap().sealed, b"B");
     assert_eq!(b.load_session("acc-b").await.unwrap().unwrap().sealed, b"B");
+    // The vault key is the installation's: its counts are every tenant's.
     let counts = a.sealed_counts().await.unwrap();
-    assert_eq!(counts.get("accounts"), Some(&1));
-    assert_eq!(counts.get("oauth_tokens"), Some(&1));
-    assert_eq!(counts.get("sessions"), Some(&1));
+    assert_eq!(counts.get("accounts"), Some(&2));
+    assert_eq!(counts.get("oauth_tokens"), Some(&2));
+    assert_eq!(counts.get("sessions"), Some(&2));
 
     // A commit of another tenant's account id writes nothing.
     assert!(

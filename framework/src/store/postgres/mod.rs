@@ -30,8 +30,9 @@
 //! of migration `0002_tenants.sql` then show and accept only that tenant's
 //! rows, whatever a query says. The un-scoped connection (the tables'
 //! owner) is the installation's administrative path: migrations, the vault
-//! key id and its rotation, `gleaner migrate` ([`super::transfer`]) and the
-//! tenant administration of [`tenants`].
+//! key (its id, the counts of sealed records and the rotation: one key per
+//! installation), `gleaner migrate` ([`super::transfer`]) and the tenant
+//! administration of [`tenants`].
 //!
 //! Files by concern: [`docs`] (documents and konnector state),
 //! [`accounts`] (accounts and login sessions), [`sealed`] (vault records,

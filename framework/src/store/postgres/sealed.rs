@@ -10,12 +10,13 @@
 //! process's refresh of that account waits for its commit, other accounts
 //! do not.
 //!
-//! Tenants: OAuth tokens and the counts of sealed records are the store's
-//! tenant's (its scoped transaction, `tenant_id` named). The vault key is
-//! the installation's: its id (`vault_meta`) is read and written
-//! un-scoped, and a rotation ([`SealedStore::reseal_all`]) re-seals every
-//! tenant's records in one un-scoped transaction, so that no record is
-//! left under a key the recorded id no longer names.
+//! Tenants: OAuth tokens are the store's tenant's (its scoped
+//! transaction, `tenant_id` named). The vault key is the installation's:
+//! its id (`vault_meta`) is read and written un-scoped, the counts of
+//! sealed records ([`SealedStore::sealed_counts`]) are every tenant's, and
+//! a rotation ([`SealedStore::reseal_all`]) re-seals every tenant's records
+//! in one un-scoped transaction, so that no record is left under a key the
+//! recorded id no longer names.
 
 use std::collections::BTreeMap;
 
@@ -65,39 +66,29 @@ impl SealedStore for PgStore {
     /// The tenant's sealed records per table. A table without a
     /// `tenant_id` column the tenant's role can read (one of another
     /// component not yet divided by tenant) is left out.
+    /// The installation's sealed records per table, every tenant's,
+    /// counted un-scoped: the vault asks whether any record needs the
+    /// current key before it makes a new one, and the key is the
+    /// installation's (a count limited to one tenant would let a lost key
+    /// be replaced while other tenants' records still need it).
     async fn sealed_counts(&self) -> Result<BTreeMap<String, u64>, KonnectorError> {
         let err = self.err("counting sealed records");
-        let mut tx = self.scoped("counting sealed records").await?;
+        let mut conn = self.pool().acquire().await.map_err(&err)?;
         let mut out = BTreeMap::new();
         for col in SEALED_COLUMNS {
-            if !table_exists(&mut tx, col.table).await.map_err(&err)? {
-                continue;
-            }
-            // information_schema shows only what the current role (the
-            // tenant's) may use.
-            let divided: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM information_schema.columns
-                 WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'tenant_id')",
-            )
-            .bind(col.table)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(&err)?;
-            if !divided {
+            if !table_exists(&mut conn, col.table).await.map_err(&err)? {
                 continue;
             }
             // Table names come from the const list, never from input.
             let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM {} WHERE tenant_id = $1",
+                "SELECT COUNT(*) FROM {}",
                 col.table
             )))
-            .bind(self.tid())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await
             .map_err(&err)?;
             out.insert(col.table.to_owned(), u64::try_from(n).unwrap_or(0));
         }
-        tx.commit().await.map_err(&err)?;
         Ok(out)
     }
 
