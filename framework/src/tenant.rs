@@ -110,6 +110,7 @@ impl std::str::FromStr for TenantId {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -9,6 +9,11 @@
 //! inside the caller's transaction: a failure anywhere leaves the target
 //! as it was. [`copy_store`] refuses a target that already holds accounts
 //! or documents, then checks each table's count on both sides.
+//!
+//! SQLite knows one tenant, the default one: the rows land in PostgreSQL's
+//! default tenant (`tenant_id = 'default'`, written explicitly; the copy
+//! runs un-scoped, on the tables' owner's connection, which row-level
+//! security does not confine).
 
 use std::collections::BTreeMap;
 
@@ -17,6 +22,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{Row as _, SqlitePool};
 
 use crate::error::KonnectorError;
+use crate::tenant::TenantId;
 
 /// Rows per `INSERT` on the target.
 pub const BATCH: usize = 500;
@@ -39,6 +45,9 @@ enum Kind {
 /// One table to copy.
 struct Table {
     name: &'static str,
+    /// Whether its PostgreSQL rows carry a `tenant_id` (the default
+    /// tenant's here).
+    tenant: bool,
     /// The key the rows are read in (and counted by).
     order_by: &'static str,
     columns: &'static [(&'static str, Kind)],
@@ -48,6 +57,7 @@ struct Table {
 const TABLES: &[Table] = &[
     Table {
         name: "accounts",
+        tenant: true,
         order_by: "id",
         columns: &[
             ("id", Kind::Text),
@@ -62,6 +72,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "documents",
+        tenant: true,
         order_by: "doctype, id",
         columns: &[
             ("doctype", Kind::Text),
@@ -81,6 +92,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "konnector_state",
+        tenant: true,
         order_by: "account_id",
         columns: &[
             ("account_id", Kind::Text),
@@ -91,6 +103,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "oauth_tokens",
+        tenant: true,
         order_by: "account_id",
         columns: &[
             ("account_id", Kind::Text),
@@ -101,6 +114,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "sessions",
+        tenant: true,
         order_by: "account_id",
         columns: &[
             ("account_id", Kind::Text),
@@ -111,6 +125,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "vault_meta",
+        tenant: false,
         order_by: "name",
         columns: &[("name", Kind::Text), ("value", Kind::Text)],
     },
@@ -291,8 +306,14 @@ async fn insert(
             _ => format!("u.{name}"),
         })
         .collect();
+    let (tenant_col, tenant_val) = if table.tenant {
+        // The constant is this module's, never input.
+        (", tenant_id", format!(", '{}'", TenantId::DEFAULT))
+    } else {
+        ("", String::new())
+    };
     let sql = format!(
-        "INSERT INTO {table} ({cols}) SELECT {casts} FROM UNNEST({arrays}) AS u({cols})",
+        "INSERT INTO {table} ({cols}{tenant_col}) SELECT {casts}{tenant_val} FROM UNNEST({arrays}) AS u({cols})",
         table = table.name,
         cols = names.join(", "),
         casts = casts.join(", "),
@@ -339,22 +360,35 @@ async fn counts_sqlite(from: &SqlitePool) -> Result<TransferCounts, KonnectorErr
     Ok(out)
 }
 
+/// The default tenant's counts on PostgreSQL (where the copy went).
 async fn counts_postgres(to: &mut PgConnection) -> Result<TransferCounts, KonnectorError> {
     let mut out = TransferCounts::new();
     for table in TABLES {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM {}",
+        let filter = if table.tenant {
+            " WHERE tenant_id = $1"
+        } else {
+            ""
+        };
+        let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {}{filter}",
             table.name
-        )))
-        .fetch_one(&mut *to)
-        .await
-        .map_err(target_err(table.name))?;
+        )));
+        if table.tenant {
+            q = q.bind(TenantId::DEFAULT);
+        }
+        let n: i64 = q
+            .fetch_one(&mut *to)
+            .await
+            .map_err(target_err(table.name))?;
         out.insert(table.name.to_owned(), u64::try_from(n).unwrap_or(0));
     }
-    for row in sqlx::query(DOCTYPE_COUNTS)
-        .fetch_all(&mut *to)
-        .await
-        .map_err(target_err("documents"))?
+    for row in sqlx::query(
+        "SELECT doctype, COUNT(*) AS n FROM documents WHERE tenant_id = $1 GROUP BY doctype",
+    )
+    .bind(TenantId::DEFAULT)
+    .fetch_all(&mut *to)
+    .await
+    .map_err(target_err("documents"))?
     {
         let doctype: String = row.try_get("doctype").map_err(target_err("documents"))?;
         let n: i64 = row.try_get("n").map_err(target_err("documents"))?;

@@ -1,7 +1,9 @@
 //! Accounts and login sessions on PostgreSQL: [`AccountStore`] and
 //! [`SessionStore`] for [`PgStore`], with SQLite's rules: labels and
-//! files folders unique (the same errors when a second account claims
-//! one), removal in one transaction.
+//! files folders unique within the tenant (the same errors when a second
+//! account claims one), removal in one transaction. Every statement runs
+//! in the tenant's scoped transaction and names the tenant (see the
+//! [parent](super)).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -46,7 +48,7 @@ impl PgStore {
         legacy: &(dyn Fn(&Account) -> (String, String) + Send + Sync),
     ) -> Result<Vec<(String, String)>, KonnectorError> {
         let err = self.err("assigning account folders");
-        let mut tx = self.pool().begin().await.map_err(&err)?;
+        let mut tx = self.scoped("assigning account folders").await?;
         sqlx::query("LOCK TABLE accounts IN SHARE ROW EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await
@@ -54,8 +56,9 @@ impl PgStore {
         let rows = sqlx::query(concat!(
             "SELECT ",
             account_columns!(),
-            " FROM accounts WHERE folder = '' ORDER BY created_at, id"
+            " FROM accounts WHERE tenant_id = $1 AND folder = '' ORDER BY created_at, id"
         ))
+        .bind(self.tid())
         .fetch_all(&mut *tx)
         .await
         .map_err(&err)?;
@@ -63,15 +66,18 @@ impl PgStore {
         for row in &rows {
             let account = self.account_from_row(row)?;
             let (old, own) = legacy(&account);
-            let taken: bool =
-                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE folder = $1)")
-                    .bind(&old)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(&err)?;
+            let taken: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM accounts WHERE tenant_id = $1 AND folder = $2)",
+            )
+            .bind(self.tid())
+            .bind(&old)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(&err)?;
             let folder = if taken { own } else { old };
-            sqlx::query("UPDATE accounts SET folder = $1 WHERE id = $2")
+            sqlx::query("UPDATE accounts SET folder = $1 WHERE tenant_id = $2 AND id = $3")
                 .bind(&folder)
+                .bind(self.tid())
                 .bind(&account.id)
                 .execute(&mut *tx)
                 .await
@@ -96,11 +102,16 @@ impl AccountStore for PgStore {
         let fields = serde_json::to_string(&a.fields).map_err(|e| {
             KonnectorError::store(format!("cannot encode the account's fields: {e}"))
         })?;
+        let err = self.err("saving the account");
+        let mut tx = self.scoped("saving the account").await?;
+        // An id of another tenant's account is never overwritten: the
+        // update's WHERE (and the wall) leave it, and nothing is written.
         let result = sqlx::query(
-            "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, endpoint, created_at, folder)
-             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)
+            "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, endpoint, created_at, folder, tenant_id)
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9)
              ON CONFLICT (id) DO UPDATE SET konnector = excluded.konnector, label = excluded.label, fields = excluded.fields,
-               sealed_secrets = excluded.sealed_secrets, endpoint = excluded.endpoint, folder = excluded.folder",
+               sealed_secrets = excluded.sealed_secrets, endpoint = excluded.endpoint, folder = excluded.folder
+             WHERE accounts.tenant_id = excluded.tenant_id",
         )
         .bind(&a.id)
         .bind(&a.konnector)
@@ -110,10 +121,15 @@ impl AccountStore for PgStore {
         .bind(&a.endpoint)
         .bind(a.created_at)
         .bind(&a.folder)
-        .execute(self.pool())
+        .bind(self.tid())
+        .execute(&mut *tx)
         .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(r) if r.rows_affected() == 0 => Err(KonnectorError::new(
+                ErrorCode::InvalidData,
+                format!("the account id {} is taken already", a.id),
+            )),
+            Ok(_) => tx.commit().await.map_err(&err),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 if e.constraint() == Some("accounts_label") {
                     Err(KonnectorError::new(
@@ -130,42 +146,51 @@ impl AccountStore for PgStore {
                     ))
                 }
             }
-            Err(e) => Err(self.err("saving the account")(e)),
+            Err(e) => Err(err(e)),
         }
     }
 
     async fn get_account(&self, id: &str) -> Result<Option<Account>, KonnectorError> {
+        let err = self.err("reading the account");
+        let mut tx = self.scoped("reading the account").await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             account_columns!(),
-            " FROM accounts WHERE id = $1"
+            " FROM accounts WHERE tenant_id = $1 AND id = $2"
         ))
+        .bind(self.tid())
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(self.err("reading the account"))?;
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         row.map(|r| self.account_from_row(&r)).transpose()
     }
 
     async fn list_accounts(&self) -> Result<Vec<Account>, KonnectorError> {
+        let err = self.err("listing accounts");
+        let mut tx = self.scoped("listing accounts").await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             account_columns!(),
-            " FROM accounts ORDER BY created_at, id"
+            " FROM accounts WHERE tenant_id = $1 ORDER BY created_at, id"
         ))
-        .fetch_all(self.pool())
+        .bind(self.tid())
+        .fetch_all(&mut *tx)
         .await
-        .map_err(self.err("listing accounts"))?;
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         rows.iter().map(|r| self.account_from_row(r)).collect()
     }
 
     async fn remove_account(&self, id: &str, purge: bool) -> Result<bool, KonnectorError> {
         let err = self.err("removing the account");
-        let mut tx = self.pool().begin().await.map_err(&err)?;
+        let mut tx = self.scoped("removing the account").await?;
         // A commit of this account in flight finishes first (its documents
         // are then purged with the rest).
         super::lock_account(&mut tx, id).await.map_err(&err)?;
-        let n = sqlx::query("DELETE FROM accounts WHERE id = $1")
+        let n = sqlx::query("DELETE FROM accounts WHERE tenant_id = $1 AND id = $2")
+            .bind(self.tid())
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -174,15 +199,17 @@ impl AccountStore for PgStore {
         for table in ["konnector_state", "oauth_tokens", "sessions"] {
             // Names from this list, never from input.
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE account_id = $1"
+                "DELETE FROM {table} WHERE tenant_id = $1 AND account_id = $2"
             )))
+            .bind(self.tid())
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(&err)?;
         }
         if purge {
-            sqlx::query("DELETE FROM documents WHERE account_id = $1")
+            sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND account_id = $2")
+                .bind(self.tid())
                 .bind(id)
                 .execute(&mut *tx)
                 .await
@@ -200,13 +227,17 @@ impl SessionStore for PgStore {
         account_id: &str,
     ) -> Result<Option<SealedSession>, KonnectorError> {
         let err = self.err("reading the login session");
-        let Some(row) =
-            sqlx::query("SELECT sealed, expires_at FROM sessions WHERE account_id = $1")
-                .bind(account_id)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(&err)?
-        else {
+        let mut tx = self.scoped("reading the login session").await?;
+        let row = sqlx::query(
+            "SELECT sealed, expires_at FROM sessions WHERE tenant_id = $1 AND account_id = $2",
+        )
+        .bind(self.tid())
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        let Some(row) = row else {
             return Ok(None);
         };
         let expires_at: DateTime<Utc> = row.try_get("expires_at").map_err(&err)?;
@@ -221,26 +252,39 @@ impl SessionStore for PgStore {
         account_id: &str,
         session: &SealedSession,
     ) -> Result<(), KonnectorError> {
-        sqlx::query(
-            "INSERT INTO sessions (account_id, sealed, expires_at, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (account_id) DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+        let err = self.err("saving the login session");
+        let mut tx = self.scoped("saving the login session").await?;
+        let n = sqlx::query(
+            "INSERT INTO sessions (account_id, sealed, expires_at, updated_at, tenant_id) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (account_id) DO UPDATE SET sealed = excluded.sealed, expires_at = excluded.expires_at, updated_at = excluded.updated_at
+             WHERE sessions.tenant_id = excluded.tenant_id",
         )
         .bind(account_id)
         .bind(&session.sealed)
         .bind(session.expires_at)
         .bind(Utc::now())
-        .execute(self.pool())
+        .bind(self.tid())
+        .execute(&mut *tx)
         .await
-        .map_err(self.err("saving the login session"))?;
-        Ok(())
+        .map_err(&err)?
+        .rows_affected();
+        if n == 0 {
+            return Err(KonnectorError::store(format!(
+                "the login session of account {account_id} belongs to another tenant"
+            )));
+        }
+        tx.commit().await.map_err(&err)
     }
 
     async fn delete_session(&self, account_id: &str) -> Result<(), KonnectorError> {
-        sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+        let err = self.err("deleting the login session");
+        let mut tx = self.scoped("deleting the login session").await?;
+        sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND account_id = $2")
+            .bind(self.tid())
             .bind(account_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
-            .map_err(self.err("deleting the login session"))?;
-        Ok(())
+            .map_err(&err)?;
+        tx.commit().await.map_err(&err)
     }
 }

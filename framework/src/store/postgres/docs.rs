@@ -12,6 +12,10 @@
 //! step: deletes first, then the documents that replace others, then the
 //! chunks, then the konnector state; revisions `N-hash`, `cozyMetadata`
 //! rebuilt at read from the row's columns.
+//!
+//! Every statement runs in the tenant's scoped transaction and names the
+//! tenant (`tenant_id`), in its filters and in the rows it writes (see the
+//! [parent](super)).
 
 use std::collections::BTreeMap;
 
@@ -78,38 +82,39 @@ fn cozy_metadata(row: &PgRow) -> Result<serde_json::Value, sqlx::Error> {
     }))
 }
 
-/// The lookup of a chunk: of the staged documents (keys `$3`, hashes
-/// `$4`), those that are new or changed, as `(index, stored id or null,
+/// The lookup of a chunk: of the tenant's (`$5`) staged documents (keys
+/// `$3`, hashes `$4`), those that are new or changed, as `(index, stored id or null,
 /// stored rev or null)`; unchanged ones are left out.
 const LOOKUP_SQL: &str = "SELECT (u.i - 1) AS i, d.id, d.rev
     FROM UNNEST($3::text[], $4::text[]) WITH ORDINALITY AS u(k, h, i)
     LEFT JOIN documents AS d
-      ON d.doctype = $1 AND d.account_id = $2 AND d.dedup_key = u.k
+      ON d.doctype = $1 AND d.account_id = $2 AND d.dedup_key = u.k AND d.tenant_id = $5
     WHERE d.content_hash IS DISTINCT FROM u.h";
 
-/// The new documents of a chunk: the constant columns once, then ids,
-/// keys, hashes and JSON texts as arrays.
+/// The new documents of a chunk: the constant columns once (the tenant
+/// `$11`), then ids, keys, hashes and JSON texts as arrays.
 const INSERT_SQL: &str =
     "INSERT INTO documents (doctype, id, account_id, dedup_key, rev, content_hash, data,
-      created_at, updated_at, imported_from, source_identifier, created_version, updated_version)
-    SELECT $1, r.id, $2, r.k, 1, r.h, r.d::jsonb, $3, $3, $4, $5, $6, $6
+      created_at, updated_at, imported_from, source_identifier, created_version, updated_version, tenant_id)
+    SELECT $1, r.id, $2, r.k, 1, r.h, r.d::jsonb, $3, $3, $4, $5, $6, $6, $11
     FROM UNNEST($7::text[], $8::text[], $9::text[], $10::text[]) AS r(id, k, h, d)";
 
-/// The changed documents of a chunk: new content, next revision, the same
-/// id and creation time. The JSON is written without `cozyMetadata`.
+/// The changed documents of a chunk (of the tenant `$10`): new content,
+/// next revision, the same id and creation time. The JSON is written without `cozyMetadata`.
 const UPDATE_SQL: &str = "UPDATE documents AS d SET rev = d.rev + 1, content_hash = u.h, data = u.d::jsonb,
       updated_at = $2, dedup_key = COALESCE(u.k, d.dedup_key), imported_from = $3, source_identifier = $4,
       updated_version = $5, created_version = COALESCE(d.created_version, $5)
     FROM UNNEST($6::text[], $7::text[], $8::text[], $9::text[]) AS u(id, h, d, k)
-    WHERE d.doctype = $1 AND d.id = u.id";
+    WHERE d.doctype = $1 AND d.id = u.id AND d.tenant_id = $10";
 
 /// The stored pending bank operations of an account (`$1`) and bank
-/// account (`$2`) dated from `$3` to `$4`. The first terms are those of
+/// account (`$2`) dated from `$3` to `$4`, of the tenant `$5`. The first terms are those of
 /// the partial index `documents_pending`, spelled as in its definition.
 const PENDING_SQL: &str = "SELECT id, dedup_key, data::text AS data FROM documents
     WHERE doctype = 'io.cozy.bank.operations' AND (data -> 'isComing') = 'true'::jsonb
       AND account_id = $1 AND (data ->> 'vendorAccountId') = $2
       AND substr(data ->> 'date', 1, 10) COLLATE \"C\" BETWEEN $3 AND $4
+      AND tenant_id = $5
     ORDER BY dedup_key";
 
 /// A stored document's id and revision, for an update.
@@ -147,11 +152,12 @@ impl PgStore {
     ) -> Result<Option<Existing>, KonnectorError> {
         let err = self.err("committing the run");
         let row = sqlx::query(
-            "SELECT id, content_hash FROM documents WHERE doctype = $1 AND account_id = $2 AND dedup_key = $3",
+            "SELECT id, content_hash FROM documents WHERE doctype = $1 AND account_id = $2 AND dedup_key = $3 AND tenant_id = $4",
         )
         .bind(doctype)
         .bind(account_id)
         .bind(key)
+        .bind(self.tid())
         .fetch_optional(&mut *tx)
         .await
         .map_err(&err)?;
@@ -186,6 +192,7 @@ impl PgStore {
             .bind(updates.hashes)
             .bind(updates.data)
             .bind(updates.keys)
+            .bind(self.tid())
             .execute(&mut *tx)
             .await
             .map_err(self.err("committing the run"))?;
@@ -230,6 +237,7 @@ impl PgStore {
             .bind(keys)
             .bind(hashes)
             .bind(data)
+            .bind(self.tid())
             .execute(&mut *tx)
             .await
             .map_err(self.err("committing the run"))?;
@@ -265,12 +273,13 @@ impl PgStore {
             }
             if old_key != doc.key {
                 c.deleted += sqlx::query(
-                    "DELETE FROM documents WHERE doctype = $1 AND account_id = $2 AND dedup_key = $3 AND id <> $4",
+                    "DELETE FROM documents WHERE doctype = $1 AND account_id = $2 AND dedup_key = $3 AND id <> $4 AND tenant_id = $5",
                 )
                 .bind(doctype)
                 .bind(account)
                 .bind(old_key)
                 .bind(&twin.id)
+                .bind(self.tid())
                 .execute(&mut *tx)
                 .await
                 .map_err(&err)?
@@ -370,22 +379,27 @@ impl DocStore for PgStore {
         doctype: &str,
         key: &str,
     ) -> Result<Option<String>, KonnectorError> {
-        sqlx::query_scalar(
-            "SELECT id FROM documents WHERE doctype = $1 AND account_id = $2 AND dedup_key = $3",
+        let err = self.err("looking up a document");
+        let mut tx = self.scoped("looking up a document").await?;
+        let id = sqlx::query_scalar(
+            "SELECT id FROM documents WHERE doctype = $1 AND account_id = $2 AND dedup_key = $3 AND tenant_id = $4",
         )
         .bind(doctype)
         .bind(account_id)
         .bind(key)
-        .fetch_optional(self.pool())
+        .bind(self.tid())
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(self.err("looking up a document"))
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        Ok(id)
     }
 
     async fn commit_run(&self, mut commit: RunCommit) -> Result<CommitCounts, KonnectorError> {
         let err = self.err("committing the run");
         let mut counts = CommitCounts::new();
         let mut ids = OrderedIds::new(commit.finished_at);
-        let mut tx = self.pool().begin().await.map_err(&err)?;
+        let mut tx = self.scoped("committing the run").await?;
         // Commits of one account one after the other: the second sees the
         // first's documents (see the parent module).
         super::lock_account(&mut tx, &commit.account_id)
@@ -404,12 +418,13 @@ impl DocStore for PgStore {
             }
             let deleted: Vec<String> = sqlx::query_scalar(
                 "DELETE FROM documents AS d USING UNNEST($2::text[], $3::text[]) AS x(doctype, k)
-                 WHERE d.account_id = $1 AND d.doctype = x.doctype AND d.dedup_key = x.k
+                 WHERE d.account_id = $1 AND d.doctype = x.doctype AND d.dedup_key = x.k AND d.tenant_id = $4
                  RETURNING d.doctype",
             )
             .bind(&commit.account_id)
             .bind(doctypes)
             .bind(keys)
+            .bind(self.tid())
             .fetch_all(&mut *tx)
             .await
             .map_err(&err)?;
@@ -441,10 +456,11 @@ impl DocStore for PgStore {
                 Some(&first) => first,
                 None => {
                     let any: bool = sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM documents WHERE doctype = $1 AND account_id = $2)",
+                        "SELECT EXISTS (SELECT 1 FROM documents WHERE doctype = $1 AND account_id = $2 AND tenant_id = $3)",
                     )
                     .bind(doctype)
                     .bind(&commit.account_id)
+                    .bind(self.tid())
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(&err)?;
@@ -469,6 +485,7 @@ impl DocStore for PgStore {
                 .bind(&commit.account_id)
                 .bind(keys)
                 .bind(&hashes)
+                .bind(self.tid())
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(&err)?;
@@ -503,17 +520,28 @@ impl DocStore for PgStore {
             self.insert_docs(&mut tx, &commit, doctype, inserts, &mut ids)
                 .await?;
         }
-        sqlx::query(
-            "INSERT INTO konnector_state (account_id, state, last_sync, last_run_id) VALUES ($1, $2::jsonb, $3, $4)
-             ON CONFLICT (account_id) DO UPDATE SET state = excluded.state, last_sync = excluded.last_sync, last_run_id = excluded.last_run_id",
+        let n = sqlx::query(
+            "INSERT INTO konnector_state (account_id, state, last_sync, last_run_id, tenant_id) VALUES ($1, $2::jsonb, $3, $4, $5)
+             ON CONFLICT (account_id) DO UPDATE SET state = excluded.state, last_sync = excluded.last_sync, last_run_id = excluded.last_run_id
+             WHERE konnector_state.tenant_id = excluded.tenant_id",
         )
         .bind(&commit.account_id)
         .bind(commit.state.to_string())
         .bind(commit.finished_at)
         .bind(&commit.run_id)
+        .bind(self.tid())
         .execute(&mut *tx)
         .await
-        .map_err(&err)?;
+        .map_err(&err)?
+        .rows_affected();
+        if n == 0 {
+            // The account id is another tenant's: nothing of this commit
+            // is kept.
+            return Err(KonnectorError::store(format!(
+                "committing the run: account {} belongs to another tenant",
+                commit.account_id
+            )));
+        }
         tx.commit().await.map_err(&err)?;
         Ok(counts)
     }
@@ -525,20 +553,25 @@ impl DocStore for PgStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredDoc>, KonnectorError> {
+        let err = self.err("listing documents");
+        let mut tx = self.scoped("listing documents").await?;
         let rows = sqlx::query(concat!(
             "SELECT id, rev, content_hash, data::text AS data, ",
             meta_columns!(),
             " FROM documents
-             WHERE doctype = $1 AND ($2::text IS NULL OR account_id = $2) AND ($3::text IS NULL OR id > $3)
+             WHERE tenant_id = $5 AND doctype = $1 AND ($2::text IS NULL OR account_id = $2)
+               AND ($3::text IS NULL OR id > $3)
              ORDER BY id LIMIT $4"
         ))
         .bind(doctype)
         .bind(account_id)
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(self.pool())
+        .bind(self.tid())
+        .fetch_all(&mut *tx)
         .await
-        .map_err(self.err("listing documents"))?;
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         rows.iter()
             .map(|row| self.stored_doc(doctype, row, true))
             .collect()
@@ -546,10 +579,15 @@ impl DocStore for PgStore {
 
     async fn count_by_doctype(&self) -> Result<BTreeMap<String, u64>, KonnectorError> {
         let err = self.err("counting documents");
-        let rows = sqlx::query("SELECT doctype, COUNT(*) AS n FROM documents GROUP BY doctype")
-            .fetch_all(self.pool())
-            .await
-            .map_err(&err)?;
+        let mut tx = self.scoped("counting documents").await?;
+        let rows = sqlx::query(
+            "SELECT doctype, COUNT(*) AS n FROM documents WHERE tenant_id = $1 GROUP BY doctype",
+        )
+        .bind(self.tid())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         let mut out = BTreeMap::new();
         for row in rows {
             let n: i64 = row.try_get("n").map_err(&err)?;
@@ -563,14 +601,17 @@ impl DocStore for PgStore {
 
     async fn state(&self, account_id: &str) -> Result<Option<KonnectorState>, KonnectorError> {
         let err = self.err("reading the konnector state");
-        let Some(row) = sqlx::query(
-            "SELECT state::text AS state, last_sync, last_run_id FROM konnector_state WHERE account_id = $1",
+        let mut tx = self.scoped("reading the konnector state").await?;
+        let row = sqlx::query(
+            "SELECT state::text AS state, last_sync, last_run_id FROM konnector_state WHERE tenant_id = $1 AND account_id = $2",
         )
+        .bind(self.tid())
         .bind(account_id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(&err)?
-        else {
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        let Some(row) = row else {
             return Ok(None);
         };
         let state: String = row.try_get("state").map_err(&err)?;
@@ -589,15 +630,19 @@ impl DocStore for PgStore {
         doctype: &str,
         key: &str,
     ) -> Result<Option<KeyedDoc>, KonnectorError> {
+        let err = self.err("reading a document");
+        let mut tx = self.scoped("reading a document").await?;
         let row = sqlx::query(
-            "SELECT id, dedup_key, data::text AS data FROM documents WHERE doctype = $1 AND account_id = $2 AND dedup_key = $3",
+            "SELECT id, dedup_key, data::text AS data FROM documents WHERE doctype = $1 AND account_id = $2 AND dedup_key = $3 AND tenant_id = $4",
         )
         .bind(doctype)
         .bind(account_id)
         .bind(key)
-        .fetch_optional(self.pool())
+        .bind(self.tid())
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(self.err("reading a document"))?;
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         row.map(|r| self.keyed_from_row(doctype, &r)).transpose()
     }
 
@@ -608,14 +653,18 @@ impl DocStore for PgStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<KeyedDoc>, KonnectorError> {
+        let err = self.err("listing pending bank operations");
+        let mut tx = self.scoped("listing pending bank operations").await?;
         let rows = sqlx::query(PENDING_SQL)
             .bind(account_id)
             .bind(vendor_account_id)
             .bind(from.format("%Y-%m-%d").to_string())
             .bind(to.format("%Y-%m-%d").to_string())
-            .fetch_all(self.pool())
+            .bind(self.tid())
+            .fetch_all(&mut *tx)
             .await
-            .map_err(self.err("listing pending bank operations"))?;
+            .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         rows.iter()
             .map(|r| self.keyed_from_row("io.cozy.bank.operations", r))
             .collect()

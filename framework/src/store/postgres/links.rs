@@ -6,6 +6,10 @@
 //! the linking lock exclusive, which commits take shared: a run
 //! committing meanwhile waits and is seen by the next pass, as with
 //! SQLite's `IMMEDIATE`.
+//!
+//! The pass and the views see one tenant's documents: the statements run
+//! in its scoped transaction and filter on its `tenant_id` (bills are
+//! linked only to the same tenant's operations).
 
 use std::collections::BTreeMap;
 
@@ -28,7 +32,7 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<LinkSummary, KonnectorError> {
         let err = self.err("linking bills and bank operations");
-        let mut tx = self.pool().begin().await.map_err(&err)?;
+        let mut tx = self.scoped("linking bills and bank operations").await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, 0)")
             .bind(lock_class::LINKING)
             .execute(&mut *tx)
@@ -37,9 +41,12 @@ impl PgStore {
         let mut input = LinkInput::default();
         {
             let mut rows =
-                sqlx::query("SELECT id, data::text AS data FROM documents WHERE doctype = $1")
-                    .bind(BILLS)
-                    .fetch(&mut *tx);
+                sqlx::query(
+                    "SELECT id, data::text AS data FROM documents WHERE tenant_id = $1 AND doctype = $2",
+                )
+                .bind(self.tid())
+                .bind(BILLS)
+                .fetch(&mut *tx);
             while let Some(row) = rows.try_next().await.map_err(&err)? {
                 let id: &str = row.try_get("id").map_err(&err)?;
                 let text: &str = row.try_get("data").map_err(&err)?;
@@ -49,9 +56,12 @@ impl PgStore {
         input.bills_read();
         {
             let mut rows =
-                sqlx::query("SELECT id, data::text AS data FROM documents WHERE doctype = $1")
-                    .bind(OPERATIONS)
-                    .fetch(&mut *tx);
+                sqlx::query(
+                    "SELECT id, data::text AS data FROM documents WHERE tenant_id = $1 AND doctype = $2",
+                )
+                .bind(self.tid())
+                .bind(OPERATIONS)
+                .fetch(&mut *tx);
             while let Some(row) = rows.try_next().await.map_err(&err)? {
                 let text: &str = row.try_get("data").map_err(&err)?;
                 if let Some(probe) = input.probe_operation(text) {
@@ -63,7 +73,7 @@ impl PgStore {
         let (mut summary, plan) = input.plan();
         summary.links = plan.links;
         for (id, bill_ids) in &plan.operations {
-            if rewrite(&mut tx, OPERATIONS, id, now, |doc| {
+            if rewrite(&mut tx, self.tid(), OPERATIONS, id, now, |doc| {
                 linking::set_operation_bills(doc, bill_ids)
             })
             .await
@@ -73,7 +83,7 @@ impl PgStore {
             }
         }
         for (id, op_ids) in &plan.bills {
-            if rewrite(&mut tx, BILLS, id, now, |doc| {
+            if rewrite(&mut tx, self.tid(), BILLS, id, now, |doc| {
                 linking::set_bill_operations(doc, op_ids)
             })
             .await
@@ -96,15 +106,19 @@ impl PgStore {
 
     /// [`crate::store::Backend::link_count`].
     pub(super) async fn count_links(&self) -> Result<u64, KonnectorError> {
+        let err = self.err("counting bank links");
+        let mut tx = self.scoped("counting bank links").await?;
         let n: i64 = sqlx::query_scalar(
             "SELECT COALESCE(SUM(CASE WHEN jsonb_typeof(data -> 'bills') = 'array'
                 THEN jsonb_array_length(data -> 'bills') ELSE 0 END), 0)::bigint
-             FROM documents WHERE doctype = $1",
+             FROM documents WHERE tenant_id = $1 AND doctype = $2",
         )
+        .bind(self.tid())
         .bind(OPERATIONS)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await
-        .map_err(self.err("counting bank links"))?;
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -114,17 +128,21 @@ impl PgStore {
         &self,
         limit: u32,
     ) -> Result<Vec<StoredDoc>, KonnectorError> {
+        let err = self.err("listing linked bank operations");
+        let mut tx = self.scoped("listing linked bank operations").await?;
         let rows = sqlx::query(
             "SELECT id, rev, content_hash, account_id, data::text AS data FROM documents
-             WHERE doctype = $1 AND jsonb_typeof(data -> 'bills') = 'array'
+             WHERE tenant_id = $3 AND doctype = $1 AND jsonb_typeof(data -> 'bills') = 'array'
                AND jsonb_array_length(data -> 'bills') > 0
              ORDER BY (data ->> 'date') COLLATE \"C\" DESC NULLS LAST, id LIMIT $2",
         )
         .bind(OPERATIONS)
         .bind(i64::from(limit))
-        .fetch_all(self.pool())
+        .bind(self.tid())
+        .fetch_all(&mut *tx)
         .await
-        .map_err(self.err("listing linked bank operations"))?;
+        .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         rows.iter()
             .map(|r| self.stored_doc(OPERATIONS, r, false))
             .collect()
@@ -138,14 +156,16 @@ impl PgStore {
     ) -> Result<BTreeMap<String, StoredDoc>, KonnectorError> {
         let err = self.err("reading documents");
         let mut out = BTreeMap::new();
+        let mut tx = self.scoped("reading documents").await?;
         for chunk in ids.chunks(super::docs::CHUNK) {
             let rows = sqlx::query(
                 "SELECT id, rev, content_hash, account_id, data::text AS data FROM documents
-                 WHERE doctype = $1 AND id = ANY($2::text[])",
+                 WHERE tenant_id = $3 AND doctype = $1 AND id = ANY($2::text[])",
             )
             .bind(doctype)
             .bind(chunk)
-            .fetch_all(self.pool())
+            .bind(self.tid())
+            .fetch_all(&mut *tx)
             .await
             .map_err(&err)?;
             for r in &rows {
@@ -153,6 +173,7 @@ impl PgStore {
                 out.insert(doc.id.clone(), doc);
             }
         }
+        tx.commit().await.map_err(&err)?;
         Ok(out)
     }
 
@@ -173,13 +194,17 @@ impl PgStore {
         for field in fields {
             q.push(", (data -> ").push_bind(*field).push(")::text");
         }
-        q.push(" FROM documents WHERE doctype = ")
+        q.push(" FROM documents WHERE tenant_id = ")
+            .push_bind(self.tid())
+            .push(" AND doctype = ")
             .push_bind(doctype);
         if let Some(account) = account_id {
             q.push(" AND account_id = ").push_bind(account);
         }
         q.push(" ORDER BY id");
-        let rows = q.build().fetch_all(self.pool()).await.map_err(&err)?;
+        let mut tx = self.scoped("reading a document view").await?;
+        let rows = q.build().fetch_all(&mut *tx).await.map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: String = row.try_get(0).map_err(&err)?;
@@ -197,21 +222,23 @@ impl PgStore {
     }
 }
 
-/// Applies `edit` to a stored document and writes it back with the next
+/// Applies `edit` to a stored document of `tenant` and writes it back with the next
 /// revision and `updatedAt`, its content hash unchanged (see
 /// [`crate::store::links`]). Returns whether the document changed.
 async fn rewrite(
     tx: &mut sqlx::PgConnection,
+    tenant: &str,
     doctype: &str,
     id: &str,
     now: DateTime<Utc>,
     edit: impl FnOnce(&mut Value),
 ) -> Result<bool, sqlx::Error> {
     let Some(text): Option<String> = sqlx::query_scalar(
-        "SELECT data::text FROM documents WHERE doctype = $1 AND id = $2 FOR UPDATE",
+        "SELECT data::text FROM documents WHERE tenant_id = $3 AND doctype = $1 AND id = $2 FOR UPDATE",
     )
     .bind(doctype)
     .bind(id)
+    .bind(tenant)
     .fetch_optional(&mut *tx)
     .await?
     else {
@@ -221,12 +248,14 @@ async fn rewrite(
         return Ok(false);
     };
     sqlx::query(
-        "UPDATE documents SET data = $1::jsonb, rev = rev + 1, updated_at = $2 WHERE doctype = $3 AND id = $4",
+        "UPDATE documents SET data = $1::jsonb, rev = rev + 1, updated_at = $2
+         WHERE tenant_id = $5 AND doctype = $3 AND id = $4",
     )
     .bind(doc.to_string())
     .bind(now)
     .bind(doctype)
     .bind(id)
+    .bind(tenant)
     .execute(&mut *tx)
     .await?;
     Ok(true)

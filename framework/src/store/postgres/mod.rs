@@ -19,10 +19,26 @@
 //!   seen by the next pass, as on SQLite;
 //! - an OAuth refresh: the account's token lock (see [`super::TokenStore`]).
 //!
+//! **Tenants.** A [`PgStore`] works for one tenant ([`PgStore::tenant`],
+//! the default one unless [`PgStore::with_tenant`] names another): every
+//! row of accounts, documents, konnector state, OAuth tokens and sessions
+//! carries a `tenant_id`. Two walls keep tenants apart. The first is the
+//! code: every statement on those tables filters on (or writes) the
+//! store's tenant. The second is row-level security: each of those
+//! operations runs in a transaction from [`tenant::begin_scoped`], which
+//! takes the role `gleaner_tenant` and names the tenant, and the policies
+//! of migration `0002_tenants.sql` then show and accept only that tenant's
+//! rows, whatever a query says. The un-scoped connection (the tables'
+//! owner) is the installation's administrative path: migrations, the vault
+//! key (its id, the counts of sealed records and the rotation: one key per
+//! installation), `gleaner migrate` ([`super::transfer`]) and the tenant
+//! administration of [`tenants`].
+//!
 //! Files by concern: [`docs`] (documents and konnector state),
 //! [`accounts`] (accounts and login sessions), [`sealed`] (vault records,
 //! OAuth tokens), [`links`] (the bill↔operation linking pass and the
-//! views), [`error`] (what a failure means).
+//! views), [`tenant`] (the scoped transaction), [`tenants`] (creating,
+//! listing and removing tenants), [`error`] (what a failure means).
 
 pub mod accounts;
 pub mod docs;
@@ -30,6 +46,7 @@ pub mod error;
 pub mod links;
 pub mod sealed;
 pub mod tenant;
+pub mod tenants;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -38,10 +55,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use super::backend::{Backend, BackendKind};
 use crate::error::KonnectorError;
+use crate::tenant::TenantId;
 
 /// The table sqlx records the store's applied migrations in (the queue
 /// has its own).
@@ -103,12 +121,15 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// The [`super::DocStore`], [`super::AccountStore`] and every other
-/// store trait on a PostgreSQL database. Cheap to clone (a pool).
+/// store trait on a PostgreSQL database, for one tenant (see the
+/// [module](self)). Cheap to clone (a pool and two shared strings).
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
     /// The URL without its password, for messages.
     place: Arc<str>,
+    /// The tenant whose rows this store reads and writes.
+    tenant: TenantId,
 }
 
 /// The store's migrations, recorded in [`MIGRATIONS_TABLE`].
@@ -146,6 +167,7 @@ impl PgStore {
         let store = Self {
             pool,
             place: place.into(),
+            tenant: TenantId::default_tenant(),
         };
         store.migrate().await?;
         Ok(store)
@@ -190,6 +212,39 @@ impl PgStore {
         ))
     }
 
+    /// The same database (the same pool) working for `tenant`. Does not
+    /// check that the tenant exists ([`PgStore::tenant_exists`]): a store
+    /// for an unknown tenant simply sees no rows.
+    pub fn with_tenant(&self, tenant: TenantId) -> PgStore {
+        Self {
+            pool: self.pool.clone(),
+            place: self.place.clone(),
+            tenant,
+        }
+    }
+
+    /// The tenant whose rows this store reads and writes.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The tenant's name, bound in queries as `tenant_id`.
+    pub(crate) fn tid(&self) -> &str {
+        self.tenant.as_str()
+    }
+
+    /// A transaction confined to this store's tenant by row-level security
+    /// ([`tenant::begin_scoped`]); a failure to open it is a store error of
+    /// `what`.
+    pub(crate) async fn scoped(
+        &self,
+        what: &str,
+    ) -> Result<Transaction<'static, Postgres>, KonnectorError> {
+        tenant::begin_scoped(&self.pool, &self.tenant)
+            .await
+            .map_err(self.err(what))
+    }
+
     /// The connection pool, for components that keep their own tables in
     /// the same database (the scheduler's queue).
     pub fn pool(&self) -> &PgPool {
@@ -219,10 +274,14 @@ impl Backend for PgStore {
     }
 
     async fn check(&self) -> Result<(), KonnectorError> {
+        // Through the tenant's wall: the role exists and may be taken.
+        let err = self.err("checking the store");
+        let mut tx = self.scoped("checking the store").await?;
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(self.err("checking the store"))?;
+            .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
         Ok(())
     }
 

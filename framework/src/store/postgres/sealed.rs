@@ -9,6 +9,14 @@
 //! a transaction holding an advisory lock keyed on the account: a second
 //! process's refresh of that account waits for its commit, other accounts
 //! do not.
+//!
+//! Tenants: OAuth tokens are the store's tenant's (its scoped
+//! transaction, `tenant_id` named). The vault key is the installation's:
+//! its id (`vault_meta`) is read and written un-scoped, the counts of
+//! sealed records ([`SealedStore::sealed_counts`]) are every tenant's, and
+//! a rotation ([`SealedStore::reseal_all`]) re-seals every tenant's records
+//! in one un-scoped transaction, so that no record is left under a key the
+//! recorded id no longer names.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +63,14 @@ impl SealedStore for PgStore {
         Ok(())
     }
 
+    /// The tenant's sealed records per table. A table without a
+    /// `tenant_id` column the tenant's role can read (one of another
+    /// component not yet divided by tenant) is left out.
+    /// The installation's sealed records per table, every tenant's,
+    /// counted un-scoped: the vault asks whether any record needs the
+    /// current key before it makes a new one, and the key is the
+    /// installation's (a count limited to one tenant would let a lost key
+    /// be replaced while other tenants' records still need it).
     async fn sealed_counts(&self) -> Result<BTreeMap<String, u64>, KonnectorError> {
         let err = self.err("counting sealed records");
         let mut conn = self.pool().acquire().await.map_err(&err)?;
@@ -76,12 +92,18 @@ impl SealedStore for PgStore {
         Ok(out)
     }
 
+    /// Re-seals **every tenant's** records and records the new key id, in
+    /// one un-scoped transaction: the vault key is the installation's, so a
+    /// rotation limited to one tenant would leave the others' records under
+    /// a key the recorded id no longer names. The counts are the
+    /// installation's.
     async fn reseal_all(
         &self,
         old: &Vault,
         new: &Vault,
     ) -> Result<BTreeMap<String, u64>, KonnectorError> {
         let err = self.err("re-sealing the store");
+        // Installation-level, like vault_meta: deliberately not scoped.
         let mut tx = self.pool().begin().await.map_err(&err)?;
         let mut present = Vec::new();
         for col in SEALED_COLUMNS {
@@ -158,15 +180,19 @@ impl SealedStore for PgStore {
     }
 }
 
+/// The sealed OAuth tokens of `tenant`'s account.
 async fn read_tokens(
     conn: &mut sqlx::PgConnection,
+    tenant: &str,
     account_id: &str,
 ) -> Result<Option<SealedTokens>, sqlx::Error> {
-    let Some(row) =
-        sqlx::query("SELECT sealed, expires_at FROM oauth_tokens WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_optional(&mut *conn)
-            .await?
+    let Some(row) = sqlx::query(
+        "SELECT sealed, expires_at FROM oauth_tokens WHERE tenant_id = $1 AND account_id = $2",
+    )
+    .bind(tenant)
+    .bind(account_id)
+    .fetch_optional(&mut *conn)
+    .await?
     else {
         return Ok(None);
     };
@@ -176,32 +202,50 @@ async fn read_tokens(
     }))
 }
 
+/// Writes the sealed OAuth tokens of `tenant`'s account. Returns whether
+/// a row was written (not when the account id is another tenant's).
 async fn write_tokens(
     conn: &mut sqlx::PgConnection,
+    tenant: &str,
     account_id: &str,
     tokens: &SealedTokens,
     updated_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO oauth_tokens (account_id, sealed, expires_at, updated_at) VALUES ($1, $2, $3, $4)
+) -> Result<bool, sqlx::Error> {
+    let n = sqlx::query(
+        "INSERT INTO oauth_tokens (account_id, sealed, expires_at, updated_at, tenant_id) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (account_id) DO UPDATE SET sealed = excluded.sealed,
-           expires_at = excluded.expires_at, updated_at = excluded.updated_at",
+           expires_at = excluded.expires_at, updated_at = excluded.updated_at
+         WHERE oauth_tokens.tenant_id = excluded.tenant_id",
     )
     .bind(account_id)
     .bind(&tokens.sealed)
     .bind(tokens.expires_at)
     .bind(updated_at)
+    .bind(tenant)
     .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(n > 0)
+}
+
+/// The error of tokens not written because the account id is another
+/// tenant's.
+fn foreign_tokens(account_id: &str) -> KonnectorError {
+    KonnectorError::store(format!(
+        "saving OAuth tokens: account {account_id} belongs to another tenant"
+    ))
 }
 
 #[async_trait]
 impl TokenStore for PgStore {
     async fn load_tokens(&self, account_id: &str) -> Result<Option<SealedTokens>, KonnectorError> {
         let err = self.err("reading OAuth tokens");
-        let mut conn = self.pool().acquire().await.map_err(&err)?;
-        read_tokens(&mut conn, account_id).await.map_err(&err)
+        let mut tx = self.scoped("reading OAuth tokens").await?;
+        let tokens = read_tokens(&mut tx, self.tid(), account_id)
+            .await
+            .map_err(&err)?;
+        tx.commit().await.map_err(&err)?;
+        Ok(tokens)
     }
 
     async fn save_tokens(
@@ -211,24 +255,32 @@ impl TokenStore for PgStore {
         updated_at: DateTime<Utc>,
     ) -> Result<(), KonnectorError> {
         let err = self.err("saving OAuth tokens");
-        let mut conn = self.pool().acquire().await.map_err(&err)?;
-        write_tokens(&mut conn, account_id, tokens, updated_at)
+        let mut tx = self.scoped("saving OAuth tokens").await?;
+        if !write_tokens(&mut tx, self.tid(), account_id, tokens, updated_at)
             .await
-            .map_err(&err)
+            .map_err(&err)?
+        {
+            return Err(foreign_tokens(account_id));
+        }
+        tx.commit().await.map_err(&err)
     }
 
     async fn delete_tokens(&self, account_id: &str) -> Result<(), KonnectorError> {
-        sqlx::query("DELETE FROM oauth_tokens WHERE account_id = $1")
+        let err = self.err("removing OAuth tokens");
+        let mut tx = self.scoped("removing OAuth tokens").await?;
+        sqlx::query("DELETE FROM oauth_tokens WHERE tenant_id = $1 AND account_id = $2")
+            .bind(self.tid())
             .bind(account_id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await
-            .map_err(self.err("removing OAuth tokens"))?;
-        Ok(())
+            .map_err(&err)?;
+        tx.commit().await.map_err(&err)
     }
 
     async fn lock_tokens(&self, account_id: &str) -> Result<Box<dyn TokenLock>, KonnectorError> {
         let err = self.err("locking OAuth tokens");
-        let mut tx = self.pool().begin().await.map_err(&err)?;
+        // Scoped: the lock's reads and writes are the tenant's.
+        let mut tx = self.scoped("locking OAuth tokens").await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind(lock_class::TOKENS)
             .bind(lock_key(account_id))
@@ -254,7 +306,7 @@ struct PgTokenLock {
 #[async_trait]
 impl TokenLock for PgTokenLock {
     async fn current(&mut self) -> Result<Option<SealedTokens>, KonnectorError> {
-        read_tokens(&mut self.tx, &self.account_id)
+        read_tokens(&mut self.tx, self.store.tid(), &self.account_id)
             .await
             .map_err(self.store.err("reading OAuth tokens"))
     }
@@ -264,9 +316,20 @@ impl TokenLock for PgTokenLock {
         tokens: &SealedTokens,
         updated_at: DateTime<Utc>,
     ) -> Result<(), KonnectorError> {
-        write_tokens(&mut self.tx, &self.account_id, tokens, updated_at)
-            .await
-            .map_err(self.store.err("saving OAuth tokens"))
+        if write_tokens(
+            &mut self.tx,
+            self.store.tid(),
+            &self.account_id,
+            tokens,
+            updated_at,
+        )
+        .await
+        .map_err(self.store.err("saving OAuth tokens"))?
+        {
+            Ok(())
+        } else {
+            Err(foreign_tokens(&self.account_id))
+        }
     }
 
     async fn commit(self: Box<Self>) -> Result<(), KonnectorError> {

@@ -11,10 +11,13 @@ use crate::tenant::{TENANT_ROLE, TENANT_SETTING, TenantId};
 /// row-level security policies then show and accept only that tenant's
 /// rows, whatever the query says. The code's own `tenant_id = $n` filters
 /// stay the first wall.
-pub async fn begin_scoped<'p>(
-    pool: &'p PgPool,
+///
+/// The transaction owns its connection (`'static`): it may outlive the
+/// borrow of `pool`, as a token lock's does.
+pub async fn begin_scoped(
+    pool: &PgPool,
     tenant: &TenantId,
-) -> Result<Transaction<'p, Postgres>, sqlx::Error> {
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT set_config('role', $1, true), set_config($2, $3, true)")
         .bind(TENANT_ROLE)
