@@ -358,7 +358,9 @@ mod tests {
     #[tokio::test]
     async fn refusals_come_all_at_once_each_naming_its_field() {
         let dir = tempfile::tempdir().unwrap();
-        let app = App::open(Some(dir.path().to_owned()), None).await.unwrap();
+        let app = App::open(Some(dir.path().to_owned()), None, None)
+            .await
+            .unwrap();
         let mut new = new_account(&[("login", "12"), ("nickname", "x")], Some("bad\nlabel"));
         new.endpoint = Some("https://example.com/".into());
         let refusals = check_new(&app, new).await.unwrap().err().unwrap();
@@ -384,7 +386,9 @@ mod tests {
     #[tokio::test]
     async fn create_update_and_remove_without_a_terminal() {
         let dir = tempfile::tempdir().unwrap();
-        let app = App::open(Some(dir.path().to_owned()), None).await.unwrap();
+        let app = App::open(Some(dir.path().to_owned()), None, None)
+            .await
+            .unwrap();
         let checked = check_new(
             &app,
             new_account(&[("login", "12345678"), ("password", "first-pw")], None),

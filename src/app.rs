@@ -12,8 +12,9 @@ use gleaner_framework::session::Sessions;
 use gleaner_framework::store::{
     Account, AccountStore, Backend, DocStore, FileStore, PgStore, SqliteStore,
 };
+use gleaner_framework::vault::envelope::TenantKeys;
 use gleaner_framework::vault::{self, KdfParams, Vault, VaultLocation};
-use gleaner_framework::{RunEnv, Secret};
+use gleaner_framework::{RunEnv, Secret, TenantId};
 use gleaner_konnectors::Registry;
 use gleaner_scheduler::{
     Clock, DatabaseConfig, JobQueue, KonnectorSource, PgQueue, Queue, Scheduler, SchedulerConfig,
@@ -21,18 +22,28 @@ use gleaner_scheduler::{
 };
 use tokio::sync::OnceCell;
 
-/// Everything a command needs.
+/// Everything a command needs, for one tenant of the installation.
 pub struct App {
     /// The data directory.
     pub data_dir: PathBuf,
-    /// The store: SQLite in the data directory, or PostgreSQL
-    /// (`--database`, `GLEANER_DATABASE`, `[database] url`).
+    /// The tenant whose data this command sees (`--tenant`; on SQLite
+    /// always the default one).
+    pub tenant: TenantId,
+    /// Whether `--tenant` named it: a daemon without it runs every
+    /// tenant's jobs.
+    pub tenant_given: bool,
+    /// The store, scoped to [`App::tenant`]: SQLite in the data directory,
+    /// or PostgreSQL (`--database`, `GLEANER_DATABASE`, `[database] url`).
     pub store: Arc<dyn Backend>,
-    /// The same store by engine, for what only one engine has (the queue
-    /// on its pool).
+    /// The installation's store by engine (on PostgreSQL the default
+    /// tenant's scope), for what only one engine has (the queue on its
+    /// pool, tenants, the vault key's id).
     engine: Engine,
-    /// The files tree.
+    /// The tenant's files tree.
     pub files: FileStore,
+    /// The installation's vault (the default tenant's), opened on first
+    /// use: it seals the other tenants' data keys.
+    installation_vault: OnceCell<Arc<Vault>>,
     /// The credentials vault, opened on first use ([`App::vault`]): the
     /// commands that need no secret (lists, documents, export, removing an
     /// account) work even when the key is lost, and never ask for the
@@ -57,6 +68,16 @@ enum Engine {
 
 /// The connection pool's size per process when `[database]` sets none.
 const DEFAULT_PG_CONNECTIONS: u32 = 8;
+
+/// The files tree of `tenant` in `data_dir`: `files/` for the default
+/// tenant, `tenants/<name>/files/` for the others.
+pub fn tenant_files_dir(data_dir: &Path, tenant: &TenantId) -> PathBuf {
+    if tenant.is_default() {
+        data_dir.join("files")
+    } else {
+        TenantKeys::new(data_dir).dir(tenant).join("files")
+    }
+}
 
 /// Opens the store named by `--database` / `GLEANER_DATABASE` (`flag`),
 /// else `gleaner.toml`'s `[database] url`, else the SQLite file.
@@ -126,8 +147,19 @@ fn installed_konnector(
 }
 
 impl App {
-    /// Opens (creating if needed) the installation in `data_dir`.
-    pub async fn open(data_dir: Option<PathBuf>, database: Option<String>) -> Result<Self> {
+    /// Opens (creating if needed) the installation in `data_dir`, scoped
+    /// to `tenant` (default: the default tenant). A tenant other than the
+    /// default needs PostgreSQL and must exist (`gleaner tenants add`).
+    pub async fn open(
+        data_dir: Option<PathBuf>,
+        database: Option<String>,
+        tenant: Option<String>,
+    ) -> Result<Self> {
+        let tenant_given = tenant.is_some();
+        let tenant = match tenant.as_deref().map(str::trim) {
+            None | Some("") => TenantId::default_tenant(),
+            Some(name) => TenantId::parse(name)?,
+        };
         let data_dir = match data_dir {
             Some(d) => d,
             None => directories::ProjectDirs::from("", "", "gleaner")
@@ -151,10 +183,27 @@ impl App {
         }
         let engine = open_engine(&data_dir, database).await?;
         let store: Arc<dyn Backend> = match &engine {
-            Engine::Sqlite(s) => Arc::new(s.clone()),
-            Engine::Postgres(p) => Arc::new(p.clone()),
+            Engine::Sqlite(s) => {
+                if !tenant.is_default() {
+                    s.close().await;
+                    bail!(
+                        "tenants need PostgreSQL: this installation keeps its data in the SQLite file {}, which holds one tenant, `default`; give --database postgres://… (see docs/postgres.md), or no --tenant",
+                        data_dir.join("gleaner.db").display()
+                    );
+                }
+                Arc::new(s.clone())
+            }
+            Engine::Postgres(p) => {
+                if !tenant.is_default() && !p.tenant_exists(&tenant).await? {
+                    bail!(
+                        "no tenant `{tenant}` in {}: `gleaner tenants list` shows them, `gleaner tenants add {tenant}` makes it",
+                        p.place()
+                    );
+                }
+                Arc::new(p.with_tenant(tenant.clone()))
+            }
         };
-        let files = FileStore::open(&data_dir.join("files"))?;
+        let files = FileStore::open(&tenant_files_dir(&data_dir, &tenant))?;
         let mut registry = Registry::builtin()?;
         add_installed(&mut registry, &data_dir);
         // Accounts made before folders were recorded keep the folder their
@@ -181,9 +230,12 @@ impl App {
         let config = SchedulerConfig::load(&data_dir.join("gleaner.toml"))?;
         Ok(Self {
             data_dir,
+            tenant,
+            tenant_given,
             store,
             engine,
             files,
+            installation_vault: OnceCell::new(),
             vault: OnceCell::new(),
             oauth: OnceCell::new(),
             config,
@@ -191,16 +243,72 @@ impl App {
         })
     }
 
-    /// The vault, opened (and on a new installation created) on first use.
-    ///
-    /// The key source: a passphrase header if one exists (passphrase from
-    /// GLEANER_PASSPHRASE or a prompt), else the key file; a new data
-    /// directory gets a passphrase vault when GLEANER_PASSPHRASE is set. A
-    /// store that holds sealed records never gets a new key.
+    /// The tenant's vault, opened on first use: the installation's vault
+    /// for the default tenant, else the tenant's data key opened by it
+    /// (envelope encryption, [`TenantKeys`]).
     pub async fn vault(&self) -> Result<Arc<Vault>> {
         let vault = self
             .vault
             .get_or_try_init(|| async {
+                let installation = self.installation_vault().await?;
+                if self.tenant.is_default() {
+                    return Ok::<_, anyhow::Error>(installation);
+                }
+                let keys = TenantKeys::new(&self.data_dir);
+                Ok(Arc::new(keys.open(&installation, &self.tenant)?))
+            })
+            .await?;
+        Ok(Arc::clone(vault))
+    }
+
+    /// The installation's store: on PostgreSQL its default tenant's scope
+    /// (the vault key's id is the installation's), else the SQLite store.
+    pub fn installation_store(&self) -> Arc<dyn Backend> {
+        match &self.engine {
+            Engine::Sqlite(s) => Arc::new(s.clone()),
+            Engine::Postgres(p) => Arc::new(p.with_tenant(TenantId::default_tenant())),
+        }
+    }
+
+    /// The PostgreSQL store of the installation (default tenant's scope),
+    /// `None` on SQLite.
+    pub fn postgres(&self) -> Option<&PgStore> {
+        match &self.engine {
+            Engine::Postgres(p) => Some(p),
+            Engine::Sqlite(_) => None,
+        }
+    }
+
+    /// The installation's vault, opened (and on a new installation
+    /// created) on first use.
+    ///
+    /// The key source: a passphrase header if one exists (passphrase from
+    /// GLEANER_PASSPHRASE or a prompt), else the key file; a new data
+    /// directory gets a passphrase vault when GLEANER_PASSPHRASE is set. A
+    /// store that holds sealed records, or tenants' data keys, never gets
+    /// a new key.
+    pub async fn installation_vault(&self) -> Result<Arc<Vault>> {
+        let vault = self
+            .installation_vault
+            .get_or_try_init(|| async {
+                let location = VaultLocation::new(&self.data_dir);
+                if location.detect().is_none() {
+                    let sealed_keys = TenantKeys::new(&self.data_dir).tenants()?;
+                    if !sealed_keys.is_empty() {
+                        bail!(
+                            "vault: the installation's key is missing ({} and {}), and the data keys of {} tenant(s) ({}) are sealed with it; no new key was made. Restore the key file (or the passphrase header) from a backup",
+                            location.key_file().display(),
+                            location.header_file().display(),
+                            sealed_keys.len(),
+                            sealed_keys
+                                .iter()
+                                .map(TenantId::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
+                }
+                let installation_store = self.installation_store();
                 let env_passphrase = match std::env::var("GLEANER_PASSPHRASE") {
                     Ok(p) if p.is_empty() => bail!(
                         "GLEANER_PASSPHRASE is set but empty: give the passphrase, or unset it to use the key file"
@@ -209,8 +317,8 @@ impl App {
                     Err(_) => None,
                 };
                 let (vault, notes) = vault::open_for_store(
-                    &VaultLocation::new(&self.data_dir),
-                    &*self.store,
+                    &location,
+                    &*installation_store,
                     env_passphrase,
                     &prompt_passphrase,
                     KdfParams::LAPTOP,
@@ -277,13 +385,28 @@ impl App {
     pub async fn scheduler(&self, role: &str) -> Result<Arc<Scheduler>> {
         let vault = self.vault().await?;
         let oauth = self.oauth().await?;
-        self.build_scheduler(role, Some((vault, oauth))).await
+        self.build_scheduler(role, Some((vault, oauth)), false)
+            .await
+    }
+
+    /// The daemon's scheduler. On PostgreSQL without `--tenant` it claims
+    /// the jobs of every tenant and runs each in its tenant's scope
+    /// ([`crate::tenants::Scopes`]); with `--tenant`, or on SQLite, it is
+    /// [`App::scheduler`].
+    pub async fn daemon_scheduler(&self) -> Result<Arc<Scheduler>> {
+        if self.tenant_given || self.postgres().is_none() {
+            return self.scheduler("daemon").await;
+        }
+        let vault = self.vault().await?;
+        let oauth = self.oauth().await?;
+        self.build_scheduler("daemon", Some((vault, oauth)), true)
+            .await
     }
 
     /// The scheduler for commands that only read or plan (status, jobs,
     /// schedule, triggers): it does not open the vault.
     pub async fn planner(&self) -> Result<Arc<Scheduler>> {
-        let sched = self.build_scheduler("cli", None).await?;
+        let sched = self.build_scheduler("cli", None, false).await?;
         // Jobs of processes that died (or could not record their outcome,
         // on a full disk) are settled first, so what is shown is true: done
         // if their run committed, queued again if not. Best effort: on a
@@ -298,11 +421,25 @@ impl App {
         &self,
         role: &str,
         secrets: Option<(Arc<Vault>, Arc<TokenManager>)>,
+        fleet: bool,
     ) -> Result<Arc<Scheduler>> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut tenants: Option<Arc<dyn gleaner_scheduler::TenantScopes>> = None;
         let queue: Arc<dyn JobQueue> = match &self.engine {
             Engine::Sqlite(s) => Arc::new(Queue::open(s.pool().clone(), clock).await?),
-            Engine::Postgres(p) => Arc::new(PgQueue::open(p.pool().clone(), clock).await?),
+            Engine::Postgres(p) => {
+                let queue = PgQueue::open(p.pool().clone(), clock).await?;
+                if fleet {
+                    tenants = Some(Arc::new(crate::tenants::Scopes::new(
+                        self.data_dir.clone(),
+                        p.clone(),
+                        self.installation_vault().await?,
+                    )));
+                    Arc::new(queue)
+                } else {
+                    Arc::new(queue.for_tenant(self.tenant.clone()))
+                }
+            }
         };
         let registry = self.registry.clone();
         let data_dir = self.data_dir.clone();
@@ -326,6 +463,8 @@ impl App {
             oauth: secrets.as_ref().map(|(_, o)| Arc::clone(o)),
             sessions: secrets.map(|(v, _)| self.sessions(v)),
             progress: None,
+            tenant: self.tenant.clone(),
+            tenants,
         }))
     }
 

@@ -21,6 +21,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "GLEANER_DATABASE", value_name = "URL")]
     pub database: Option<String>,
 
+    /// The tenant (a person or household) whose data the command sees, on
+    /// a PostgreSQL installation shared by several (`gleaner tenants`).
+    /// Default: the `default` tenant; `gleaner daemon` without it runs the
+    /// jobs of every tenant. SQLite holds one tenant, `default`.
+    #[arg(long, global = true, env = "GLEANER_TENANT", value_name = "NAME")]
+    pub tenant: Option<String>,
+
     /// More logs (-v: debug, -vv: trace) and error details.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -163,6 +170,10 @@ pub enum Command {
     /// Show or rotate the vault that seals credentials and sessions.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Add, list or remove the tenants of a PostgreSQL installation: the
+    /// people or households whose data it keeps apart.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
     /// Start the bundled provider sandboxes on loopback, create demo
     /// accounts pointing at them, run them all and show what was imported.
     Demo,
@@ -350,6 +361,29 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `gleaner tenants ...`
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Make a tenant: its row in the database and its data key, sealed by
+    /// the installation's key, in the data directory.
+    Add {
+        /// Its name: lowercase letters, digits, `-` and `_`.
+        name: String,
+    },
+    /// Each tenant, with its accounts and documents.
+    List,
+    /// Remove a tenant: every account, document, secret, job and file of
+    /// it, and its data key, which is destroyed (its sealed records no
+    /// longer open, even from a backup of the database).
+    Remove {
+        /// The tenant.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// `gleaner vault ...`

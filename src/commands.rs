@@ -981,6 +981,9 @@ async fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
 pub async fn vault_status(app: &App) -> Result<()> {
     let counts = app.store.sealed_counts().await?;
     let vault = app.vault().await?;
+    if !app.tenant.is_default() {
+        println!("tenant:     {}", app.tenant);
+    }
     println!("key source: {}", vault.source());
     println!("key:        {}", vault.key_path().display());
     println!("key id:     {}", vault.key_id());
@@ -995,8 +998,14 @@ pub async fn vault_status(app: &App) -> Result<()> {
 
 /// `gleaner vault rotate`
 pub async fn vault_rotate(app: &App, to_passphrase: bool, to_keyfile: bool) -> Result<()> {
+    use gleaner_framework::vault::envelope::TenantKeys;
     use gleaner_framework::vault::{self, KdfParams, KeySource, RotationTarget, VaultLocation};
-    let current = app.vault().await?;
+    if !app.tenant.is_default() {
+        bail!(
+            "the vault's key is the installation's: rotate it without --tenant (the tenants' data keys are re-sealed with it)"
+        );
+    }
+    let current = app.installation_vault().await?;
     let passphrase_target =
         to_passphrase || (!to_keyfile && current.source() == KeySource::Passphrase);
     let target = if passphrase_target {
@@ -1005,7 +1014,15 @@ pub async fn vault_rotate(app: &App, to_passphrase: bool, to_keyfile: bool) -> R
         RotationTarget::KeyFile
     };
     let loc = VaultLocation::new(&app.data_dir);
-    let (new, counts) = vault::rotate(&loc, &*app.store, &current, target).await?;
+    let keys = TenantKeys::new(&app.data_dir);
+    let (new, counts) = vault::rotate_with_tenants(
+        &loc,
+        &*app.installation_store(),
+        &current,
+        target,
+        Some(&keys),
+    )
+    .await?;
     println!(
         "vault rotated: {} record(s) re-sealed ({}); key source {} at {}, key id {} (was {})",
         counts.values().sum::<u64>(),

@@ -14,6 +14,7 @@ mod prompt;
 mod scaffold;
 mod scheduling;
 mod signals;
+mod tenants;
 mod terminal;
 mod web;
 
@@ -23,7 +24,10 @@ use clap::Parser;
 use gleaner_framework::KonnectorError;
 use tracing_subscriber::EnvFilter;
 
-use cli::{AccountsCommand, Cli, Command, KonnectorsCommand, LogFormat, NewCommand, VaultCommand};
+use cli::{
+    AccountsCommand, Cli, Command, KonnectorsCommand, LogFormat, NewCommand, TenantsCommand,
+    VaultCommand,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -184,7 +188,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } else {
             None
         };
-        let app = std::sync::Arc::new(app::App::open(cli.data_dir, cli.database).await?);
+        let app =
+            std::sync::Arc::new(app::App::open(cli.data_dir, cli.database, cli.tenant).await?);
         let result = web::serve(
             std::sync::Arc::clone(&app),
             web::ServeOptions {
@@ -198,7 +203,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         app.close().await;
         return result;
     }
-    let app = app::App::open(cli.data_dir, cli.database).await?;
+    // Tenants are the installation's: their commands open it as a whole.
+    if let Command::Tenants(command) = cli.command {
+        if cli.tenant.is_some() {
+            anyhow::bail!(
+                "`gleaner tenants` manages the installation's tenants: give it no --tenant (GLEANER_TENANT)"
+            );
+        }
+        let app = app::App::open(cli.data_dir, cli.database, None).await?;
+        let result = match command {
+            TenantsCommand::Add { name } => tenants::add(&app, &name).await,
+            TenantsCommand::List => tenants::list(&app).await,
+            TenantsCommand::Remove { name, yes } => tenants::remove(&app, &name, yes).await,
+        };
+        app.close().await;
+        return result;
+    }
+    let app = app::App::open(cli.data_dir, cli.database, cli.tenant).await?;
     let result = run_command(&app, cli.command).await;
     // Closing the store checkpoints its WAL into the database file, so a
     // finished command leaves one whole file behind.
@@ -377,6 +398,9 @@ async fn run_command(app: &app::App, command: Command) -> anyhow::Result<()> {
         }
         Command::Serve { .. } => {
             anyhow::bail!("`gleaner serve` is handled before the installation is shared")
+        }
+        Command::Tenants(_) => {
+            anyhow::bail!("`gleaner tenants` is handled before a tenant is chosen")
         }
         Command::Vault(VaultCommand::Status) => commands::vault_status(app).await?,
         Command::Vault(VaultCommand::Rotate {

@@ -116,7 +116,7 @@ pub async fn daemon(
     per_konnector: Option<usize>,
     worker_id: Option<String>,
 ) -> Result<()> {
-    let mut sched = app.scheduler("daemon").await?;
+    let mut sched = app.daemon_scheduler().await?;
     if let Some(id) = &worker_id {
         check_worker_id(&sched, id).await?;
     }

@@ -61,6 +61,15 @@ ALTER TABLE oauth_tokens ALTER COLUMN tenant_id DROP DEFAULT;
 ALTER TABLE sessions ADD COLUMN tenant_id TEXT COLLATE "C" NOT NULL DEFAULT 'default';
 ALTER TABLE sessions ALTER COLUMN tenant_id DROP DEFAULT;
 
+-- Every row names a tenant that exists: a run still committing while its
+-- tenant is removed fails (or makes the removal fail and roll back) rather
+-- than leave rows of a tenant that is gone.
+ALTER TABLE accounts ADD CONSTRAINT accounts_tenant FOREIGN KEY (tenant_id) REFERENCES tenants (id);
+ALTER TABLE documents ADD CONSTRAINT documents_tenant FOREIGN KEY (tenant_id) REFERENCES tenants (id);
+ALTER TABLE konnector_state ADD CONSTRAINT konnector_state_tenant FOREIGN KEY (tenant_id) REFERENCES tenants (id);
+ALTER TABLE oauth_tokens ADD CONSTRAINT oauth_tokens_tenant FOREIGN KEY (tenant_id) REFERENCES tenants (id);
+ALTER TABLE sessions ADD CONSTRAINT sessions_tenant FOREIGN KEY (tenant_id) REFERENCES tenants (id);
+
 -- Labels and files folders are unique within a tenant (two people may both
 -- have an account labelled `bank`). The constraint names stay: the store
 -- reads them to word its errors.

@@ -275,6 +275,7 @@ impl TenantKeys {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
