@@ -979,7 +979,15 @@ async fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
 
 /// `gleaner vault status`
 pub async fn vault_status(app: &App) -> Result<()> {
-    let counts = app.store.sealed_counts().await?;
+    // The records this tenant's vault sealed (on SQLite, every record).
+    let counts = match app.postgres() {
+        Some(pg) => {
+            pg.with_tenant(app.tenant.clone())
+                .tenant_sealed_counts()
+                .await?
+        }
+        None => app.store.sealed_counts().await?,
+    };
     let vault = app.vault().await?;
     if !app.tenant.is_default() {
         println!("tenant:     {}", app.tenant);

@@ -50,6 +50,8 @@ fn jobs(home: &Path) -> Vec<serde_json::Value> {
 }
 
 fn setup(home: &Path, sandbox: &Sandbox, accounts: usize, toml: &str) -> Vec<String> {
+    // Before the accounts: their nightly slots are planned in this window.
+    let toml = format!("{toml}{}", gleaner_testing::window_away_from_now());
     std::fs::write(home.join("gleaner.toml"), toml).unwrap();
     let labels: Vec<String> = (0..accounts).map(|i| format!("line-{i:02}")).collect();
     for label in &labels {

@@ -212,11 +212,18 @@ async fn tenants_see_only_their_own_rows() {
     a.delete_session("acc-b").await.unwrap();
     assert_eq!(b.load_tokens("acc-b").await.unwrap().unwrap().sealed, b"B");
     assert_eq!(b.load_session("acc-b").await.unwrap().unwrap().sealed, b"B");
-    // The vault key is the installation's: its counts are every tenant's.
+    // The vault's checks count every tenant's sealed records (they all
+    // depend on the installation's key); a tenant's own are its data key's.
     let counts = a.sealed_counts().await.unwrap();
     assert_eq!(counts.get("accounts"), Some(&2));
     assert_eq!(counts.get("oauth_tokens"), Some(&2));
     assert_eq!(counts.get("sessions"), Some(&2));
+    let counts = a.tenant_sealed_counts().await.unwrap();
+    assert_eq!(counts.get("accounts"), Some(&1));
+    assert_eq!(counts.get("oauth_tokens"), Some(&1));
+    assert_eq!(counts.get("sessions"), Some(&1));
+    let counts = default.tenant_sealed_counts().await.unwrap();
+    assert_eq!(counts.values().sum::<u64>(), 0, "{counts:?}");
 
     // A commit of another tenant's account id writes nothing.
     assert!(
@@ -516,4 +523,110 @@ async fn a_store_from_before_tenants_is_the_default_tenant() {
         .unwrap();
     assert_eq!(row.get::<i64, _>("n"), 2);
     again.close().await;
+}
+
+/// An operator's database is not the superuser's: Gleaner connects as a
+/// plain user that owns its database, and an administrator has made the
+/// role `gleaner_tenant` and granted it (docs/postgres.md, "Tenants").
+/// Without the grant the migration stops with the server's reason; with
+/// it, that user migrates both schemas and the walls hold as they do for a
+/// superuser (as the tables' owner it sees every row un-scoped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_user_owning_its_database_migrates_and_is_walled() {
+    let Some(db) = TestDb::create("tenants_owner").await else {
+        return;
+    };
+    let owner = format!("gleaner_owner_{:08x}", rand::random::<u32>());
+    let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {owner} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB"),
+        format!("ALTER DATABASE {} OWNER TO {owner}", db.name),
+        // The role exists once per cluster; another test may have made it.
+        "DO $$ BEGIN CREATE ROLE gleaner_tenant NOLOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            .to_owned(),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&owner).unwrap();
+    let url = url.to_string();
+
+    // Not a member of gleaner_tenant, and no right to grant it.
+    let e = PgStore::open(&url)
+        .await
+        .err()
+        .expect("migrated without the grant");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("gleaner_tenant") || shown.contains("permission denied"),
+        "{shown}"
+    );
+
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT gleaner_tenant TO {owner}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let store = PgStore::open(&url).await.unwrap();
+    let queue = gleaner_scheduler::PgQueue::open(
+        store.pool().clone(),
+        std::sync::Arc::new(gleaner_scheduler::SystemClock),
+    )
+    .await
+    .unwrap();
+    let is_super: bool =
+        sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert!(!is_super);
+    store.create_tenant(&tenant("alice"), at(1)).await.unwrap();
+    store.create_tenant(&tenant("bob"), at(2)).await.unwrap();
+    for (name, id) in [("alice", "acc-a"), ("bob", "acc-b")] {
+        let scoped = store.with_tenant(tenant(name));
+        scoped.put_account(&account(id)).await.unwrap();
+        scoped
+            .commit_run(commit(id, vec![bill("x", 1)], json!(null), 10))
+            .await
+            .unwrap();
+        assert_eq!(scoped.list_accounts().await.unwrap().len(), 1, "{name}");
+    }
+    let mut tx = begin_scoped(store.pool(), &tenant("alice")).await.unwrap();
+    let ids: Vec<String> = sqlx::query_scalar("SELECT account_id FROM documents")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        ["acc-a"],
+        "RLS confines the owner's scoped transaction"
+    );
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM sched_jobs")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 0, "the queue's tables are granted to the role");
+    tx.rollback().await.unwrap();
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(all, 2, "the owner's un-scoped connection sees every row");
+    drop(queue);
+    store.close().await;
+    admin.close().await;
+    let server = gleaner_testing::postgres::server_url();
+    drop(db);
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {owner}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
 }

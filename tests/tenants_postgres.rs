@@ -141,6 +141,37 @@ fn fleet_daemon(home: &Path, db: &str) -> Daemon {
         .unwrap()
 }
 
+/// `gleaner serve --tenant TENANT` on a free loopback port, killed on drop,
+/// with its one-time login link.
+fn serve(home: &Path, db: &str, tenant: &str) -> (Daemon, String) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gleaner"))
+        .args(["--tenant", tenant, "serve", "--listen", "127.0.0.1:0"])
+        .env("GLEANER_HOME", home)
+        .env("GLEANER_DATABASE", db)
+        .env_remove("GLEANER_TENANT")
+        .env_remove("GLEANER_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let served = Daemon(Some(child));
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let link = lines
+        .find_map(|l| {
+            let l = l.ok()?;
+            let at = l.find("http://")?;
+            l.contains("/login?token=")
+                .then(|| l[at..].trim().to_owned())
+        })
+        .expect("gleaner serve printed no login link");
+    // Keep reading so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (served, link)
+}
+
 /// Rows of `tenant` in every tenant-scoped table.
 async fn rows_of(pool: &sqlx::PgPool, tenant: &str) -> i64 {
     let mut n = 0;
@@ -176,6 +207,12 @@ async fn tenants_see_run_and_remove_only_their_own_data() {
     let home = tempfile::tempdir().unwrap();
     let home = home.path();
     let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
+    // No nightly slot comes due mid-test: only the runs asked for.
+    std::fs::write(
+        home.join("gleaner.toml"),
+        format!("[scheduler]\n{}", gleaner_testing::window_away_from_now()),
+    )
+    .unwrap();
 
     // Tenants are made by name, once.
     ok(home, url, None, &["tenants", "add", "alice"]);
@@ -243,6 +280,38 @@ async fn tenants_see_run_and_remove_only_their_own_data() {
     assert_eq!(pdfs(&home.join("tenants/bob/files")).len(), 20);
     assert!(pdfs(&home.join("files")).is_empty());
 
+    // The web interface under --tenant alice: her account, not Bob's, not
+    // even by its address.
+    let (served, link) = serve(home, url, "alice");
+    let web = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let page = web.get(&link).send().await.unwrap();
+    let base = link.split("/login?").next().unwrap().to_owned();
+    assert!(page.status().is_success(), "{}", page.status());
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&format!("/accounts/{alice}")), "{page}");
+    assert!(!page.contains(&bob), "{page}");
+    let theirs = web
+        .get(format!("{base}/accounts/{bob}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), reqwest::StatusCode::NOT_FOUND);
+    let bills = web
+        .get(format!("{base}/documents/io.cozy.bills"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Her twenty bills, each with its file; not Bob's twenty.
+    assert_eq!(bills.matches("class=\"file-link\"").count(), 20, "{bills}");
+    assert!(!bills.contains(&bob), "{bills}");
+    drop(served);
+
     // Bob's account, named by its id, does not exist for Alice: not to
     // run, edit, pause, answer or remove.
     for args in [
@@ -266,9 +335,36 @@ async fn tenants_see_run_and_remove_only_their_own_data() {
     );
     assert!(bob_bills.iter().all(|id| !docs.contains(id)), "{docs}");
 
+    // Rotating the installation's key re-seals the default tenant's
+    // records and re-wraps the tenants' data keys; their records stay
+    // sealed by their data keys (Alice's run below still opens hers).
+    add_account(home, url, "default", &sandbox);
+    let e = refused(home, Some(url), Some("alice"), &["vault", "rotate"]);
+    assert!(e.contains("without --tenant"), "{e}");
+    let rotated = ok(home, url, None, &["vault", "rotate"]);
+    assert!(
+        rotated.contains("accounts: 1") && rotated.contains("tenant data keys: 2"),
+        "{rotated}"
+    );
+    // Its status counts the tenant's own sealed records.
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let alices: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM accounts WHERE tenant_id = 'alice')
+              + (SELECT count(*) FROM sessions WHERE tenant_id = 'alice')
+              + (SELECT count(*) FROM oauth_tokens WHERE tenant_id = 'alice')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let status = ok(home, url, Some("alice"), &["vault", "status"]);
+    assert!(
+        status.contains("tenant:     alice")
+            && status.contains(&format!("\n{alices} sealed record(s)")),
+        "{alices}: {status}"
+    );
+
     // Removing Bob: refused without a terminal or --yes, then everything
     // of his goes, Alice's stays.
-    let pool = sqlx::PgPool::connect(url).await.unwrap();
     let backup: Vec<u8> = sqlx::query("SELECT sealed_secrets FROM accounts WHERE id = $1")
         .bind(&bob)
         .fetch_one(&pool)

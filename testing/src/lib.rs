@@ -47,6 +47,20 @@ pub use logs::LogCapture;
 pub use replay::{ReplayError, ReplayOutcome, committed_cassettes, replay};
 pub use validate::validate_stored;
 
+/// A `gleaner.toml` line, `window = [h, h + 1]`, whose hour is about twelve
+/// hours away from now (UTC, the default timezone).
+///
+/// A test that adds accounts, runs a daemon and counts jobs writes it under
+/// `[scheduler]` before adding the accounts. With the default window
+/// (`[0, 5]`) a test run between midnight and five would see some accounts'
+/// nightly slots come due mid-test: automatic jobs (or skips) beside the
+/// manual ones it queued.
+pub fn window_away_from_now() -> String {
+    use chrono::Timelike as _;
+    let start = (chrono::Utc::now().hour() + 12) % 24;
+    format!("window = [{start}, {}]\n", start + 1)
+}
+
 use gleaner_framework::KonnectorError;
 
 /// What can go wrong setting up or inspecting a test installation.

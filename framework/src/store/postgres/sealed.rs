@@ -11,12 +11,14 @@
 //! do not.
 //!
 //! Tenants: OAuth tokens are the store's tenant's (its scoped
-//! transaction, `tenant_id` named). The vault key is the installation's:
-//! its id (`vault_meta`) is read and written un-scoped, the counts of
-//! sealed records ([`SealedStore::sealed_counts`]) are every tenant's, and
-//! a rotation ([`SealedStore::reseal_all`]) re-seals every tenant's records
-//! in one un-scoped transaction, so that no record is left under a key the
-//! recorded id no longer names.
+//! transaction, `tenant_id` named). The vault key id (`vault_meta`) is the
+//! installation's, read and written un-scoped, and so are the counts the
+//! vault checks before it accepts a key ([`SealedStore::sealed_counts`],
+//! every tenant's). A store re-seals ([`SealedStore::reseal_all`]) its
+//! tenant's records only, those its tenant's vault sealed: the default
+//! tenant's vault is the installation's key, every other tenant's is its
+//! data key (`vault::envelope`), which a rotation of the installation's key
+//! re-wraps without touching that tenant's records.
 
 use std::collections::BTreeMap;
 
@@ -63,47 +65,29 @@ impl SealedStore for PgStore {
         Ok(())
     }
 
-    /// The tenant's sealed records per table. A table without a
-    /// `tenant_id` column the tenant's role can read (one of another
-    /// component not yet divided by tenant) is left out.
-    /// The installation's sealed records per table, every tenant's,
-    /// counted un-scoped: the vault asks whether any record needs the
-    /// current key before it makes a new one, and the key is the
-    /// installation's (a count limited to one tenant would let a lost key
-    /// be replaced while other tenants' records still need it).
+    /// The installation's sealed records per table, every tenant's: the
+    /// vault asks whether any record depends on the current key before it
+    /// makes a new one or accepts another (a tenant's records depend on it
+    /// through their data key). [`PgStore::tenant_sealed_counts`] counts
+    /// one tenant's.
     async fn sealed_counts(&self) -> Result<BTreeMap<String, u64>, KonnectorError> {
-        let err = self.err("counting sealed records");
-        let mut conn = self.pool().acquire().await.map_err(&err)?;
-        let mut out = BTreeMap::new();
-        for col in SEALED_COLUMNS {
-            if !table_exists(&mut conn, col.table).await.map_err(&err)? {
-                continue;
-            }
-            // Table names come from the const list, never from input.
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT COUNT(*) FROM {}",
-                col.table
-            )))
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(&err)?;
-            out.insert(col.table.to_owned(), u64::try_from(n).unwrap_or(0));
-        }
-        Ok(out)
+        self.count_sealed(None).await
     }
 
-    /// Re-seals **every tenant's** records and records the new key id, in
-    /// one un-scoped transaction: the vault key is the installation's, so a
-    /// rotation limited to one tenant would leave the others' records under
-    /// a key the recorded id no longer names. The counts are the
-    /// installation's.
+    /// Re-seals the store's tenant's records (the installation's default
+    /// tenant's, for a rotation of the installation's key) and records the
+    /// new key id, in one transaction that locks every sealed table against
+    /// writers. Other tenants' records are sealed with their data keys and
+    /// are left as they are: the rotation re-wraps those keys
+    /// (`vault::rotate_with_tenants`).
     async fn reseal_all(
         &self,
         old: &Vault,
         new: &Vault,
     ) -> Result<BTreeMap<String, u64>, KonnectorError> {
         let err = self.err("re-sealing the store");
-        // Installation-level, like vault_meta: deliberately not scoped.
+        // Un-scoped (the tables are locked whole, vault_meta is the
+        // installation's); every statement names the tenant.
         let mut tx = self.pool().begin().await.map_err(&err)?;
         let mut present = Vec::new();
         for col in SEALED_COLUMNS {
@@ -124,27 +108,31 @@ impl SealedStore for PgStore {
         let mut counts = BTreeMap::new();
         for col in present {
             if col.on_rotation == OnRotation::Discard {
-                let dropped =
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {}", col.table)))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(&err)?
-                        .rows_affected();
+                let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {} WHERE tenant_id = $1",
+                    col.table
+                )))
+                .bind(self.tid())
+                .execute(&mut *tx)
+                .await
+                .map_err(&err)?
+                .rows_affected();
                 counts.insert(format!("{} (dropped)", col.table), dropped);
                 continue;
             }
             // The id read as text whatever its type (the AAD is its text).
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {id}::text AS id, {blob} AS blob FROM {table}",
+                "SELECT {id}::text AS id, {blob} AS blob FROM {table} WHERE tenant_id = $1",
                 id = col.id_column,
                 blob = col.blob_column,
                 table = col.table
             )))
+            .bind(self.tid())
             .fetch_all(&mut *tx)
             .await
             .map_err(&err)?;
             let update = format!(
-                "UPDATE {table} SET {blob} = $1 WHERE {id}::text = $2",
+                "UPDATE {table} SET {blob} = $1 WHERE {id}::text = $2 AND tenant_id = $3",
                 id = col.id_column,
                 blob = col.blob_column,
                 table = col.table
@@ -160,6 +148,7 @@ impl SealedStore for PgStore {
                 sqlx::query(sqlx::AssertSqlSafe(update.as_str()))
                     .bind(sealed)
                     .bind(&id)
+                    .bind(self.tid())
                     .execute(&mut *tx)
                     .await
                     .map_err(&err)?;
@@ -177,6 +166,40 @@ impl SealedStore for PgStore {
         .map_err(&err)?;
         tx.commit().await.map_err(&err)?;
         Ok(counts)
+    }
+}
+
+impl PgStore {
+    /// The store's tenant's sealed records per table: those its tenant's
+    /// vault sealed (`gleaner vault status --tenant`).
+    pub async fn tenant_sealed_counts(&self) -> Result<BTreeMap<String, u64>, KonnectorError> {
+        self.count_sealed(Some(self.tid())).await
+    }
+
+    /// Sealed records per table, of `tenant` or of every tenant.
+    async fn count_sealed(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<BTreeMap<String, u64>, KonnectorError> {
+        let err = self.err("counting sealed records");
+        let mut conn = self.pool().acquire().await.map_err(&err)?;
+        let mut out = BTreeMap::new();
+        for col in SEALED_COLUMNS {
+            if !table_exists(&mut conn, col.table).await.map_err(&err)? {
+                continue;
+            }
+            // Table names come from the const list, never from input.
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM {} WHERE $1::text IS NULL OR tenant_id = $1",
+                col.table
+            )))
+            .bind(tenant)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(&err)?;
+            out.insert(col.table.to_owned(), u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
     }
 }
 
