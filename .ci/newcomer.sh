@@ -35,9 +35,10 @@ fail() {
   exit 1
 }
 
-# The binary of the tree as it is: `.ci/run` built it for the demo (a
-# build in the copy would rebuild every workspace crate once more, for
-# nothing: the build with the new konnector below proves the copy builds).
+# The binary of the tree as it is: `.ci/run` built it for the demo and the
+# tests (a build in the copy would rebuild every workspace crate once more,
+# for nothing: the build with the new konnector below proves the copy
+# builds).
 gleaner="$CARGO_TARGET_DIR/debug/gleaner"
 if [ ! -x "$gleaner" ]; then
   step "build the tree as it is"

@@ -19,7 +19,7 @@ use gleaner_konnectors::telco::free_mobile::sandbox::{LOGIN, PASSWORD, Sandbox, 
 use gleaner_testing::postgres::TestDb;
 
 const ACCOUNTS: usize = 200;
-const PER_KONNECTOR: usize = 4;
+const PER_KONNECTOR: usize = 8;
 
 fn gleaner(home: &Path, db: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gleaner"))
@@ -106,7 +106,9 @@ async fn wait_for(what: &str, secs: u64, mut check: impl FnMut() -> bool) -> boo
         if check() {
             return true;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Each look is a `gleaner jobs` process: on two cores, looking
+        // four times a second slowed the daemons it watches.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     eprintln!("timed out waiting until {what}");
     false

@@ -201,6 +201,13 @@ async fn a_refused_password_is_said_in_plain_words_and_fixed_from_the_page() {
     }
     let sandbox = Sandbox::start(Scenario::Normal).await.unwrap();
     let home = Home::new();
+    // The test ends with a run waiting for its code: the server's stop
+    // gives it a one-second grace, not the default thirty.
+    std::fs::write(
+        home.path().join("gleaner.toml"),
+        "[scheduler]\ngrace_secs = 1\n",
+    )
+    .unwrap();
     let id = add(
         &home,
         &sandbox,
