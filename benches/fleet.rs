@@ -179,8 +179,8 @@ impl StateDb {
         match self {
             StateDb::Pg(pool) => {
                 sqlx::query(
-                    "INSERT INTO konnector_state (account_id, state, last_sync, last_run_id)
-                     VALUES ($1, '{}'::jsonb, now(), $2)
+                    "INSERT INTO konnector_state (account_id, state, last_sync, last_run_id, tenant_id)
+                     VALUES ($1, '{}'::jsonb, now(), $2, 'default')
                      ON CONFLICT (account_id) DO UPDATE SET state = excluded.state,
                         last_sync = excluded.last_sync, last_run_id = excluded.last_run_id",
                 )
@@ -540,8 +540,9 @@ async fn pg_db(label: &str, n: usize) -> Result<Option<Db>> {
     m.run(&pool).await?;
     for start in (0..n).step_by(1000) {
         let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-            "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, created_at, folder) ",
+            "INSERT INTO accounts (id, konnector, label, fields, sealed_secrets, created_at, folder, tenant_id) ",
         );
+        // The default tenant's: the workers' queues are the fleet's.
         q.push_values(start..(start + 1000).min(n), |mut b, i| {
             let id = account_id(i);
             b.push_bind(id.clone())
@@ -550,7 +551,8 @@ async fn pg_db(label: &str, n: usize) -> Result<Option<Db>> {
                 .push("'{}'::jsonb")
                 .push("'\\x'::bytea")
                 .push("now()")
-                .push_bind(id);
+                .push_bind(id)
+                .push("'default'");
         });
         q.build().execute(&pool).await?;
     }
