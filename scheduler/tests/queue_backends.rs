@@ -1093,6 +1093,135 @@ async fn postgres_refuses_a_queue_written_by_a_newer_gleaner() {
     assert!(!text.contains("postgres@"), "no credentials: {text}");
 }
 
+/// The store's SQLite file seen without the store's nor the queue's
+/// opening (as an older Gleaner or another program sees it).
+async fn raw_sqlite(path: &std::path::Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap()
+}
+
+/// A queue an older Gleaner created (its tables without `paused`, no
+/// migrations table) opens: the column is added, migration 0001 is
+/// recorded as sqlx records it (and creates the tables the queue lacked),
+/// and its triggers and jobs read as before.
+#[tokio::test]
+async fn sqlite_upgrades_a_queue_from_before_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gleaner.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    for stmt in [
+        "CREATE TABLE sched_triggers (account_id TEXT PRIMARY KEY, konnector TEXT NOT NULL, cron TEXT,
+            next_run_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'new', last_execution TEXT,
+            last_success TEXT, last_failure TEXT, last_manual_execution TEXT, last_error_code TEXT,
+            last_error_message TEXT, blocked_code TEXT, updated_at TEXT NOT NULL)",
+        "CREATE TABLE sched_jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, account_id TEXT NOT NULL,
+            konnector TEXT NOT NULL, trigger TEXT NOT NULL, manual INTEGER NOT NULL,
+            attempt INTEGER NOT NULL, state TEXT NOT NULL, run_id TEXT NOT NULL,
+            queued_at TEXT NOT NULL, not_before TEXT NOT NULL, started_at TEXT, finished_at TEXT,
+            lease_owner TEXT, lease_expires_at TEXT, recoveries INTEGER NOT NULL DEFAULT 0,
+            error_code TEXT, error_message TEXT, report TEXT, twofa_kind TEXT, twofa_hint TEXT,
+            twofa_deadline TEXT)",
+        "INSERT INTO sched_triggers (account_id, konnector, cron, next_run_at, status, updated_at)
+         VALUES ('acc', 'k', '0 3 * * *', '2026-11-24T03:00:00.000000Z', 'done', '2026-11-23T03:00:00.000000Z')",
+        "INSERT INTO sched_jobs (account_id, konnector, trigger, manual, attempt, state, run_id, queued_at, not_before, finished_at)
+         VALUES ('acc', 'k', 'cron', 0, 1, 'done', 'run-1', '2026-11-23T03:00:00.000000Z',
+                 '2026-11-23T03:00:00.000000Z', '2026-11-23T03:01:00.000000Z')",
+    ] {
+        sqlx::query(stmt).execute(store.pool()).await.unwrap();
+    }
+    let clock = Arc::new(ManualClock::new(start()));
+    let q = Queue::open(store.pool().clone(), clock.clone())
+        .await
+        .unwrap();
+    let t = q.trigger("acc").await.unwrap().unwrap();
+    assert_eq!(t.cron.as_deref(), Some("0 3 * * *"));
+    assert_eq!(t.status, "done");
+    assert!(!t.paused);
+    let job = q.job(1).await.unwrap().unwrap();
+    assert_eq!((job.state, job.run_id.as_str()), (JobState::Done, "run-1"));
+    q.set_paused("acc", true).await.unwrap();
+    assert!(q.trigger("acc").await.unwrap().unwrap().paused);
+
+    let recorded: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM gleaner_queue_migrations ORDER BY version")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(recorded, [(1, true)]);
+    let workers: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sched_workers'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(workers, 1, "0001 creates the tables the old queue lacked");
+    // Opening again: sqlx's migrator finds 0001 applied, with its checksum.
+    Queue::open(store.pool().clone(), clock).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gleaner_queue_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+/// A store file whose queue a newer Gleaner migrated is refused, naming
+/// the file and the migration, and nothing is written: the table dropped
+/// stays dropped (0001 would create it again), the migrations stay as
+/// they were.
+#[tokio::test]
+async fn sqlite_refuses_a_queue_written_by_a_newer_gleaner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gleaner.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    Queue::open(store.pool().clone(), clock.clone())
+        .await
+        .unwrap();
+    store.pool().close().await;
+    let pool = raw_sqlite(&path).await;
+    for stmt in [
+        "INSERT INTO gleaner_queue_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from the future', TRUE, x'00', 1)",
+        "DROP TABLE sched_workers",
+    ] {
+        sqlx::query(stmt).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    let err = Queue::open(store.pool().clone(), clock)
+        .await
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(matches!(err, SchedulerError::Schema(_)), "{err:?}");
+    for part in [
+        "gleaner.db",
+        "9999",
+        "newer than this Gleaner",
+        "upgrade Gleaner",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    store.pool().close().await;
+
+    let pool = raw_sqlite(&path).await;
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM gleaner_queue_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 9999]);
+    let workers: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'sched_workers'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(workers, 0, "nothing was written");
+}
+
 /// A claim meets an account made active while its statement runs (another
 /// machine's manual run, committed meanwhile): the unique index refuses
 /// that job, and the claim skips it and takes the others instead of

@@ -22,6 +22,11 @@
 //!   sessions, sealed by the vault (see [`super::sealed`]);
 //! - `vault_meta(name, value)`: the id of the key the records use.
 //!
+//! The tables are made by sqlx migrations (`framework/migrations/sqlite/`,
+//! recorded in `gleaner_store_migrations`, as on PostgreSQL), applied at
+//! open inside one `BEGIN IMMEDIATE` transaction after the Rust upgrades of
+//! a store from before migrations (see [`SqliteStore::open`]).
+//!
 //! A commit works in chunks of 400 documents: one lookup per chunk
 //! (keys and hashes in one JSON parameter, answered by one JSON row that
 //! names only the new and changed documents), one multi-row `INSERT` for
@@ -41,6 +46,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Arguments as _, Row, SqlitePool};
@@ -52,7 +58,9 @@ use super::{
 use crate::error::{ErrorCode, KonnectorError};
 use crate::ids::{OrderedIds, new_id};
 
-/// The schema version this code writes (`PRAGMA user_version`).
+/// The last schema version of the stores written before migrations
+/// (`PRAGMA user_version`), which this code still writes beside the
+/// migrations table so that such a Gleaner keeps opening the store:
 ///
 /// - 1: documents, state, accounts, OAuth tokens, sessions, vault meta;
 /// - 2: accounts get a `folder` (unique), and labels are unique;
@@ -61,7 +69,35 @@ use crate::ids::{OrderedIds, new_id};
 ///   `account_id`, and the new `imported_from`, `source_identifier`,
 ///   `created_version`, `updated_version`). Rows written before keep the
 ///   `cozyMetadata` in their JSON until they are next updated.
-const SCHEMA_VERSION: i64 = 3;
+///
+/// A store below 3 is brought to 3 by the Rust upgrades
+/// ([`migrate_accounts_v2`], [`migrate_documents_v3`]) before the
+/// migrations run; one above 3 is refused. Later schema changes are
+/// migrations (`framework/migrations/sqlite/`): one that a Gleaner from
+/// before migrations must not open should also raise `user_version` (and
+/// this constant with it).
+const LEGACY_SCHEMA_VERSION: i64 = 3;
+
+/// The table sqlx records the store's applied migrations in: the same
+/// name as on PostgreSQL ([`super::postgres::MIGRATIONS_TABLE`]). The
+/// scheduler's queue, in the same file, records its own in
+/// `gleaner_queue_migrations`.
+pub const MIGRATIONS_TABLE: &str = super::postgres::MIGRATIONS_TABLE;
+
+/// The store's migrations (`framework/migrations/sqlite/`), recorded in
+/// [`MIGRATIONS_TABLE`].
+///
+/// `0001_store.sql` is the whole schema 3, every statement `IF NOT EXISTS`:
+/// on a store from before migrations (no migrations table, `user_version`
+/// 1 to 3), brought to schema 3 by the Rust upgrades first, it creates
+/// only what such a store may lack and sqlx records it as applied: no
+/// baseline row is written by hand, and the table keeps sqlx's own layout
+/// and checksums, so the migrator validates it like any other.
+fn migrator() -> Migrator {
+    let mut m = sqlx::migrate!("migrations/sqlite");
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
+}
 
 /// The columns an [`Account`] is read from (named, never `*`: a
 /// statement prepared before a migration keeps its old column list).
@@ -74,60 +110,6 @@ macro_rules! account_columns {
 /// How many documents one statement looks up or inserts.
 const CHUNK: usize = 400;
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS documents (
-        doctype TEXT NOT NULL,
-        id TEXT NOT NULL,
-        account_id TEXT NOT NULL,
-        dedup_key TEXT NOT NULL,
-        rev INTEGER NOT NULL,
-        content_hash TEXT NOT NULL,
-        data TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (doctype, id)
-    ) WITHOUT ROWID",
-    "CREATE UNIQUE INDEX IF NOT EXISTS documents_dedup ON documents (doctype, account_id, dedup_key)",
-    // Pending bank operations by account: the candidates of the
-    // pending-to-booked matching (crate::bank), found without reading the
-    // booked ones.
-    "CREATE INDEX IF NOT EXISTS documents_pending ON documents (account_id, json_extract(data, '$.vendorAccountId'))
-        WHERE doctype = 'io.cozy.bank.operations' AND json_extract(data, '$.isComing') = 1",
-    "CREATE TABLE IF NOT EXISTS konnector_state (
-        account_id TEXT PRIMARY KEY,
-        state TEXT NOT NULL,
-        last_sync TEXT NOT NULL,
-        last_run_id TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS accounts (
-        id TEXT PRIMARY KEY,
-        konnector TEXT NOT NULL,
-        label TEXT NOT NULL,
-        fields TEXT NOT NULL,
-        sealed_secrets BLOB NOT NULL,
-        endpoint TEXT,
-        created_at TEXT NOT NULL
-    )",
-    // OAuth tokens, sealed by the vault under "{account_id}/oauth"
-    // (see framework::oauth::tokens).
-    "CREATE TABLE IF NOT EXISTS oauth_tokens (
-        account_id TEXT PRIMARY KEY,
-        sealed BLOB NOT NULL,
-        expires_at TEXT,
-        updated_at TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS sessions (
-        account_id TEXT PRIMARY KEY,
-        sealed BLOB NOT NULL,
-        expires_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS vault_meta (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    )",
-];
-
 /// The embedded [`DocStore`] and [`AccountStore`].
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -136,10 +118,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store at `path`.
+    /// Opens (creating if needed) the store at `path` and brings its tables
+    /// up to date (the migrations of `framework/migrations/sqlite/`).
     ///
-    /// A file that is not a SQLite database, or one written by a newer
-    /// Gleaner, is refused with `UNKNOWN_ERROR.STORE_FAILED` naming the path.
+    /// A file that is not a SQLite database, a damaged one (SQLite's
+    /// `quick_check`, run before anything is written), or one written by a
+    /// newer Gleaner (a `user_version` above 3, or a migration this build
+    /// does not know) is refused with `UNKNOWN_ERROR.STORE_FAILED` naming
+    /// the path, and nothing is written to it. A store from an older
+    /// Gleaner, with or without migrations, is upgraded in place.
     pub async fn open(path: &Path) -> Result<Self, KonnectorError> {
         let Some(path_text) = path.to_str() else {
             return Err(KonnectorError::store(format!(
@@ -194,49 +181,133 @@ impl SqliteStore {
             file.push(suffix);
             crate::store::files::make_private(Path::new(&file));
         }
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&pool)
-            .await
-            .map_err(opening)?;
-        if version > SCHEMA_VERSION {
-            return Err(KonnectorError::store(format!(
-                "the store {} has schema version {version}, newer than this Gleaner's {SCHEMA_VERSION}: upgrade Gleaner",
-                path.display()
-            )));
-        }
         let store = Self {
             pool,
             path: path.to_owned(),
         };
-        // Damage is reported before anything writes on it.
+        // A store from a newer Gleaner is refused before anything else
+        // (nothing is written to it) ...
+        {
+            let mut conn = store.pool.acquire().await.map_err(opening)?;
+            store.refuse_newer(&mut conn, "opening the store").await?;
+        }
+        // ... and damage is reported before anything writes on it.
         store.quick_check().await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Brings the tables up to date, in one `BEGIN IMMEDIATE` transaction:
+    /// the Rust upgrades of a store from before migrations
+    /// (`user_version` below [`LEGACY_SCHEMA_VERSION`]), then sqlx's
+    /// [`migrator`], then `user_version` set to
+    /// [`LEGACY_SCHEMA_VERSION`].
+    ///
+    /// sqlx's migrator takes no lock on SQLite (its `lock()` does nothing),
+    /// so it runs on this transaction's connection, under SQLite's write
+    /// lock: two processes opening one new file apply the migrations once,
+    /// the second one waiting (up to the busy timeout), then finding them
+    /// recorded. Each migration runs in a savepoint (sqlx's nested
+    /// transaction); a failure rolls everything back, the Rust upgrades
+    /// included. What was read before the lock is read again under it.
+    async fn migrate(&self) -> Result<(), KonnectorError> {
         // IMMEDIATE: take the write lock first (waiting for it up to the
         // busy timeout), instead of failing at once when another process
         // writes between our read and our write.
-        let migrating = |e: sqlx::Error| {
-            super::sqlite_error::classify("preparing the store's tables", path, &e)
-        };
-        let mut tx = store
+        let migrating = self.err("preparing the store's tables");
+        let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(migrating)?;
-        for stmt in SCHEMA {
-            sqlx::query(*stmt)
-                .execute(&mut *tx)
-                .await
-                .map_err(migrating)?;
+            .map_err(&migrating)?;
+        let version = self
+            .refuse_newer(&mut tx, "preparing the store's tables")
+            .await?;
+        if version < LEGACY_SCHEMA_VERSION {
+            migrate_accounts_v2(&mut tx).await.map_err(&migrating)?;
+            migrate_documents_v3(&mut tx).await.map_err(&migrating)?;
         }
-        migrate_accounts_v2(&mut tx).await.map_err(migrating)?;
-        migrate_documents_v3(&mut tx).await.map_err(migrating)?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {SCHEMA_VERSION}"
-        )))
-        .execute(&mut *tx)
-        .await
-        .map_err(migrating)?;
-        tx.commit().await.map_err(migrating)?;
-        Ok(store)
+        // `run_direct` is `run` on a connection we hold (sqlx's own way
+        // around `Acquire`'s higher-ranked bound, which makes `run(&mut
+        // *tx)`'s future not `Send`): the same validation, then each
+        // missing migration applied and recorded.
+        migrator()
+            .run_direct(None, &mut *tx, false)
+            .await
+            .map_err(|e| self.migrate_error(e))?;
+        if version != LEGACY_SCHEMA_VERSION {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA user_version = {LEGACY_SCHEMA_VERSION}"
+            )))
+            .execute(&mut *tx)
+            .await
+            .map_err(&migrating)?;
+        }
+        tx.commit().await.map_err(&migrating)?;
+        Ok(())
+    }
+
+    /// Refuses a store written by a newer Gleaner: a `user_version` above
+    /// [`LEGACY_SCHEMA_VERSION`], or a migration recorded in
+    /// [`MIGRATIONS_TABLE`] that this build does not know. Reads only;
+    /// answers the store's `user_version`. A failure to read is one of
+    /// `what`.
+    async fn refuse_newer(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        what: &str,
+    ) -> Result<i64, KonnectorError> {
+        let reading = self.err(what);
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(&reading)?;
+        if version > LEGACY_SCHEMA_VERSION {
+            return Err(KonnectorError::store(format!(
+                "the store {} has schema version {version}, newer than this Gleaner's {LEGACY_SCHEMA_VERSION}: upgrade Gleaner",
+                self.path.display()
+            )));
+        }
+        if let Some(&unknown) = applied_migrations(&mut *conn)
+            .await
+            .map_err(&reading)?
+            .iter()
+            .rev()
+            .find(|v| !migrator().version_exists(**v))
+        {
+            return Err(self.newer(unknown));
+        }
+        Ok(version)
+    }
+
+    /// The error for a store holding migration `version`, unknown to this
+    /// build.
+    fn newer(&self, version: i64) -> KonnectorError {
+        let known = migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        KonnectorError::store(format!(
+            "the store {} holds store migration {version}, newer than this Gleaner (it knows up to {known}): upgrade Gleaner; nothing was written to the store",
+            self.path.display()
+        ))
+    }
+
+    /// What a failure of sqlx's migrator means for the person.
+    fn migrate_error(&self, e: MigrateError) -> KonnectorError {
+        let path = self.path.display();
+        match e {
+            MigrateError::VersionMissing(v) => self.newer(v),
+            MigrateError::VersionMismatch(v) => KonnectorError::store(format!(
+                "the store {path} records store migration {v} with a different text than this Gleaner's; nothing was changed: run the Gleaner version that created it, or upgrade"
+            )),
+            MigrateError::Dirty(v) => KonnectorError::store(format!(
+                "the store {path} has store migration {v} half applied (a migration failed); nothing was changed: restore a backup"
+            )),
+            MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => {
+                super::sqlite_error::classify("preparing the store's tables", &self.path, &e)
+            }
+            other => KonnectorError::store(format!(
+                "preparing the store's tables failed in {path}: {other}"
+            )),
+        }
     }
 
     /// Runs SQLite's `PRAGMA quick_check` (page and record structure; a
@@ -278,6 +349,29 @@ impl SqliteStore {
     }
 }
 
+/// The versions recorded in [`MIGRATIONS_TABLE`], none when the table
+/// does not exist (a new file, or a store from before migrations).
+async fn applied_migrations(conn: &mut sqlx::SqliteConnection) -> Result<Vec<i64>, sqlx::Error> {
+    if !table_exists(&mut *conn, MIGRATIONS_TABLE).await? {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version"
+    )))
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Whether the table `name` exists.
+async fn table_exists(conn: &mut sqlx::SqliteConnection, name: &str) -> Result<bool, sqlx::Error> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(n > 0)
+}
+
 /// Schema 2: every account owns a files folder of its own (a unique
 /// index, so two accounts can never share one and a purge of one can never
 /// delete the other's files), and labels are unique in the database, not
@@ -287,7 +381,15 @@ impl SqliteStore {
 /// the newer duplicates get their id appended. Existing accounts keep an
 /// empty folder until [`SqliteStore::assign_missing_folders`] gives them
 /// their old one (it needs the konnectors' names).
+///
+/// Runs on stores from before migrations only (`user_version` below
+/// [`LEGACY_SCHEMA_VERSION`]), before migration 0001, in the opening
+/// transaction; does nothing where there is no `accounts` table yet (a new
+/// file: 0001 creates it as schema 3 has it). Idempotent.
 async fn migrate_accounts_v2(tx: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    if !table_exists(&mut *tx, "accounts").await? {
+        return Ok(());
+    }
     let has_folder: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM pragma_table_info('accounts') WHERE name = 'folder'",
     )
@@ -316,8 +418,12 @@ async fn migrate_accounts_v2(tx: &mut sqlx::SqliteConnection) -> Result<(), sqlx
     Ok(())
 }
 
-/// Schema 3: the columns `cozyMetadata` is rebuilt from.
+/// Schema 3: the columns `cozyMetadata` is rebuilt from. Runs as
+/// [`migrate_accounts_v2`] does (nothing without a `documents` table).
 async fn migrate_documents_v3(tx: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+    if !table_exists(&mut *tx, "documents").await? {
+        return Ok(());
+    }
     for column in [
         "imported_from",
         "source_identifier",
@@ -1459,5 +1565,182 @@ mod tests {
         let err = SqliteStore::open(&path).await.err().unwrap();
         assert_eq!(err.code, crate::error::ErrorCode::StoreFailed);
         assert!(err.message.contains("g.db"), "{}", err.message);
+    }
+
+    /// A connection pool on `path` that does none of the store's opening
+    /// (the file as another program, or an older Gleaner, sees it).
+    async fn raw_pool(path: &Path) -> SqlitePool {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .unwrap()
+            .filename(path)
+            .create_if_missing(true);
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .unwrap()
+    }
+
+    async fn user_version(pool: &SqlitePool) -> i64 {
+        sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    async fn has_table(pool: &SqlitePool, name: &str) -> bool {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type IN ('table', 'index') AND name = ?",
+        )
+        .bind(name)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        n > 0
+    }
+
+    /// A store exactly as the first Gleaner wrote it (schema 1: no migrations
+    /// table, no sessions, tokens nor vault meta tables, no folder, labels
+    /// not unique) opens: the Rust upgrades bring it to schema 3, migration
+    /// 0001 adds what it lacks and is recorded as sqlx records it, and
+    /// nothing it held is lost.
+    #[tokio::test]
+    async fn a_store_from_before_migrations_is_upgraded_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let pool = raw_pool(&path).await;
+        for stmt in [
+            // The schema 1 of the first Gleaner, as it created it.
+            "CREATE TABLE documents (doctype TEXT NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL,
+                dedup_key TEXT NOT NULL, rev INTEGER NOT NULL, content_hash TEXT NOT NULL, data TEXT NOT NULL,
+                created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (doctype, id)) WITHOUT ROWID",
+            "CREATE UNIQUE INDEX documents_dedup ON documents (doctype, account_id, dedup_key)",
+            "CREATE TABLE konnector_state (account_id TEXT PRIMARY KEY, state TEXT NOT NULL,
+                last_sync TEXT NOT NULL, last_run_id TEXT NOT NULL)",
+            "CREATE TABLE accounts (id TEXT PRIMARY KEY, konnector TEXT NOT NULL, label TEXT NOT NULL,
+                fields TEXT NOT NULL, sealed_secrets BLOB NOT NULL, endpoint TEXT, created_at TEXT NOT NULL)",
+            "INSERT INTO accounts VALUES
+                ('id-dup-1', 'free-mobile', 'phone', '{}', x'00', NULL, '2026-01-03T00:00:00Z'),
+                ('id-dup-2', 'free-mobile', 'phone', '{}', x'00', NULL, '2026-01-04T00:00:00Z')",
+            r#"INSERT INTO documents VALUES ('io.cozy.bills', 'doc-1', 'id-dup-1', 'k1', 1, 'h1',
+                '{"amount":7,"cozyMetadata":{"createdByApp":"gleaner"}}',
+                '2026-01-05T00:00:00Z', '2026-01-05T00:00:00Z')"#,
+            r#"INSERT INTO konnector_state VALUES ('id-dup-1', '{"cursor":1}', '2026-01-05T00:00:00Z', 'run-1')"#,
+            "PRAGMA user_version = 1",
+        ] {
+            sqlx::query(stmt)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.unwrap();
+        let labels: Vec<String> = store
+            .list_accounts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.label)
+            .collect();
+        assert_eq!(labels, ["phone", "phone (id-dup)"]);
+        let docs = store.list("io.cozy.bills", None, None, 10).await.unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].data["amount"], json!(7));
+        assert_eq!(
+            store.state("id-dup-1").await.unwrap().unwrap().state,
+            json!({"cursor": 1})
+        );
+        store.pool().close().await;
+
+        let pool = raw_pool(&path).await;
+        assert_eq!(user_version(&pool).await, LEGACY_SCHEMA_VERSION);
+        for name in [
+            "sessions",
+            "oauth_tokens",
+            "vault_meta",
+            "documents_pending",
+            "accounts_label",
+            "accounts_folder",
+        ] {
+            assert!(has_table(&pool, name).await, "{name} was not created");
+        }
+        let recorded: Vec<(i64, bool, Vec<u8>)> = sqlx::query_as(
+            "SELECT version, success, checksum FROM gleaner_store_migrations ORDER BY version",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let expected: Vec<(i64, bool, Vec<u8>)> = migrator()
+            .iter()
+            .map(|m| (m.version, true, m.checksum.to_vec()))
+            .collect();
+        assert_eq!(recorded, expected);
+        assert_eq!(recorded[0].0, 1);
+        pool.close().await;
+
+        // Opening again is a no-op that sqlx's migrator validates.
+        let again = SqliteStore::open(&path).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gleaner_store_migrations")
+            .fetch_one(again.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(again.list_accounts().await.unwrap().len(), 2);
+    }
+
+    /// A store holding a migration this build does not know (a newer
+    /// Gleaner's) is refused with a message naming the file and the
+    /// migration, and nothing is written to it: neither the Rust upgrades
+    /// (`user_version` stays 2) nor migration 0001 (the table dropped
+    /// stays dropped).
+    #[tokio::test]
+    async fn a_store_with_an_unknown_migration_is_refused_and_left_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.pool().close().await;
+        let pool = raw_pool(&path).await;
+        for stmt in [
+            "INSERT INTO gleaner_store_migrations (version, description, success, checksum, execution_time)
+             VALUES (9999, 'from the future', TRUE, x'00', 1)",
+            "DROP TABLE vault_meta",
+            "PRAGMA user_version = 2",
+        ] {
+            sqlx::query(stmt).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let err = SqliteStore::open(&path).await.err().unwrap();
+        assert_eq!(err.code, ErrorCode::StoreFailed);
+        for part in ["g.db", "9999", "newer than this Gleaner", "upgrade Gleaner"] {
+            assert!(err.message.contains(part), "{part}: {}", err.message);
+        }
+
+        let pool = raw_pool(&path).await;
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM gleaner_store_migrations ORDER BY version")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(versions, [1, 9999]);
+        assert!(!has_table(&pool, "vault_meta").await);
+        assert_eq!(user_version(&pool).await, 2);
+    }
+
+    /// Two openings of one new file at once (two processes starting
+    /// together) both succeed, and the migration is applied once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_openings_of_a_new_file_at_once_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let (a, b) = tokio::join!(SqliteStore::open(&path), SqliteStore::open(&path));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gleaner_store_migrations")
+            .fetch_one(a.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(b.list_accounts().await.unwrap().is_empty());
     }
 }

@@ -47,7 +47,8 @@
 //!   [`TriggerState`], [`JobState`], [`TriggerKind`], [`Outcome`],
 //!   [`JobFilter`], [`Recovered`]);
 //! - `code.rs`: [`JobCode`], the typed codes;
-//! - `schema.rs`: the SQLite tables, their migration, rows into records;
+//! - `schema.rs`: the SQLite tables (sqlx migrations, and the upgrade of a
+//!   queue from before them), rows into records;
 //! - `triggers.rs`: `sched_triggers`: triggers, cron overrides, pause,
 //!   blocks, and planning (due triggers into jobs or skips);
 //! - `jobs.rs`: `sched_jobs`: manual runs, claims, outcomes, history and
@@ -101,26 +102,19 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Opens the queue in the store's database, creating its tables (and
-    /// adding the columns older versions lack). SQLite only: another
-    /// backend has its own way in.
+    /// Opens the queue in the store's database, applying its migrations
+    /// (`scheduler/migrations/sqlite/`, recorded in
+    /// `gleaner_queue_migrations`) in one `BEGIN IMMEDIATE` transaction,
+    /// after adding the columns a queue from before migrations lacks.
+    /// Refuses, with [`SchedulerError::Schema`] naming the file and without
+    /// changing anything, a queue a newer Gleaner migrated. SQLite only:
+    /// another backend has its own way in.
     pub async fn open(pool: SqlitePool, clock: Arc<dyn Clock>) -> Result<Self> {
         let mut tx = pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(SchedulerError::sql_on(&pool, "opening the queue"))?;
-        for stmt in schema::SCHEMA {
-            sqlx::query(*stmt)
-                .execute(&mut *tx)
-                .await
-                .map_err(SchedulerError::sql_on(&pool, "creating the queue's tables"))?;
-        }
-        schema::migrate(&mut tx)
-            .await
-            .map_err(SchedulerError::sql_on(
-                &pool,
-                "migrating the queue's tables",
-            ))?;
+        schema::migrate_sqlite(&mut tx, &pool).await?;
         tx.commit()
             .await
             .map_err(SchedulerError::sql_on(&pool, "creating the queue's tables"))?;

@@ -1,76 +1,127 @@
-//! The SQLite tables of the queue, their migration, and reading their rows
-//! into the records of [`super::records`].
+//! The SQLite tables of the queue (the sqlx migrations of
+//! `scheduler/migrations/sqlite/`, recorded in `gleaner_queue_migrations`
+//! as on PostgreSQL), the upgrade of a queue from before migrations, and
+//! reading their rows into the records of [`super::records`].
 
 use chrono::{DateTime, Utc};
 use gleaner_framework::tenant::TenantId;
 use sqlx::Row;
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::SqliteRow;
 
 use super::{Job, JobCode, JobState, TriggerKind, TriggerState};
 use crate::error::{Result, SchedulerError};
 
-/// The statements that create the queue's tables and indexes (idempotent).
-pub(super) const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS sched_triggers (
-        account_id TEXT PRIMARY KEY,
-        konnector TEXT NOT NULL,
-        cron TEXT,
-        next_run_at TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'new',
-        last_execution TEXT,
-        last_success TEXT,
-        last_failure TEXT,
-        last_manual_execution TEXT,
-        last_error_code TEXT,
-        last_error_message TEXT,
-        blocked_code TEXT,
-        updated_at TEXT NOT NULL,
-        paused INTEGER NOT NULL DEFAULT 0
-    )",
-    "CREATE INDEX IF NOT EXISTS sched_triggers_due ON sched_triggers (next_run_at)",
-    "CREATE TABLE IF NOT EXISTS sched_jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        account_id TEXT NOT NULL,
-        konnector TEXT NOT NULL,
-        trigger TEXT NOT NULL,
-        manual INTEGER NOT NULL,
-        attempt INTEGER NOT NULL,
-        state TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        queued_at TEXT NOT NULL,
-        not_before TEXT NOT NULL,
-        started_at TEXT,
-        finished_at TEXT,
-        lease_owner TEXT,
-        lease_expires_at TEXT,
-        recoveries INTEGER NOT NULL DEFAULT 0,
-        error_code TEXT,
-        error_message TEXT,
-        report TEXT,
-        twofa_kind TEXT,
-        twofa_hint TEXT,
-        twofa_deadline TEXT
-    )",
-    "CREATE UNIQUE INDEX IF NOT EXISTS sched_jobs_one_active ON sched_jobs (account_id)
-        WHERE state IN ('running', 'awaiting_user')",
-    "CREATE UNIQUE INDEX IF NOT EXISTS sched_jobs_one_queued ON sched_jobs (account_id)
-        WHERE state = 'queued'",
-    "CREATE INDEX IF NOT EXISTS sched_jobs_by_state ON sched_jobs (state, not_before)",
-    "CREATE INDEX IF NOT EXISTS sched_jobs_by_account ON sched_jobs (account_id, id)",
-    "CREATE INDEX IF NOT EXISTS sched_jobs_by_finish ON sched_jobs (finished_at)",
-    "CREATE TABLE IF NOT EXISTS sched_twofa_answers (
-        job_id INTEGER PRIMARY KEY,
-        sealed BLOB NOT NULL,
-        given_at TEXT NOT NULL
-    )",
-    "CREATE TABLE IF NOT EXISTS sched_workers (
-        worker_id TEXT PRIMARY KEY,
-        host TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        last_beat TEXT NOT NULL,
-        in_flight INTEGER NOT NULL
-    )",
-];
+/// The table where sqlx's migrator records the queue's migrations, on
+/// SQLite as on PostgreSQL (the store's are in `gleaner_store_migrations`,
+/// in the same file or database).
+pub(super) const MIGRATIONS_TABLE: &str = "gleaner_queue_migrations";
+
+/// The SQLite queue's migrations (`scheduler/migrations/sqlite/`),
+/// recorded in [`MIGRATIONS_TABLE`].
+///
+/// `0001_queue.sql` is the queue's whole schema from before migrations,
+/// every statement `IF NOT EXISTS`: on a queue an older Gleaner created
+/// (its tables present, no migrations table), once [`migrate_legacy`] has
+/// added the columns it may lack, 0001 changes nothing and sqlx records it
+/// as applied, in its own table layout and checksum, so that the migrator
+/// validates it like any other. No baseline row is written by hand.
+fn migrator() -> Migrator {
+    let mut m = sqlx::migrate!("migrations/sqlite");
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
+}
+
+/// Applies the SQLite queue's migrations inside `tx`, the opening
+/// `BEGIN IMMEDIATE` transaction on a connection of `pool` (the store's
+/// file, named in messages).
+///
+/// sqlx's migrator takes no lock on SQLite, so it runs here, under
+/// SQLite's write lock: two processes opening one new file apply 0001
+/// once, the second finding it recorded. A queue from before migrations
+/// first gets [`migrate_legacy`]. A migration recorded that this build
+/// does not know (a newer Gleaner wrote it), or one whose text changed,
+/// is refused with [`SchedulerError::Schema`] before anything is written
+/// (and the caller rolls back).
+pub(super) async fn migrate_sqlite(
+    tx: &mut sqlx::SqliteConnection,
+    pool: &sqlx::SqlitePool,
+) -> Result<()> {
+    let file = pool.connect_options().get_filename().display().to_string();
+    let file = file.as_str();
+    let m = migrator();
+    let known = m.iter().map(|x| x.version).max().unwrap_or(0);
+    let applied = applied_migrations(&mut *tx)
+        .await
+        .map_err(SchedulerError::sql_on(
+            pool,
+            "reading the queue's migrations",
+        ))?;
+    if let Some(&v) = applied.iter().rev().find(|v| !m.version_exists(**v)) {
+        return Err(newer(file, v, known));
+    }
+    if applied.is_empty() {
+        migrate_legacy(&mut *tx)
+            .await
+            .map_err(SchedulerError::sql_on(pool, "migrating the queue's tables"))?;
+    }
+    // `run_direct` is `run` on the connection we hold (sqlx's way around
+    // `Acquire`'s higher-ranked bound, whose future is not `Send`).
+    match m.run_direct(None, &mut *tx, false).await {
+        Ok(()) => Ok(()),
+        Err(MigrateError::VersionMissing(v)) => Err(newer(file, v, known)),
+        Err(MigrateError::VersionMismatch(v)) => Err(SchedulerError::Schema(format!(
+            "the job queue in the store {file} records queue migration {v} with a different text than this build's; nothing was changed: run the Gleaner version that created it, or upgrade"
+        ))),
+        Err(MigrateError::Dirty(v)) => Err(SchedulerError::Schema(format!(
+            "the job queue in the store {file} has queue migration {v} half applied (a migration failed); nothing was changed: restore a backup"
+        ))),
+        Err(MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)) => Err(
+            SchedulerError::sql_on(pool, "applying the queue's migrations")(e),
+        ),
+        Err(e) => Err(SchedulerError::Store(
+            gleaner_framework::KonnectorError::store(format!(
+                "job queue: applying the queue's migrations in {file} failed: {e}"
+            )),
+        )),
+    }
+}
+
+/// The error for a queue holding migration `version`, unknown to this
+/// build (which knows up to `known`).
+fn newer(file: &str, version: i64, known: i64) -> SchedulerError {
+    SchedulerError::Schema(format!(
+        "the job queue in the store {file} holds queue migration {version}, newer than this Gleaner (it knows up to {known}): upgrade Gleaner; nothing was written to the store"
+    ))
+}
+
+/// The versions recorded in [`MIGRATIONS_TABLE`], none when it does not
+/// exist (a new file, or a queue from before migrations).
+async fn applied_migrations(
+    conn: &mut sqlx::SqliteConnection,
+) -> std::result::Result<Vec<i64>, sqlx::Error> {
+    if !table_exists(&mut *conn, MIGRATIONS_TABLE).await? {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version"
+    )))
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// Whether the table `name` exists.
+async fn table_exists(
+    conn: &mut sqlx::SqliteConnection,
+    name: &str,
+) -> std::result::Result<bool, sqlx::Error> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(n > 0)
+}
 
 /// The columns a [`TriggerState`] is read from (named, never `*`: a
 /// statement prepared before a migration keeps its old column list).
@@ -103,12 +154,15 @@ macro_rules! pg_job_columns {
     };
 }
 
-/// Adds the columns that tables created by older versions lack (SQLite's
-/// `ALTER TABLE ... ADD COLUMN`, idempotent), inside the opening
-/// transaction.
-pub(super) async fn migrate(
-    tx: &mut sqlx::SqliteConnection,
-) -> std::result::Result<(), sqlx::Error> {
+/// The upgrade of a queue an older Gleaner created, before migrations:
+/// adds the columns its tables may lack (SQLite's `ALTER TABLE ... ADD
+/// COLUMN`, idempotent), so that migration 0001, which only creates what
+/// is missing, finds them as it defines them. Does nothing where there is
+/// no queue yet.
+async fn migrate_legacy(tx: &mut sqlx::SqliteConnection) -> std::result::Result<(), sqlx::Error> {
+    if !table_exists(&mut *tx, "sched_triggers").await? {
+        return Ok(());
+    }
     let has_paused: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM pragma_table_info('sched_triggers') WHERE name = 'paused'",
     )

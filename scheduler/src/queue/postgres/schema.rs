@@ -13,9 +13,7 @@ use sqlx::postgres::PgRow;
 use super::super::{Job, JobCode, JobState, TriggerKind, TriggerState};
 use crate::error::{Result, SchedulerError};
 
-/// The table where sqlx's migrator records the queue's migrations (the
-/// store's are in `gleaner_store_migrations`).
-pub(super) const MIGRATIONS_TABLE: &str = "gleaner_queue_migrations";
+use super::super::schema::MIGRATIONS_TABLE;
 
 /// The queue's migrations, embedded in the binary.
 fn migrator() -> Migrator {
