@@ -155,8 +155,26 @@ impl Vault {
             Ok(bytes) => Zeroizing::new(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = random_key();
-                write_private_file(key_path, &key, false)?;
-                key
+                match create_private_file(key_path, &key) {
+                    Ok(()) => key,
+                    // Another process made it first (several commands
+                    // started at once on a new data directory): its key,
+                    // complete, is the installation's.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Zeroizing::new(std::fs::read(key_path).map_err(|e| {
+                            vault_io_error(
+                                format!("cannot read the key file {}: {e}", key_path.display()),
+                                e,
+                            )
+                        })?)
+                    }
+                    Err(e) => {
+                        return Err(vault_io_error(
+                            format!("cannot create {}: {e}", key_path.display()),
+                            e,
+                        ));
+                    }
+                }
             }
             Err(e) => {
                 return Err(vault_io_error(
@@ -429,13 +447,12 @@ fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> Result<(), Ko
         std::fs::create_dir_all(dir)
             .map_err(|e| vault_error(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if replace {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
+    if !replace {
+        return create_private_file(path, bytes)
+            .map_err(|e| vault_error(format!("cannot create {}: {e}", path.display())));
     }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -447,6 +464,33 @@ fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> Result<(), Ko
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| vault_error(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Creates `path` holding `bytes` (mode 0600), all at once: the bytes are
+/// written and synced to a temporary file beside it, which then takes the
+/// name only if nothing holds it yet (`persist_noclobber`: a no-replace
+/// rename or a link). Another process never reads a partial file, and two
+/// that create at once get one file: the second gets `AlreadyExists`.
+fn create_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".gleaner-new-")
+        .tempfile_in(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    sync_dir(dir);
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) {
@@ -870,6 +914,37 @@ mod tests {
         let mut m = BTreeMap::new();
         m.insert("password".to_owned(), Secret::new("hunter2-zebra"));
         m
+    }
+
+    /// Several commands started at once on a new data directory: one key
+    /// is made, every one of them opens it, none fails on the file the
+    /// other is writing (it failed with "File exists", or read a key file
+    /// still empty).
+    #[test]
+    fn processes_creating_the_key_at_once_all_get_the_same_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("vault.key");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let ids: Vec<String> = (0..8)
+                .map(|_| {
+                    let (path, start) = (path.clone(), std::sync::Arc::clone(&start));
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Vault::open_or_create(&path).map(|v| v.key_id())
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap().unwrap())
+                .collect();
+            assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["vault.key"], "no temporary file left");
+        }
     }
 
     #[test]

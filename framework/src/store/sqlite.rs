@@ -268,7 +268,7 @@ impl SqliteStore {
                 self.path.display()
             )));
         }
-        if let Some(&unknown) = applied_migrations(&mut *conn)
+        if let Some(&unknown) = applied_migrations(&mut *conn, MIGRATIONS_TABLE)
             .await
             .map_err(&reading)?
             .iter()
@@ -349,21 +349,30 @@ impl SqliteStore {
     }
 }
 
-/// The versions recorded in [`MIGRATIONS_TABLE`], none when the table
-/// does not exist (a new file, or a store from before migrations).
-async fn applied_migrations(conn: &mut sqlx::SqliteConnection) -> Result<Vec<i64>, sqlx::Error> {
-    if !table_exists(&mut *conn, MIGRATIONS_TABLE).await? {
+/// The versions recorded in the sqlx migrations table `table` of a
+/// SQLite file, none when the table does not exist (a new file, or one
+/// from before migrations). The store's ([`MIGRATIONS_TABLE`]) and the
+/// scheduler's queue's share the file, each with its own table.
+pub async fn applied_migrations(
+    conn: &mut sqlx::SqliteConnection,
+    table: &str,
+) -> Result<Vec<i64>, sqlx::Error> {
+    if !table_exists(&mut *conn, table).await? {
         return Ok(Vec::new());
     }
+    // The table name is a constant of the caller's, never input.
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version"
+        "SELECT version FROM {table} ORDER BY version"
     )))
     .fetch_all(&mut *conn)
     .await
 }
 
-/// Whether the table `name` exists.
-async fn table_exists(conn: &mut sqlx::SqliteConnection, name: &str) -> Result<bool, sqlx::Error> {
+/// Whether the table `name` exists in the SQLite file.
+pub async fn table_exists(
+    conn: &mut sqlx::SqliteConnection,
+    name: &str,
+) -> Result<bool, sqlx::Error> {
     let n: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
             .bind(name)

@@ -4,6 +4,7 @@
 //! reading their rows into the records of [`super::records`].
 
 use chrono::{DateTime, Utc};
+use gleaner_framework::store::sqlite::{applied_migrations, table_exists};
 use gleaner_framework::tenant::TenantId;
 use sqlx::Row;
 use sqlx::migrate::{MigrateError, Migrator};
@@ -51,7 +52,7 @@ pub(super) async fn migrate_sqlite(
     let file = file.as_str();
     let m = migrator();
     let known = m.iter().map(|x| x.version).max().unwrap_or(0);
-    let applied = applied_migrations(&mut *tx)
+    let applied = applied_migrations(&mut *tx, MIGRATIONS_TABLE)
         .await
         .map_err(SchedulerError::sql_on(
             pool,
@@ -93,34 +94,6 @@ fn newer(file: &str, version: i64, known: i64) -> SchedulerError {
     SchedulerError::Schema(format!(
         "the job queue in the store {file} holds queue migration {version}, newer than this Gleaner (it knows up to {known}): upgrade Gleaner; nothing was written to the store"
     ))
-}
-
-/// The versions recorded in [`MIGRATIONS_TABLE`], none when it does not
-/// exist (a new file, or a queue from before migrations).
-async fn applied_migrations(
-    conn: &mut sqlx::SqliteConnection,
-) -> std::result::Result<Vec<i64>, sqlx::Error> {
-    if !table_exists(&mut *conn, MIGRATIONS_TABLE).await? {
-        return Ok(Vec::new());
-    }
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT version FROM {MIGRATIONS_TABLE} ORDER BY version"
-    )))
-    .fetch_all(&mut *conn)
-    .await
-}
-
-/// Whether the table `name` exists.
-async fn table_exists(
-    conn: &mut sqlx::SqliteConnection,
-    name: &str,
-) -> std::result::Result<bool, sqlx::Error> {
-    let n: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
-            .bind(name)
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(n > 0)
 }
 
 /// The columns a [`TriggerState`] is read from (named, never `*`: a
