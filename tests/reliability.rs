@@ -93,6 +93,64 @@ fn parallel_adds_with_one_label_make_one_account() {
     assert_eq!(list.matches("phone-").count(), 10, "{list}");
 }
 
+/// Commands started at once on a new data directory make one vault key
+/// and all seal with it: `vault rotate` opens every record afterwards. (Two
+/// races lost here: "cannot create vault.key: File exists", and "the key
+/// is missing ... the store holds 1 sealed record" when another process
+/// made the key and sealed with it between this one's look and its count.)
+/// On SQLite and on PostgreSQL (where the store's opening does not
+/// serialize the processes, and the second race showed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adds_at_once_on_a_new_data_directory_share_one_key() {
+    let pg = gleaner_testing::postgres::TestDb::create("adds_at_once").await;
+    for round in 0..8 {
+        let home = Home::new();
+        // Rounds alternate: SQLite, then PostgreSQL (a fresh schema each).
+        let db = match &pg {
+            Some(db) if round % 2 == 1 => {
+                let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+                sqlx::raw_sql(
+                    "DROP SCHEMA public CASCADE; CREATE SCHEMA public; GRANT ALL ON SCHEMA public TO public",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+                pool.close().await;
+                Some(db.url.clone())
+            }
+            _ => None,
+        };
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let args = add_args(LOGIN, "parallel-pw", &format!("line-{i}"));
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let mut cmd = home.command(&args);
+                if let Some(url) = &db {
+                    cmd.env("GLEANER_DATABASE", url);
+                }
+                cmd.spawn().unwrap()
+            })
+            .collect();
+        for out in children.into_iter().map(|c| c.wait_with_output().unwrap()) {
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = match &db {
+            Some(url) => home.gleaner_env(&["vault", "rotate"], &[("GLEANER_DATABASE", url)]),
+            None => home.gleaner(&["vault", "rotate"]),
+        };
+        let rotated = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && rotated.contains("accounts: 8"),
+            "round {round}: {rotated}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Defect 1: `gleaner demo` and `accounts add` in parallel on one data
 /// directory, several times: exact counts, no duplicate account, bill or
 /// file.

@@ -732,56 +732,67 @@ pub async fn open_for_store(
     if let Some(expected) = &expected {
         notes.notes.extend(loc.recover(expected)?);
     }
-    let vault = match loc.detect() {
-        Some(KeySource::Passphrase) => {
-            let passphrase = match env_passphrase {
-                Some(p) => p,
-                None => prompt()?.ok_or_else(|| {
-                    vault_error(format!(
-                        "vault: {} is locked with a passphrase: set GLEANER_PASSPHRASE or run from a terminal",
-                        loc.header_file().display()
-                    ))
-                })?,
-            };
-            Vault::open_with_passphrase(&loc.header_file(), &passphrase)?
-        }
-        Some(_) => {
-            if env_passphrase.is_some() {
-                notes.notes.push(format!(
-                    "GLEANER_PASSPHRASE is set but this vault uses the key file {}; ignored",
-                    loc.key_file().display()
-                ));
-                notes
-                    .next_steps
-                    .push(crate::UserAction::SwitchVaultToPassphrase);
+    // A loop only for the race of a new data directory: another process
+    // may make the key (and seal with it) between this one's look for it
+    // and its count of sealed records; the key is then looked for again.
+    let mut env_passphrase = env_passphrase;
+    let vault = loop {
+        break match loc.detect() {
+            Some(KeySource::Passphrase) => {
+                let passphrase = match env_passphrase.take() {
+                    Some(p) => p,
+                    None => prompt()?.ok_or_else(|| {
+                        vault_error(format!(
+                            "vault: {} is locked with a passphrase: set GLEANER_PASSPHRASE or run from a terminal",
+                            loc.header_file().display()
+                        ))
+                    })?,
+                };
+                Vault::open_with_passphrase(&loc.header_file(), &passphrase)?
             }
-            Vault::open_or_create(&loc.key_file())?
-        }
-        None => {
-            // No key on disk. A new key is made only for a store with
-            // nothing sealed: one for a store whose records need the lost
-            // key would open nothing and hide what happened.
-            let counts = store.sealed_counts().await?;
-            let sealed: u64 = counts.values().sum();
-            if sealed > 0 {
-                let detail = counts
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(t, n)| format!("{t}: {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(vault_error(format!(
-                    "vault: the key is missing: neither {} nor {} exists, and the store holds {sealed} sealed record(s) ({detail}) sealed with key {}; no new key was made. Restore the key file (or the passphrase header) from a backup; without it those credentials, sessions and tokens are lost and their accounts must be removed and added again",
-                    loc.key_file().display(),
-                    loc.header_file().display(),
-                    expected.as_deref().unwrap_or("unknown"),
-                )));
+            Some(_) => {
+                if env_passphrase.is_some() {
+                    notes.notes.push(format!(
+                        "GLEANER_PASSPHRASE is set but this vault uses the key file {}; ignored",
+                        loc.key_file().display()
+                    ));
+                    notes
+                        .next_steps
+                        .push(crate::UserAction::SwitchVaultToPassphrase);
+                }
+                Vault::open_or_create(&loc.key_file())?
             }
-            match env_passphrase {
-                Some(p) => Vault::create_with_passphrase(&loc.header_file(), &p, params)?,
-                None => Vault::open_or_create(&loc.key_file())?,
+            None => {
+                // No key on disk. A new key is made only for a store with
+                // nothing sealed: one for a store whose records need the lost
+                // key would open nothing and hide what happened.
+                let counts = store.sealed_counts().await?;
+                let sealed: u64 = counts.values().sum();
+                if sealed > 0 {
+                    if loc.detect().is_some() {
+                        // Made meanwhile by another process, which then
+                        // sealed with it: open that key.
+                        continue;
+                    }
+                    let detail = counts
+                        .iter()
+                        .filter(|(_, n)| **n > 0)
+                        .map(|(t, n)| format!("{t}: {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(vault_error(format!(
+                        "vault: the key is missing: neither {} nor {} exists, and the store holds {sealed} sealed record(s) ({detail}) sealed with key {}; no new key was made. Restore the key file (or the passphrase header) from a backup; without it those credentials, sessions and tokens are lost and their accounts must be removed and added again",
+                        loc.key_file().display(),
+                        loc.header_file().display(),
+                        expected.as_deref().unwrap_or("unknown"),
+                    )));
+                }
+                match env_passphrase.take() {
+                    Some(p) => Vault::create_with_passphrase(&loc.header_file(), &p, params)?,
+                    None => Vault::open_or_create(&loc.key_file())?,
+                }
             }
-        }
+        };
     };
     match expected {
         Some(id) if id != vault.key_id() => {
